@@ -1,0 +1,111 @@
+//! # kompoz-tokio
+//!
+//! [kompoz](https://docs.rs/kompoz)'s resilience primitives on tokio's timers.
+//!
+//! This crate re-exports all of `kompoz`, adds [`TokioClock`] (a clock and timer backed by
+//! `tokio::time`) and offers constructors that need no timer plumbing: [`timeout()`],
+//! [`timeout_at`] and [`with_timeout`]. Because time comes from `tokio::time`, tokio's
+//! paused test clock drives everything:
+//!
+//! ```
+//! use std::time::Duration;
+//! use kompoz_tokio::{AsyncCombinator, async_rule, with_timeout};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let slow = async_rule(async |n: &mut i32| {
+//!     tokio::time::sleep(Duration::from_secs(1)).await;
+//!     *n > 0
+//! });
+//! let guarded = with_timeout(slow, Duration::from_millis(50)).on_timeout(|n: &mut i32| *n = 0);
+//! // With paused time, tokio jumps straight to the deadline: this takes no real time.
+//! assert_eq!(guarded.run_owned(42).await, (false, 0));
+//! # }
+//! ```
+
+use std::future::IntoFuture;
+use std::time::Duration;
+
+pub use kompoz::*;
+
+/// A [`Clock`] and [`Sleep`] on `tokio::time`, so tokio's paused test clock
+/// (`#[tokio::test(start_paused = true)]`, `tokio::time::advance`) drives kompoz too.
+///
+/// Its instants share [`StdClock`]'s epoch, so the two clocks agree outside paused tests.
+/// Reading it outside a tokio runtime falls back to the system clock; its timers need a
+/// runtime with the time driver enabled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TokioClock;
+
+impl Clock for TokioClock {
+    fn now(&self) -> Instant {
+        StdClock::from_std(tokio::time::Instant::now().into_std())
+    }
+}
+
+impl Sleep for TokioClock {
+    type Timer = tokio::time::Sleep;
+
+    fn sleep_until(&self, deadline: Instant) -> tokio::time::Sleep {
+        match StdClock::to_std(deadline) {
+            Some(at) => tokio::time::sleep_until(at.into()),
+            // Unrepresentable: tokio turns an overflowing sleep into its "far future".
+            None => tokio::time::sleep(Duration::MAX),
+        }
+    }
+
+    fn sleep(&self, duration: Duration) -> tokio::time::Sleep {
+        tokio::time::sleep(duration)
+    }
+}
+
+/// [`kompoz::timeout()`] on tokio's timers: runs `future` with a time limit of `duration`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::time::Duration;
+/// let late = kompoz_tokio::timeout(Duration::from_millis(10), tokio::time::sleep(Duration::from_secs(1)));
+/// assert_eq!(late.await, Err(kompoz_tokio::Elapsed::new()));
+/// # }
+/// ```
+pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<TokioClock, F::IntoFuture> {
+    kompoz::timeout(TokioClock, duration, future)
+}
+
+/// [`kompoz::timeout_at()`] on tokio's timers: runs `future` until `deadline` of
+/// [`TokioClock`].
+pub fn timeout_at<F: IntoFuture>(
+    deadline: Instant,
+    future: F,
+) -> Timeout<TokioClock, F::IntoFuture> {
+    kompoz::timeout_at(TokioClock, deadline, future)
+}
+
+/// kompoz's `with_timeout(rule, timeout)` on tokio's timers; see [`kompoz::with_timeout_on`].
+pub fn with_timeout<R>(rule: R, duration: Duration) -> WithTimeout<R, TokioClock> {
+    kompoz::with_timeout_on(TokioClock, rule, duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn paused_time_drives_the_clock_and_the_timers() {
+        let start = TokioClock.now();
+        TokioClock.sleep(Duration::from_secs(3)).await;
+        assert_eq!(TokioClock.now() - start, Duration::from_secs(3));
+        let deadline = TokioClock.now() + Duration::from_secs(2);
+        TokioClock.sleep_until(deadline).await;
+        assert_eq!(TokioClock.now(), deadline);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn far_deadlines_do_not_overflow() {
+        let never = timeout_at(Instant::MAX, std::future::pending::<()>());
+        assert_eq!(timeout(Duration::from_secs(3600), never).await, Err(Elapsed::new()));
+        let never = timeout(Duration::MAX, std::future::pending::<()>());
+        assert_eq!(timeout(Duration::from_secs(3600), never).await, Err(Elapsed::new()));
+    }
+}

@@ -1,0 +1,149 @@
+//! The combinator face of kompoz: rules that run on a context and report whether they
+//! passed, composed with [`and`](AsyncCombinator::and), [`or`](AsyncCombinator::or),
+//! [`not`](AsyncCombinator::not) and [`then`](AsyncCombinator::then), and wrapped with
+//! resilience primitives such as [`with_timeout`](crate::with_timeout).
+//!
+//! # Why `run` borrows the context
+//!
+//! In kompoz (Python) `run(ctx)` returns `(ok, ctx)`. Here the context is lent to the run
+//! as `&mut Ctx` instead of being moved in and handed back. Only the borrow lets every
+//! wrapper give the caller its context back in every case: when a time limit passes, the
+//! inner run is dropped mid-flight, and a context moved into it would be dropped with it;
+//! a borrow simply ends, and the timeout handler and the caller see the context as the
+//! inner run left it. The same holds when the caller itself cancels a run (drops its
+//! future): the context stays with the caller. [`AsyncCombinator::run_owned`] gives the
+//! kompoz shape, `(ok, ctx)`, on top.
+//!
+//! ```
+//! use kompoz::{AsyncCombinator, async_pipe, async_rule};
+//!
+//! let positive = async_rule(async |n: &mut i32| *n > 0);
+//! let double = async_pipe(async |n: &mut i32| *n *= 2);
+//! let rule = positive.and(double);
+//!
+//! futures::executor::block_on(async {
+//!     assert_eq!(rule.run_owned(21).await, (true, 42));
+//!     assert_eq!(rule.run_owned(-1).await, (false, -1));
+//! });
+//! ```
+
+use core::future::Future;
+
+mod compose;
+mod rules;
+mod with_timeout;
+
+pub use compose::{And, Not, Or, Then};
+pub use rules::{AsyncPipe, AsyncRule, PipeOutput, async_pipe, async_rule};
+#[cfg(feature = "std")]
+pub use with_timeout::with_timeout;
+pub use with_timeout::{NoTimeoutHandler, TimeoutHandler, WithTimeout, with_timeout_on};
+
+/// How one run of a combinator ended.
+///
+/// [`Outcome::passed`] is kompoz's `ok`. The other variants tell *why* a run did not pass:
+/// the rule itself failed, or a time limit cancelled it. A wrapper reports its own verdict
+/// (a timeout reports [`Outcome::TimedOut`]); compositions pass on the outcome of the rule
+/// that decided the result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The rule ran and passed (`ok == true`).
+    Passed,
+    /// The rule ran and did not pass.
+    Failed,
+    /// A time limit passed first and the run was cancelled.
+    TimedOut,
+}
+
+impl Outcome {
+    /// kompoz's `ok`: whether the run passed.
+    pub const fn passed(self) -> bool {
+        matches!(self, Outcome::Passed)
+    }
+}
+
+impl From<bool> for Outcome {
+    fn from(ok: bool) -> Outcome {
+        if ok { Outcome::Passed } else { Outcome::Failed }
+    }
+}
+
+/// An async rule over a context of type `Ctx`: the Rust face of kompoz's
+/// `AsyncCombinator`.
+///
+/// Make one from an async closure with [`async_rule`] or [`async_pipe`], or implement
+/// [`run_detailed`](AsyncCombinator::run_detailed) for your own type. Runs share nothing
+/// but `&self`: concurrent runs of one combinator each get their own verdict.
+pub trait AsyncCombinator<Ctx: ?Sized> {
+    /// Runs on `ctx` and tells how the run ended.
+    fn run_detailed<'a>(&'a self, ctx: &'a mut Ctx) -> impl Future<Output = Outcome> + 'a;
+
+    /// Runs on `ctx` and tells whether it passed (kompoz's `ok`).
+    fn run<'a>(&'a self, ctx: &'a mut Ctx) -> impl Future<Output = bool> + 'a {
+        async move { self.run_detailed(ctx).await.passed() }
+    }
+
+    /// Runs on an owned context and gives it back with the verdict: kompoz's
+    /// `ok, ctx = await rule.run(ctx)`.
+    fn run_owned(&self, ctx: Ctx) -> impl Future<Output = (bool, Ctx)>
+    where
+        Ctx: Sized,
+    {
+        async move {
+            let mut ctx = ctx;
+            let ok = self.run(&mut ctx).await;
+            (ok, ctx)
+        }
+    }
+
+    /// `self & next` in kompoz: runs `next` on the context only if `self` passed.
+    fn and<B: AsyncCombinator<Ctx>>(self, next: B) -> And<Self, B>
+    where
+        Self: Sized,
+    {
+        And::new(self, next)
+    }
+
+    /// `self | other` in kompoz: runs `other` only if `self` did not pass.
+    fn or<B: AsyncCombinator<Ctx>>(self, other: B) -> Or<Self, B>
+    where
+        Self: Sized,
+    {
+        Or::new(self, other)
+    }
+
+    /// `~self` in kompoz: passes exactly when `self` does not.
+    fn not(self) -> Not<Self>
+    where
+        Self: Sized,
+    {
+        Not::new(self)
+    }
+
+    /// `self >> next` in kompoz: runs `next` whatever `self` gave; `next` decides.
+    fn then<B: AsyncCombinator<Ctx>>(self, next: B) -> Then<Self, B>
+    where
+        Self: Sized,
+    {
+        Then::new(self, next)
+    }
+}
+
+impl<Ctx: ?Sized, C: AsyncCombinator<Ctx> + ?Sized> AsyncCombinator<Ctx> for &C {
+    fn run_detailed<'a>(&'a self, ctx: &'a mut Ctx) -> impl Future<Output = Outcome> + 'a {
+        (**self).run_detailed(ctx)
+    }
+}
+
+impl<Ctx: ?Sized, C: AsyncCombinator<Ctx> + ?Sized> AsyncCombinator<Ctx> for alloc::boxed::Box<C> {
+    fn run_detailed<'a>(&'a self, ctx: &'a mut Ctx) -> impl Future<Output = Outcome> + 'a {
+        (**self).run_detailed(ctx)
+    }
+}
+
+#[cfg(target_has_atomic = "ptr")]
+impl<Ctx: ?Sized, C: AsyncCombinator<Ctx> + ?Sized> AsyncCombinator<Ctx> for alloc::sync::Arc<C> {
+    fn run_detailed<'a>(&'a self, ctx: &'a mut Ctx) -> impl Future<Output = Outcome> + 'a {
+        (**self).run_detailed(ctx)
+    }
+}

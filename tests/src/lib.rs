@@ -1,0 +1,49 @@
+//! kompoz's behaviour suite: every scenario is written once, generic over a [`Runtime`]
+//! (a timer plus a way to block on a future), and run by [`conformance_suite!`] on tokio,
+//! async-std, smol and the [`ManualClock`](kompoz::ManualClock) (see `tests/*.rs`).
+//!
+//! Scenarios panic on a failed expectation, like ordinary tests.
+
+pub mod harness;
+pub mod timeouts;
+
+pub use harness::{CountingTimer, DropFlag, ManualRuntime, Runtime};
+
+/// Expands to one `#[test]` per scenario, each running on the given [`Runtime`].
+///
+/// ```text
+/// kompoz_conformance::conformance_suite!(kompoz_conformance::ManualRuntime::new());
+/// ```
+#[macro_export]
+macro_rules! conformance_suite {
+    ($runtime:expr) => {
+        $crate::conformance_suite!(@tests $runtime;
+            timeouts::fast_inner_passes,
+            timeouts::slow_inner_times_out,
+            timeouts::on_timeout_handler_changes_the_context,
+            timeouts::inner_is_dropped_at_expiry,
+            timeouts::ready_inner_creates_no_timer,
+            timeouts::concurrent_runs_get_their_own_verdicts,
+            timeouts::nested_limits_the_shorter_wins,
+            timeouts::simulated_time_costs_no_real_time,
+        );
+    };
+    (@tests $runtime:expr; $($module:ident :: $scenario:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $scenario() {
+                let runtime = $runtime;
+                $crate::Runtime::block_on(
+                    &runtime,
+                    $crate::$module::$scenario(&runtime),
+                );
+            }
+        )*
+    };
+}
+
+/// The README's examples, compiled and run as doc tests (this crate has every runtime as
+/// a dev-dependency).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
