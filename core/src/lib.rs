@@ -1,14 +1,15 @@
 //! # kompoz
 //!
-//! Resilience primitives for async Rust: **timeouts**, **concurrency limits** and
-//! **circuit breakers**, in a `no_std` + `alloc` core that runs on any executor, with any
+//! Resilience primitives for async Rust: **timeouts**, **concurrency limits** (shared by
+//! name if you like) and **circuit breakers**, in a `no_std` + `alloc` core that runs on any executor, with any
 //! clock.
 //!
 //! Every primitive has two faces:
 //!
-//! * a plain-future face for ordinary Rust code, such as [`timeout`], and
+//! * a plain-future face for ordinary Rust code: [`timeout()`], [`Semaphore::run`], and
 //! * the *combinator* face of the Python library kompoz: rules that run on a context and
-//!   report whether they passed ([`AsyncCombinator`], [`async_rule`], [`with_timeout`]).
+//!   report whether they passed ([`AsyncCombinator`], [`async_rule`], [`with_timeout_on`],
+//!   [`limited`], [`limited_named`]).
 //!
 //! Time comes from a [`Clock`] and timers from a [`Sleep`]. The core ships
 //! [`ManualClock`], driven by hand for deterministic tests, and, with the `std` feature
@@ -43,15 +44,20 @@ extern crate alloc;
 extern crate std;
 
 pub mod combinator;
+pub mod limit;
 mod sync;
 pub mod time;
 mod timeout;
 
+#[cfg(all(target_has_atomic = "ptr", not(loom)))]
+pub use combinator::limited_named;
 #[cfg(feature = "std")]
 pub use combinator::with_timeout;
 pub use combinator::{
-    AsyncCombinator, Outcome, WithTimeout, async_pipe, async_rule, with_timeout_on,
+    AsyncCombinator, Limited, Outcome, Rejection, WithTimeout, async_pipe, async_rule, limited,
+    limited_on, with_timeout_on,
 };
+pub use limit::Semaphore;
 #[cfg(feature = "std")]
 pub use time::StdClock;
 pub use time::{Clock, Instant, ManualClock, Sleep};

@@ -2,9 +2,9 @@
 //! `--cfg loom` so the model checker sees every atomic access.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
-pub(crate) use portable_atomic::{AtomicBool, AtomicU64, Ordering};
+pub(crate) use portable_atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(loom)]
 use loom::cell::UnsafeCell;

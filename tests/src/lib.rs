@@ -5,6 +5,7 @@
 //! Scenarios panic on a failed expectation, like ordinary tests.
 
 pub mod harness;
+pub mod limits;
 pub mod timeouts;
 
 pub use harness::{CountingTimer, DropFlag, ManualRuntime, Runtime};
@@ -26,6 +27,14 @@ macro_rules! conformance_suite {
             timeouts::concurrent_runs_get_their_own_verdicts,
             timeouts::nested_limits_the_shorter_wins,
             timeouts::simulated_time_costs_no_real_time,
+            limits::limited_passes_through,
+            limits::ten_runs_under_three_permits_peak_at_three,
+            limits::two_rules_share_one_named_limit,
+            limits::waiters_are_served_first_come_first_served,
+            limits::a_maximum_wait_expires_into_a_rejection,
+            limits::close_wakes_every_waiter,
+            limits::a_cancellation_storm_leaves_every_permit_free,
+            limits::zero_permits_is_refused,
         );
     };
     (@tests $runtime:expr; $($module:ident :: $scenario:ident),* $(,)?) => {

@@ -20,8 +20,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
+use kompoz::limit::FixedRegistry;
 use kompoz::{
-    AsyncCombinator, Clock, Instant, ManualClock, Sleep, async_rule, timeout, with_timeout_on,
+    AsyncCombinator, Clock, Instant, ManualClock, Sleep, async_rule, limited_on, timeout,
+    with_timeout_on,
 };
 
 /// A tick counter, as a board's timer interrupt would advance it (1 tick = 1 µs).
@@ -55,8 +57,11 @@ impl Sleep for TickClock {
     }
 }
 
-/// Runs a timeout and a combinator with a timer on both clocks; returns how many of the
-/// expected results it saw (4).
+/// Limits shared by name, with no allocation: a `static` registry.
+static LIMITS: FixedRegistry<2> = FixedRegistry::new();
+
+/// Runs timeouts, a combinator with a time limit and a shared concurrency limit; returns
+/// how many of the expected results it saw (6).
 #[unsafe(no_mangle)]
 pub extern "C" fn kompoz_no_std_check() -> u32 {
     let mut cx = Context::from_waker(Waker::noop());
@@ -82,6 +87,18 @@ pub extern "C" fn kompoz_no_std_check() -> u32 {
     let guarded = with_timeout_on(clock, positive, Duration::from_secs(1));
     if pin!(guarded.run_owned(3)).poll(&mut cx) == Poll::Ready((true, 3)) {
         seen += 1;
+    }
+
+    if let Ok(bus) = LIMITS.get_or_create("bus", 1) {
+        let held = bus.try_acquire();
+        if held.is_ok() && bus.try_acquire().is_err() {
+            seen += 1;
+        }
+        drop(held);
+        let pooled = limited_on(positive, bus);
+        if pin!(pooled.run_owned(5)).poll(&mut cx) == Poll::Ready((true, 5)) {
+            seen += 1;
+        }
     }
     seen
 }

@@ -27,13 +27,20 @@
 //! });
 //! ```
 
+use core::fmt;
 use core::future::Future;
 
+use crate::limit::AcquireError;
+
 mod compose;
+mod limited;
 mod rules;
 mod with_timeout;
 
 pub use compose::{And, Not, Or, Then};
+#[cfg(all(target_has_atomic = "ptr", not(loom)))]
+pub use limited::limited_named;
+pub use limited::{Limited, MaxWait, WaitForPermit, WaitPolicy, limited, limited_on};
 pub use rules::{AsyncPipe, AsyncRule, PipeOutput, async_pipe, async_rule};
 #[cfg(feature = "std")]
 pub use with_timeout::with_timeout;
@@ -42,9 +49,10 @@ pub use with_timeout::{NoTimeoutHandler, TimeoutHandler, WithTimeout, with_timeo
 /// How one run of a combinator ended.
 ///
 /// [`Outcome::passed`] is kompoz's `ok`. The other variants tell *why* a run did not pass:
-/// the rule itself failed, or a time limit cancelled it. A wrapper reports its own verdict
-/// (a timeout reports [`Outcome::TimedOut`]); compositions pass on the outcome of the rule
-/// that decided the result.
+/// the rule itself failed, a time limit cancelled it, or a guard refused to run it at all.
+/// A rejection is told apart from a failure of the rule, and costs no allocation. A
+/// wrapper reports its own verdict (a timeout reports [`Outcome::TimedOut`]);
+/// compositions pass on the outcome of the rule that decided the result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// The rule ran and passed (`ok == true`).
@@ -53,12 +61,35 @@ pub enum Outcome {
     Failed,
     /// A time limit passed first and the run was cancelled.
     TimedOut,
+    /// The rule was not run: a guard refused it.
+    Rejected(Rejection),
+}
+
+/// Why a guard refused to run a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// A concurrency limit gave no permit: its maximum wait passed, or it is closed.
+    Limit(AcquireError),
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::Limit(error) => write!(f, "rejected by a concurrency limit: {error}"),
+        }
+    }
 }
 
 impl Outcome {
     /// kompoz's `ok`: whether the run passed.
     pub const fn passed(self) -> bool {
         matches!(self, Outcome::Passed)
+    }
+
+    /// Whether a guard refused to run the rule (as opposed to the rule failing).
+    pub const fn is_rejected(self) -> bool {
+        matches!(self, Outcome::Rejected(_))
     }
 }
 

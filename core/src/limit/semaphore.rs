@@ -1,0 +1,627 @@
+//! A fair, cancellation-safe async semaphore.
+
+use core::fmt;
+use core::future::{Future, IntoFuture};
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+
+use super::LimitError;
+use super::queue::{WaitQueue, WaiterState};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, SpinMutex};
+use crate::time::Sleep;
+use crate::timeout::timeout;
+
+/// Set in the state word once the semaphore is closed.
+const CLOSED: usize = 1;
+/// Set while the wait queue is not empty; then no permit is available.
+const QUEUED: usize = 2;
+/// One permit in the state word (the count lives above the two flag bits).
+const ONE: usize = 4;
+
+/// The largest number of permits a [`Semaphore`] can hold.
+pub const MAX_PERMITS: usize = usize::MAX >> 2;
+
+/// Wakers collected under the lock, woken after it is released; bounded so that waking
+/// never allocates (large hand-outs go in rounds).
+type WakeList = heapless::Vec<Waker, 16>;
+
+fn wake_all(wakers: WakeList) {
+    for waker in wakers {
+        waker.wake();
+    }
+}
+
+/// An async semaphore: at most its number of permits are held at once.
+///
+/// * **Fair.** Waiters are served strictly in arrival order. A released permit is handed
+///   directly to the oldest waiter, so neither [`try_acquire`](Semaphore::try_acquire)
+///   nor a newly arriving [`acquire`](Semaphore::acquire) can take a permit ahead of a task
+///   already queued.
+/// * **Cancellation-safe.** Dropping an [`Acquire`] future at any point leaves no trace:
+///   if a permit had just been handed to it, the permit goes on to the next waiter rather
+///   than being lost (no lost wake-up). A [`Permit`] is returned when dropped, including
+///   while a panic unwinds.
+/// * **Cheap when uncontended.** Acquiring and releasing a free permit are a
+///   compare-exchange each, with no lock and no allocation; the waiter list (behind a
+///   short spin lock) is only touched when tasks must wait.
+///
+/// ```
+/// use kompoz::limit::{AcquireError, Semaphore};
+///
+/// let semaphore = Semaphore::new(2)?;
+/// futures::executor::block_on(async {
+///     let a = semaphore.acquire().await?;
+///     let _b = semaphore.acquire().await?;
+///     assert_eq!(semaphore.try_acquire().unwrap_err(), AcquireError::NoPermits);
+///     drop(a);
+///     assert!(semaphore.try_acquire().is_ok());
+///     Ok::<(), AcquireError>(())
+/// })?;
+/// assert_eq!(semaphore.stats().total_acquired, 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Semaphore {
+    /// Available permits (times `ONE`) and the `CLOSED` and `QUEUED` flags.
+    state: AtomicUsize,
+    /// Permits owned by the semaphore: the initial count plus every `add_permits`.
+    capacity: AtomicUsize,
+    /// Mirror of the queue's length, for `stats` without the lock.
+    waiting: AtomicUsize,
+    acquired: AtomicU64,
+    rejected: AtomicU64,
+    waiters: SpinMutex<WaitQueue>,
+}
+
+impl Semaphore {
+    /// A semaphore with `permits` permits. Zero is allowed (add permits later with
+    /// [`add_permits`](Semaphore::add_permits)); more than [`MAX_PERMITS`] is an error.
+    pub fn new(permits: usize) -> Result<Semaphore, LimitError> {
+        if permits > MAX_PERMITS {
+            return Err(LimitError::TooManyPermits { requested: permits, max: MAX_PERMITS });
+        }
+        Ok(Semaphore {
+            state: AtomicUsize::new(permits * ONE),
+            capacity: AtomicUsize::new(permits),
+            waiting: AtomicUsize::new(0),
+            acquired: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            waiters: SpinMutex::new(WaitQueue::new()),
+        })
+    }
+
+    /// A semaphore with no permits, in a `const` context (for fixed registries).
+    #[cfg(not(loom))]
+    pub(crate) const fn empty() -> Semaphore {
+        Semaphore {
+            state: AtomicUsize::new(0),
+            capacity: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            acquired: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            waiters: SpinMutex::new(WaitQueue::new()),
+        }
+    }
+
+    /// Waits for a permit. Resolves to [`AcquireError::Closed`] if the semaphore is or
+    /// becomes closed first.
+    pub fn acquire(&self) -> Acquire<'_> {
+        Acquire { semaphore: self, key: None }
+    }
+
+    /// Takes a permit if one is free and nobody is queued for it; never waits.
+    ///
+    /// Fails with [`AcquireError::NoPermits`] or [`AcquireError::Closed`].
+    pub fn try_acquire(&self) -> Result<Permit<'_>, AcquireError> {
+        match self.try_take() {
+            Ok(()) => Ok(Permit { semaphore: self }),
+            Err(error) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                Err(error)
+            }
+        }
+    }
+
+    /// Waits for a permit for at most `max_wait` on `timer`: a long queue becomes
+    /// [`AcquireError::WaitElapsed`] instead of a hang. The abandoned place in the queue
+    /// is given up cleanly. A `max_wait` of zero takes a permit only if one is free now.
+    pub async fn acquire_with_max_wait<S: Sleep>(
+        &self,
+        timer: S,
+        max_wait: Duration,
+    ) -> Result<Permit<'_>, AcquireError> {
+        match timeout(timer, max_wait, self.acquire()).await {
+            Ok(result) => result,
+            Err(_elapsed) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                Err(AcquireError::WaitElapsed)
+            }
+        }
+    }
+
+    /// Runs `future` while holding a permit: waits for the permit, runs the future to
+    /// completion, and releases the permit however the run ends (completion, panic, or
+    /// cancellation of the returned future).
+    ///
+    /// ```
+    /// use kompoz::limit::Semaphore;
+    ///
+    /// let semaphore = Semaphore::new(1)?;
+    /// let answer = futures::executor::block_on(semaphore.run(async { 6 * 7 }))?;
+    /// assert_eq!((answer, semaphore.available_permits()), (42, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn run<F: IntoFuture>(&self, future: F) -> Result<F::Output, AcquireError> {
+        let _permit = self.acquire().await?;
+        Ok(future.await)
+    }
+
+    /// [`run`](Semaphore::run), but waiting at most `max_wait` on `timer` for the permit;
+    /// the run itself is not limited in time.
+    pub async fn run_with_max_wait<S: Sleep, F: IntoFuture>(
+        &self,
+        timer: S,
+        max_wait: Duration,
+        future: F,
+    ) -> Result<F::Output, AcquireError> {
+        let _permit = self.acquire_with_max_wait(timer, max_wait).await?;
+        Ok(future.await)
+    }
+
+    /// Closes the semaphore: every queued and every later acquire fails with
+    /// [`AcquireError::Closed`]. Permits already held stay valid and are returned as usual.
+    pub fn close(&self) {
+        self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        loop {
+            let mut wakers = WakeList::new();
+            let drained = self.waiters.with(|queue| {
+                while !wakers.is_full() {
+                    match queue.close_front() {
+                        Some(waker) => {
+                            let _ = wakers.push(waker);
+                        }
+                        None => break,
+                    }
+                }
+                self.waiting.store(queue.len(), Ordering::Relaxed);
+                if queue.len() == 0 {
+                    self.state.fetch_and(!QUEUED, Ordering::AcqRel);
+                    return true;
+                }
+                false
+            });
+            let closed_now = wakers.len() as u64;
+            self.rejected.fetch_add(closed_now, Ordering::Relaxed);
+            wake_all(wakers);
+            if drained {
+                return;
+            }
+        }
+    }
+
+    /// Whether [`close`](Semaphore::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Adds `n` permits, handing them to queued waiters first (oldest first). Fails,
+    /// adding nothing, if the total would exceed [`MAX_PERMITS`].
+    pub fn add_permits(&self, n: usize) -> Result<(), LimitError> {
+        let mut grown = self.capacity.load(Ordering::Relaxed);
+        loop {
+            let total = grown.checked_add(n).filter(|&total| total <= MAX_PERMITS);
+            let Some(total) = total else {
+                return Err(LimitError::TooManyPermits {
+                    requested: grown.saturating_add(n),
+                    max: MAX_PERMITS,
+                });
+            };
+            match self.capacity.compare_exchange_weak(
+                grown,
+                total,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => grown = actual,
+            }
+        }
+        self.release(n);
+        Ok(())
+    }
+
+    /// Permits free right now.
+    pub fn available_permits(&self) -> usize {
+        self.state.load(Ordering::Acquire) / ONE
+    }
+
+    /// A snapshot of the semaphore's counters. Each field is read atomically, but not all
+    /// together: under concurrent use they may be a moment apart.
+    pub fn stats(&self) -> SemaphoreStats {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        let available = self.available_permits();
+        SemaphoreStats {
+            capacity,
+            available,
+            in_flight: capacity.saturating_sub(available),
+            waiting: self.waiting.load(Ordering::Relaxed),
+            total_acquired: self.acquired.load(Ordering::Relaxed),
+            total_rejected: self.rejected.load(Ordering::Relaxed),
+            closed: self.is_closed(),
+        }
+    }
+
+    /// The lock-free fast path: takes a free permit, if any, and counts it. Never takes
+    /// one while waiters are queued (then the count is zero). Failures are not counted:
+    /// the caller decides whether they are rejections.
+    fn try_take(&self) -> Result<(), AcquireError> {
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            if state & CLOSED != 0 {
+                return Err(AcquireError::Closed);
+            }
+            if state < ONE {
+                return Err(AcquireError::NoPermits);
+            }
+            match self.state.compare_exchange_weak(
+                state,
+                state - ONE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.acquired.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Polls on behalf of the waiter owning the queue node `key` (`None`: not queued yet).
+    fn poll_acquire(
+        &self,
+        key: &mut Option<usize>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
+        if key.is_none() {
+            match self.try_take() {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(AcquireError::Closed) => {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    return Poll::Ready(Err(AcquireError::Closed));
+                }
+                // None free: queue up below. (A queued waiter never takes from the count:
+                // permits come to it by hand-off.)
+                Err(_) => {}
+            }
+        }
+        self.waiters.with(|queue| match *key {
+            None => self.enqueue_or_take(queue, key, cx),
+            Some(k) => match queue.state_mut(k) {
+                Some(WaiterState::Waiting(waker)) => {
+                    waker.clone_from(cx.waker());
+                    Poll::Pending
+                }
+                Some(WaiterState::Granted) => {
+                    queue.remove(k);
+                    *key = None;
+                    self.acquired.fetch_add(1, Ordering::Relaxed);
+                    Poll::Ready(Ok(()))
+                }
+                // Closed while waiting (counted by `close`).
+                Some(WaiterState::Closed) | None => {
+                    queue.remove(k);
+                    *key = None;
+                    Poll::Ready(Err(AcquireError::Closed))
+                }
+            },
+        })
+    }
+
+    /// Under the lock, for a waiter not yet queued: takes a permit that was freed since
+    /// the fast path, or joins the queue (setting `QUEUED`, which keeps the count at zero
+    /// so nobody can barge ahead).
+    fn enqueue_or_take(
+        &self,
+        queue: &mut WaitQueue,
+        key: &mut Option<usize>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            if state & CLOSED != 0 {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                return Poll::Ready(Err(AcquireError::Closed));
+            }
+            let (next, takes) =
+                if state >= ONE { (state - ONE, true) } else { (state | QUEUED, false) };
+            match self.state.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) if takes => {
+                    self.acquired.fetch_add(1, Ordering::Relaxed);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        *key = Some(queue.push_back(cx.waker().clone()));
+        self.waiting.store(queue.len(), Ordering::Relaxed);
+        Poll::Pending
+    }
+
+    /// The waiter owning node `key` is gone (its future was dropped): unlink it, and pass
+    /// on a permit that was handed to it but never taken.
+    fn cancel_waiter(&self, key: usize) {
+        let mut wakers = WakeList::new();
+        self.waiters.with(|queue| match queue.remove(key) {
+            Some(WaiterState::Waiting(_)) => {
+                self.waiting.store(queue.len(), Ordering::Relaxed);
+                if queue.len() == 0 {
+                    self.state.fetch_and(!QUEUED, Ordering::AcqRel);
+                }
+            }
+            Some(WaiterState::Granted) => {
+                // One permit and an empty wake list: `hand_out` always finishes.
+                self.hand_out(queue, 1, &mut wakers);
+            }
+            _ => {}
+        });
+        wake_all(wakers);
+    }
+
+    /// Returns `n` permits: to queued waiters first, oldest first, then to the count.
+    fn release(&self, mut n: usize) {
+        let mut state = self.state.load(Ordering::Acquire);
+        while state & QUEUED == 0 {
+            match self.state.compare_exchange_weak(
+                state,
+                state + n * ONE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => state = actual,
+            }
+        }
+        while n > 0 {
+            let mut wakers = WakeList::new();
+            n = self.waiters.with(|queue| self.hand_out(queue, n, &mut wakers));
+            wake_all(wakers);
+        }
+    }
+
+    /// Under the lock: grants up to `n` permits to the oldest waiters (as many as `wakers`
+    /// has room for); once the queue is empty, clears `QUEUED` and adds the rest to the
+    /// count in one atomic step. Returns the permits still to hand out.
+    fn hand_out(&self, queue: &mut WaitQueue, mut n: usize, wakers: &mut WakeList) -> usize {
+        while n > 0 && !wakers.is_full() {
+            match queue.grant_front() {
+                Some(waker) => {
+                    let _ = wakers.push(waker);
+                    n -= 1;
+                }
+                None => break,
+            }
+        }
+        self.waiting.store(queue.len(), Ordering::Relaxed);
+        if queue.len() == 0 {
+            let rest = n * ONE;
+            let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                Some((state & !QUEUED) + rest)
+            });
+            n = 0;
+        }
+        n
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore").field("stats", &self.stats()).finish()
+    }
+}
+
+/// Counters of a [`Semaphore`], from [`Semaphore::stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct SemaphoreStats {
+    /// Permits the semaphore owns: its initial count plus every `add_permits`.
+    pub capacity: usize,
+    /// Permits free right now.
+    pub available: usize,
+    /// Permits held right now (`capacity - available`).
+    pub in_flight: usize,
+    /// Tasks queued for a permit right now.
+    pub waiting: usize,
+    /// Permits handed out since creation.
+    pub total_acquired: u64,
+    /// Acquisitions that failed: no free permit for `try_acquire`, a maximum wait that
+    /// passed, or a closed semaphore.
+    pub total_rejected: u64,
+    /// Whether the semaphore is closed.
+    pub closed: bool,
+}
+
+/// Why a permit was not acquired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AcquireError {
+    /// [`Semaphore::try_acquire`]: no permit is free (or others are queued for it).
+    NoPermits,
+    /// The maximum wait passed before a permit was free.
+    WaitElapsed,
+    /// The semaphore is closed.
+    Closed,
+}
+
+impl fmt::Display for AcquireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AcquireError::NoPermits => "no permit is free",
+            AcquireError::WaitElapsed => "no permit became free within the maximum wait",
+            AcquireError::Closed => "the semaphore is closed",
+        })
+    }
+}
+
+impl core::error::Error for AcquireError {}
+
+/// A permit of a [`Semaphore`]; returned to it when dropped.
+#[must_use = "the permit is released as soon as it is dropped"]
+pub struct Permit<'a> {
+    semaphore: &'a Semaphore,
+}
+
+impl Permit<'_> {
+    /// The semaphore this permit belongs to.
+    pub fn semaphore(&self) -> &Semaphore {
+        self.semaphore
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.semaphore.release(1);
+    }
+}
+
+impl fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit").finish_non_exhaustive()
+    }
+}
+
+/// The future of [`Semaphore::acquire`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Acquire<'a> {
+    semaphore: &'a Semaphore,
+    /// This waiter's node in the queue, while it has one.
+    key: Option<usize>,
+}
+
+impl<'a> Future for Acquire<'a> {
+    type Output = Result<Permit<'a>, AcquireError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let semaphore = this.semaphore;
+        semaphore.poll_acquire(&mut this.key, cx).map_ok(|()| Permit { semaphore })
+    }
+}
+
+impl Drop for Acquire<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.semaphore.cancel_waiter(key);
+        }
+    }
+}
+
+impl fmt::Debug for Acquire<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acquire").field("queued", &self.key.is_some()).finish()
+    }
+}
+
+#[cfg(target_has_atomic = "ptr")]
+mod owned {
+    use alloc::sync::Arc;
+
+    use super::*;
+
+    impl Semaphore {
+        /// [`acquire`](Semaphore::acquire) for a shared semaphore: the permit owns an
+        /// `Arc` of it, so it can move into a spawned task.
+        ///
+        /// ```
+        /// use std::sync::Arc;
+        /// use kompoz::limit::Semaphore;
+        ///
+        /// let semaphore = Arc::new(Semaphore::new(1)?);
+        /// let permit = futures::executor::block_on(semaphore.clone().acquire_owned())?;
+        /// std::thread::spawn(move || drop(permit)).join().unwrap();
+        /// assert_eq!(semaphore.available_permits(), 1);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        pub fn acquire_owned(self: Arc<Self>) -> AcquireOwned {
+            AcquireOwned { semaphore: Some(self), key: None }
+        }
+
+        /// [`try_acquire`](Semaphore::try_acquire) for a shared semaphore.
+        pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedPermit, AcquireError> {
+            self.try_acquire().map(core::mem::forget)?;
+            Ok(OwnedPermit { semaphore: self })
+        }
+    }
+
+    /// A permit that owns an `Arc` of its [`Semaphore`]; returned to it when dropped.
+    #[must_use = "the permit is released as soon as it is dropped"]
+    pub struct OwnedPermit {
+        semaphore: Arc<Semaphore>,
+    }
+
+    impl OwnedPermit {
+        /// The semaphore this permit belongs to.
+        pub fn semaphore(&self) -> &Arc<Semaphore> {
+            &self.semaphore
+        }
+    }
+
+    impl Drop for OwnedPermit {
+        fn drop(&mut self) {
+            self.semaphore.release(1);
+        }
+    }
+
+    impl fmt::Debug for OwnedPermit {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("OwnedPermit").finish_non_exhaustive()
+        }
+    }
+
+    /// The future of [`Semaphore::acquire_owned`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct AcquireOwned {
+        /// `None` once the future has completed.
+        semaphore: Option<Arc<Semaphore>>,
+        key: Option<usize>,
+    }
+
+    impl Future for AcquireOwned {
+        type Output = Result<OwnedPermit, AcquireError>;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            let this = self.get_mut();
+            let Some(semaphore) = this.semaphore.take() else {
+                // Polled after it completed: it has nothing more to give.
+                return Poll::Pending;
+            };
+            match semaphore.poll_acquire(&mut this.key, cx) {
+                Poll::Pending => {
+                    this.semaphore = Some(semaphore);
+                    Poll::Pending
+                }
+                Poll::Ready(result) => Poll::Ready(result.map(|()| OwnedPermit { semaphore })),
+            }
+        }
+    }
+
+    impl Drop for AcquireOwned {
+        fn drop(&mut self) {
+            if let (Some(semaphore), Some(key)) = (&self.semaphore, self.key.take()) {
+                semaphore.cancel_waiter(key);
+            }
+        }
+    }
+
+    impl fmt::Debug for AcquireOwned {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("AcquireOwned").field("queued", &self.key.is_some()).finish()
+        }
+    }
+}
+
+#[cfg(target_has_atomic = "ptr")]
+pub use owned::{AcquireOwned, OwnedPermit};
