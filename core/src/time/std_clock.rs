@@ -13,9 +13,15 @@ use super::{Clock, Instant, Sleep};
 ///
 /// Its epoch is one day before the first time any `StdClock` was read in this process (so
 /// that instants taken a little earlier, such as a paused tokio clock's base, still map
-/// to distinct values); its instants are comparable across all `StdClock` values. Adapter crates use it as the clock behind
-/// their runtime's timers too, so instants from `kompoz-smol` and `kompoz-async-std` agree
-/// with it.
+/// to distinct values); its instants are comparable across all `StdClock` values.
+/// Adapter crates use it as the clock behind their runtime's timers too, so instants from
+/// `kompoz-smol` and `kompoz-async-std` agree with it.
+///
+/// On Linux, [`now_coarse`](Clock::now_coarse) reads the kernel's coarse monotonic clock
+/// (`CLOCK_MONOTONIC_COARSE`, a few nanoseconds instead of the ~20 of a precise reading),
+/// mapped onto the same time line so that it is never ahead of [`now`](Clock::now);
+/// [`coarse_lag`](Clock::coarse_lag) is twice the kernel's tick. Elsewhere the coarse
+/// reading is the precise one.
 ///
 /// ```
 /// use core::time::Duration;
@@ -25,19 +31,32 @@ use super::{Clock, Instant, Sleep};
 /// let start = clock.now();
 /// futures::executor::block_on(clock.sleep(Duration::from_millis(5)));
 /// assert!(clock.now() - start >= Duration::from_millis(5));
+/// assert!(clock.now_coarse() <= clock.now());
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct StdClock;
 
-fn epoch() -> std::time::Instant {
-    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
-    *EPOCH.get_or_init(|| {
+/// The clock's epoch, and how coarse readings map onto it.
+struct Epoch {
+    std: std::time::Instant,
+    #[cfg(all(feature = "std", any(target_os = "linux", target_os = "android")))]
+    coarse: Option<coarse::Mapping>,
+}
+
+fn epoch() -> &'static Epoch {
+    static EPOCH: OnceLock<Epoch> = OnceLock::new();
+    EPOCH.get_or_init(|| {
         let now = std::time::Instant::now();
         // Back-date by a margin, as far as the platform's `Instant` can go.
-        [86_400, 3_600, 60, 1]
+        let std = [86_400, 3_600, 60, 1]
             .into_iter()
             .find_map(|secs| now.checked_sub(Duration::from_secs(secs)))
-            .unwrap_or(now)
+            .unwrap_or(now);
+        Epoch {
+            std,
+            #[cfg(all(feature = "std", any(target_os = "linux", target_os = "android")))]
+            coarse: coarse::Mapping::new(std),
+        }
     })
 }
 
@@ -45,20 +64,107 @@ impl StdClock {
     /// Converts a `std::time::Instant` to this clock's [`Instant`]. Instants before the
     /// epoch saturate to [`Instant::ZERO`].
     pub fn from_std(instant: std::time::Instant) -> Instant {
-        let since = instant.saturating_duration_since(epoch());
+        let since = instant.saturating_duration_since(epoch().std);
         Instant::ZERO.saturating_add(since)
     }
 
     /// Converts this clock's [`Instant`] to a `std::time::Instant`, or `None` if the
     /// platform cannot represent it (a deadline centuries away).
     pub fn to_std(instant: Instant) -> Option<std::time::Instant> {
-        epoch().checked_add(Duration::from_nanos(instant.as_nanos()))
+        epoch().std.checked_add(Duration::from_nanos(instant.as_nanos()))
     }
 }
 
 impl Clock for StdClock {
     fn now(&self) -> Instant {
         StdClock::from_std(std::time::Instant::now())
+    }
+
+    fn now_coarse(&self) -> Instant {
+        #[cfg(all(feature = "std", any(target_os = "linux", target_os = "android")))]
+        if let Some(coarse) = epoch().coarse.as_ref().and_then(coarse::Mapping::now) {
+            return coarse;
+        }
+        self.now()
+    }
+
+    fn coarse_lag(&self) -> Duration {
+        #[cfg(all(feature = "std", any(target_os = "linux", target_os = "android")))]
+        if let Some(mapping) = &epoch().coarse {
+            return mapping.lag;
+        }
+        Duration::ZERO
+    }
+}
+
+/// `CLOCK_MONOTONIC_COARSE`, mapped onto `StdClock`'s time line.
+#[cfg(all(feature = "std", any(target_os = "linux", target_os = "android")))]
+mod coarse {
+    use core::time::Duration;
+
+    use crate::time::Instant;
+
+    /// `std::time::Instant` reads `CLOCK_MONOTONIC` on Linux; the coarse clock is the same
+    /// time line, updated only at each tick, so it is never ahead of it. The mapping takes
+    /// one `CLOCK_MONOTONIC` reading `raw` just after a `std` reading `at` (our instant
+    /// `base`): since `raw` is at or after the true raw value of `at`, coarse instants
+    /// `base + (coarse - raw)` are never ahead of precise ones, and lag them by at most a
+    /// tick plus the gap between the two readings.
+    pub(super) struct Mapping {
+        base: u64,
+        raw: u64,
+        pub(super) lag: Duration,
+    }
+
+    fn read(clock: libc::clockid_t) -> Option<u64> {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+        let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+        if rc != 0 {
+            return None;
+        }
+        let secs = u64::try_from(ts.tv_sec).ok()?;
+        let nanos = u64::try_from(ts.tv_nsec).ok()?;
+        secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+    }
+
+    impl Mapping {
+        pub(super) fn new(epoch: std::time::Instant) -> Option<Mapping> {
+            let mut res = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: `res` is a valid, writable timespec for the duration of the call.
+            if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut res) } != 0 {
+                return None;
+            }
+            let tick =
+                Duration::new(u64::try_from(res.tv_sec).ok()?, u32::try_from(res.tv_nsec).ok()?);
+            read(libc::CLOCK_MONOTONIC_COARSE)?;
+            // Take the two readings close together; keep the tightest pair of a few tries.
+            let mut best: Option<(Duration, std::time::Instant, u64)> = None;
+            for _ in 0..8 {
+                let before = std::time::Instant::now();
+                let raw = read(libc::CLOCK_MONOTONIC)?;
+                let gap = before.elapsed();
+                if best.as_ref().is_none_or(|(best_gap, ..)| gap < *best_gap) {
+                    best = Some((gap, before, raw));
+                }
+                if gap < Duration::from_micros(1) {
+                    break;
+                }
+            }
+            let (gap, at, raw) = best?;
+            let base = u64::try_from(at.saturating_duration_since(epoch).as_nanos()).ok()?;
+            Some(Mapping { base, raw, lag: tick.saturating_mul(2).saturating_add(gap) })
+        }
+
+        /// The coarse time, or `None` if the kernel refused the reading.
+        pub(super) fn now(&self) -> Option<Instant> {
+            let coarse = read(libc::CLOCK_MONOTONIC_COARSE)?;
+            Some(Instant::from_nanos(if coarse >= self.raw {
+                self.base.saturating_add(coarse - self.raw)
+            } else {
+                self.base.saturating_sub(self.raw - coarse)
+            }))
+        }
     }
 }
 
@@ -110,6 +216,25 @@ mod tests {
         let ours = StdClock::from_std(now);
         let back = StdClock::to_std(ours).unwrap();
         assert!(back <= now && now - back < Duration::from_micros(1));
+    }
+
+    #[test]
+    fn coarse_readings_are_never_ahead_and_lag_within_the_bound() {
+        let lag = StdClock.coarse_lag();
+        for _ in 0..10_000 {
+            let coarse = StdClock.now_coarse();
+            let precise = StdClock.now();
+            assert!(coarse <= precise, "{coarse:?} is ahead of {precise:?}");
+            // The bound holds up to the time between the two reads (the thread may be
+            // descheduled between them), which `precise` itself includes.
+            assert!(
+                precise - coarse <= lag + Duration::from_millis(50),
+                "lag {:?}",
+                precise - coarse
+            );
+        }
+        #[cfg(target_os = "linux")]
+        assert!(lag > Duration::ZERO && lag < Duration::from_millis(100), "lag {lag:?}");
     }
 
     #[test]
