@@ -6,10 +6,11 @@
 //!
 //! Every primitive has two faces:
 //!
-//! * a plain-future face for ordinary Rust code: [`timeout()`], [`Semaphore::run`], and
+//! * a plain-future face for ordinary Rust code: [`timeout()`], [`Semaphore::run`],
+//!   [`CircuitBreaker::call`], and
 //! * the *combinator* face of the Python library kompoz: rules that run on a context and
 //!   report whether they passed ([`AsyncCombinator`], [`async_rule`], [`with_timeout_on`],
-//!   [`limited`], [`limited_named`]).
+//!   [`limited`], [`limited_named`], [`circuit_breaker`]).
 //!
 //! Time comes from a [`Clock`] and timers from a [`Sleep`]. The core ships
 //! [`ManualClock`], driven by hand for deterministic tests, and, with the `std` feature
@@ -43,19 +44,21 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod breaker;
 pub mod combinator;
 pub mod limit;
 mod sync;
 pub mod time;
 mod timeout;
 
+pub use breaker::{CircuitBreaker, CircuitState};
 #[cfg(all(target_has_atomic = "ptr", not(loom)))]
 pub use combinator::limited_named;
 #[cfg(feature = "std")]
 pub use combinator::with_timeout;
 pub use combinator::{
-    AsyncCombinator, Limited, Outcome, Rejection, WithTimeout, async_pipe, async_rule, limited,
-    limited_on, with_timeout_on,
+    AsyncCombinator, Limited, Outcome, Protected, Rejection, WithTimeout, async_pipe, async_rule,
+    circuit_breaker, limited, limited_on, with_timeout_on,
 };
 pub use limit::Semaphore;
 #[cfg(feature = "std")]

@@ -8,8 +8,11 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use kompoz::breaker::CircuitBreaker;
 use kompoz::limit::Semaphore;
-use kompoz::{AsyncCombinator, ManualClock, async_rule, limited, timeout, with_timeout_on};
+use kompoz::{
+    AsyncCombinator, ManualClock, async_rule, circuit_breaker, limited, timeout, with_timeout_on,
+};
 
 struct CountingAllocator;
 
@@ -62,11 +65,19 @@ fn hot_paths_allocate_nothing() {
     let rule = async_rule(async |n: &mut u32| *n > 0);
     let limited_rule = limited(rule, 4).unwrap();
     let timed_rule = with_timeout_on(clock.clone(), rule, Duration::from_secs(1));
-    // Warm up: anything lazily initialised happens outside the probe.
+    let closed = CircuitBreaker::builder().build().unwrap();
+    let open = CircuitBreaker::builder().build().unwrap();
+    open.force_open();
+    let protected_closed = circuit_breaker(rule, &closed);
+    let protected_open = circuit_breaker(rule, &open);
+    // Warm up: anything lazily initialised (the clock's epoch, thread ids) happens
+    // outside the probe.
     drop(now(semaphore.acquire()));
     assert!(now(limited_rule.run(&mut 1)));
+    closed.try_acquire().unwrap().success();
+    assert!(open.try_acquire().is_err());
 
-    let cases: [(&str, &dyn Fn()); 5] = [
+    let cases: [(&str, &dyn Fn()); 9] = [
         ("uncontended try_acquire + release", &|| drop(semaphore.try_acquire().unwrap())),
         ("uncontended acquire().await + release", &|| drop(now(semaphore.acquire()).unwrap())),
         ("limited(rule) run, permit free", &|| assert!(now(limited_rule.run(&mut 1)))),
@@ -74,6 +85,15 @@ fn hot_paths_allocate_nothing() {
             assert_eq!(now(timeout(&clock, Duration::from_secs(1), async { 3 })), Ok(3))
         }),
         ("with_timeout(rule) run, rule ready", &|| assert!(now(timed_rule.run(&mut 1)))),
+        ("closed breaker: try_acquire + success", &|| closed.try_acquire().unwrap().success()),
+        ("closed breaker: call", &|| assert_eq!(now(closed.call(async { Ok::<_, ()>(1) })), Ok(1))),
+        ("closed breaker: circuit_breaker(rule) run", &|| {
+            assert!(now(protected_closed.run(&mut 1)))
+        }),
+        ("open breaker: rejection", &|| {
+            assert!(open.try_acquire().is_err());
+            assert!(!now(protected_open.run(&mut 1)));
+        }),
     ];
     for (name, case) in cases {
         let count = allocations_in(|| {

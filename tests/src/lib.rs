@@ -4,6 +4,7 @@
 //!
 //! Scenarios panic on a failed expectation, like ordinary tests.
 
+pub mod breakers;
 pub mod harness;
 pub mod limits;
 pub mod timeouts;
@@ -35,6 +36,16 @@ macro_rules! conformance_suite {
             limits::close_wakes_every_waiter,
             limits::a_cancellation_storm_leaves_every_permit_free,
             limits::zero_permits_is_refused,
+            breakers::closed_breaker_passes_through,
+            breakers::threshold_failures_open_the_circuit,
+            breakers::an_open_circuit_rejects_without_calling,
+            breakers::a_failing_probe_reopens,
+            breakers::a_succeeding_probe_closes,
+            breakers::the_callback_sees_closed_to_open,
+            breakers::stats_count_successes_and_failures,
+            breakers::reset_closes,
+            breakers::timeouts_count_as_failures_inside_a_breaker,
+            breakers::half_open_admits_only_its_probes,
         );
     };
     (@tests $runtime:expr; $($module:ident :: $scenario:ident),* $(,)?) => {

@@ -1,75 +1,221 @@
-//! The kompoz demo: a flaky dependency called through `with_timeout` on tokio.
+//! The kompoz demo: a flaky dependency behind the full stack,
+//! `circuit_breaker(with_timeout(limited(call)))`, on tokio.
 //!
-//! Run it with `cargo run -p kompoz-tokio --example demo`. It prints a timeline of the
-//! calls, each ending in time or cancelled by its time limit, and a summary.
+//! Run it with `cargo run -p kompoz-tokio --example demo`. Twelve clients call a simulated
+//! dependency for about ten seconds. The dependency is healthy with latency spikes, then
+//! goes down (it hangs), then recovers. The timeline shows, twice a second, what the
+//! calls did and what state the primitives are in; state changes of the breaker are
+//! printed as they happen; a summary closes the run.
 
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use kompoz_tokio::{AsyncCombinator, Outcome, async_rule, with_timeout};
+use kompoz_tokio::breaker::{CircuitBreaker, CircuitState};
+use kompoz_tokio::{
+    AsyncCombinator, Outcome, Rejection, TokioClock, async_rule, circuit_breaker, limited,
+    with_timeout,
+};
 
-/// Each call's context: which call it is, and what the dependency did.
-#[derive(Debug, Default)]
-struct Call {
-    id: u32,
-    /// How long the dependency would take to answer.
-    latency: Duration,
-    /// Set by the timeout handler when the limit cut the call short.
-    cancelled: bool,
+const CLIENTS: u64 = 12;
+const RUN_FOR: Duration = Duration::from_millis(10_000);
+const TICK: Duration = Duration::from_millis(500);
+const PERMITS: usize = 4;
+const MAX_WAIT: Duration = Duration::from_millis(60);
+const TIME_LIMIT: Duration = Duration::from_millis(150);
+/// When the dependency goes down, and when it comes back.
+const OUTAGE: (Duration, Duration) = (Duration::from_millis(3_000), Duration::from_millis(6_000));
+
+/// What one call did, counted per tick and in total.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    timed_out: AtomicU64,
+    limit_rejected: AtomicU64,
+    circuit_rejected: AtomicU64,
 }
 
-/// The simulated dependency's latency for call `id`: usually fast, with spikes.
-fn latency_of(id: u32) -> Duration {
-    // A small deterministic pseudo-random sequence, so every run tells the same story.
-    let noise = id.wrapping_mul(2_654_435_761).rotate_left(7) % 100;
+impl Tally {
+    fn count(&self, outcome: Outcome) {
+        let counter = match outcome {
+            Outcome::Passed => &self.ok,
+            Outcome::Failed => &self.failed,
+            Outcome::TimedOut => &self.timed_out,
+            Outcome::Rejected(Rejection::Circuit(_)) => &self.circuit_rejected,
+            Outcome::Rejected(_) => &self.limit_rejected,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes this tick's counts, adding them to `total`.
+    fn drain_into(&self, total: &Tally) -> [u64; 5] {
+        let take = |from: &AtomicU64, to: &AtomicU64| {
+            let n = from.swap(0, Ordering::Relaxed);
+            to.fetch_add(n, Ordering::Relaxed);
+            n
+        };
+        [
+            take(&self.ok, &total.ok),
+            take(&self.failed, &total.failed),
+            take(&self.timed_out, &total.timed_out),
+            take(&self.limit_rejected, &total.limit_rejected),
+            take(&self.circuit_rejected, &total.circuit_rejected),
+        ]
+    }
+}
+
+/// The simulated dependency's answer time for a call made `at` into the run, and whether
+/// it answers well. Deterministic, so every run tells the same story.
+fn dependency(at: Duration, call: u64) -> (Duration, bool) {
+    let noise = call.wrapping_mul(2_654_435_761).rotate_left(13) % 100;
+    if at >= OUTAGE.0 && at < OUTAGE.1 {
+        // Down: most calls hang far beyond any sensible limit, the rest fail fast.
+        return if noise < 80 {
+            (Duration::from_secs(5), true)
+        } else {
+            (Duration::from_millis(5), false)
+        };
+    }
     let ms = match noise {
-        0..=64 => 10 + noise / 2,     // healthy: 10-42 ms
-        65..=84 => 60 + noise,        // slow: 125-144 ms
-        _ => 300 + 10 * (noise - 85), // spike: 300-440 ms
+        0..=84 => 15 + noise / 2, // healthy: 15-57 ms
+        85..=94 => 120 + noise,   // slow: 205-214 ms, beyond the time limit
+        _ => 40,                  // an error answer
     };
-    Duration::from_millis(u64::from(ms))
+    (Duration::from_millis(ms), noise < 95)
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn state(&self, state: CircuitState) -> String {
+        let (color, text) = match state {
+            CircuitState::Closed => ("32", "CLOSED   "),
+            CircuitState::Open => ("31", "OPEN     "),
+            CircuitState::HalfOpen => ("33", "HALF-OPEN"),
+        };
+        if self.0 { format!("\x1b[{color}m{text}\x1b[0m") } else { text.to_string() }
+    }
 }
 
 #[tokio::main]
 async fn main() {
-    let limit = Duration::from_millis(100);
-    let dependency = async_rule(async |call: &mut Call| {
-        call.latency = latency_of(call.id);
-        tokio::time::sleep(call.latency).await;
-        true
-    });
-    let guarded =
-        with_timeout(dependency, limit).on_timeout(|call: &mut Call| call.cancelled = true);
-
-    println!("kompoz demo: 16 calls to a flaky dependency, each limited to {limit:?}\n");
     let start = Instant::now();
-    let (mut passed, mut timed_out, mut time_saved) = (0, 0, Duration::ZERO);
-    for id in 1..=16 {
-        let mut call = Call { id, ..Call::default() };
-        let began = start.elapsed();
-        let outcome = guarded.run_detailed(&mut call).await;
-        let took = start.elapsed() - began;
-        let at = began.as_millis();
-        match outcome {
-            Outcome::Passed => {
-                passed += 1;
-                println!("  t={at:>5} ms  call {id:>2}  ok          answered in {took:>9.1?}");
-            }
-            Outcome::TimedOut => {
-                timed_out += 1;
-                time_saved += call.latency.saturating_sub(took);
-                println!(
-                    "  t={at:>5} ms  call {id:>2}  TIMED OUT   cancelled after {took:>9.1?} \
-                     (the dependency wanted {:?}; cancelled: {})",
-                    call.latency, call.cancelled
-                );
-            }
-            other => println!("  t={at:>5} ms  call {id:>2}  {other:?}"),
-        }
-    }
+    let paint = Arc::new(Paint(std::io::stdout().is_terminal()));
+    let painter = paint.clone();
+    let breaker = CircuitBreaker::builder()
+        .failure_threshold(5)
+        .recovery_timeout(Duration::from_millis(1_000))
+        .half_open_max_calls(2)
+        .on_state_change(move |old, new, stats| {
+            println!(
+                "  {:>5.2}s  ** breaker {} -> {}   ({} failures so far, opened {} time(s))",
+                start.elapsed().as_secs_f64(),
+                painter.state(old).trim_end(),
+                painter.state(new).trim_end(),
+                stats.total_failures,
+                stats.times_opened,
+            );
+        })
+        .build()
+        .expect("a valid breaker");
+
+    let calls = Arc::new(AtomicU64::new(0));
+    let numbering = calls.clone();
+    let call = async_rule(async move |_: &mut ()| {
+        let (latency, healthy) =
+            dependency(start.elapsed(), numbering.fetch_add(1, Ordering::Relaxed));
+        tokio::time::sleep(latency).await;
+        healthy
+    });
+    // breaker(timeout(limit(call))): the permit wait counts against the time limit, and
+    // every run that does not pass counts against the breaker.
+    let pooled = limited(call, PERMITS).expect("a valid limit").max_wait(TokioClock, MAX_WAIT);
+    let stack = Arc::new(circuit_breaker(with_timeout(pooled, TIME_LIMIT), breaker));
+
+    println!("kompoz demo: {CLIENTS} clients call a flaky dependency for {:?}", RUN_FOR);
     println!(
-        "\nsummary: {passed} answered in time, {timed_out} timed out and were cancelled, \
-         {:.1?} of waiting avoided; total {:.1?}",
-        time_saved,
-        start.elapsed()
+        "  stack: circuit_breaker(threshold 5, recovery 1 s) > with_timeout({TIME_LIMIT:?}) > \
+         limited({PERMITS} permits, max wait {MAX_WAIT:?})"
+    );
+    println!(
+        "  the dependency: healthy with spikes, DOWN (hanging) from {:?} to {:?}, then healthy\n",
+        OUTAGE.0, OUTAGE.1
+    );
+    println!("   time   breaker    permits  waiting |    ok  failed  timeout  limit-rej  open-rej");
+
+    let tick = Arc::new(Tally::default());
+    let total = Tally::default();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let (stack, tick) = (stack.clone(), tick.clone());
+            tokio::spawn(async move {
+                let mut pause = 20 + client * 7;
+                while start.elapsed() < RUN_FOR {
+                    tick.count(stack.run_detailed(&mut ()).await);
+                    pause = (pause * 37 + 11) % 60 + 10;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+            })
+        })
+        .collect();
+
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+    while start.elapsed() < RUN_FOR {
+        ticks.tick().await;
+        let [ok, failed, timed_out, limit_rej, open_rej] = tick.drain_into(&total);
+        let permits = stack.inner().inner().semaphore().stats();
+        println!(
+            "  {:>5.2}s  {}  {:>3}/{PERMITS}  {:>7}  | {:>5}  {:>6}  {:>7}  {:>9}  {:>8}",
+            start.elapsed().as_secs_f64(),
+            paint.state(stack.state()),
+            permits.in_flight,
+            permits.waiting,
+            ok,
+            failed,
+            timed_out,
+            limit_rej,
+            open_rej,
+        );
+    }
+    for client in clients {
+        client.await.expect("a client panicked");
+    }
+    tick.drain_into(&total);
+
+    let stats = stack.stats();
+    let permits = stack.inner().inner().semaphore().stats();
+    let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let all = n(&total.ok)
+        + n(&total.failed)
+        + n(&total.timed_out)
+        + n(&total.limit_rejected)
+        + n(&total.circuit_rejected);
+    println!("\nsummary after {:.1?}: {all} calls", start.elapsed());
+    println!("  answered well             {:>6}", n(&total.ok));
+    println!("  answered with an error    {:>6}", n(&total.failed));
+    println!(
+        "  cut off by the time limit {:>6}  (each cancelled at {TIME_LIMIT:?})",
+        n(&total.timed_out)
+    );
+    println!(
+        "  refused by the limit      {:>6}  (no permit within {MAX_WAIT:?})",
+        n(&total.limit_rejected)
+    );
+    println!(
+        "  refused by the breaker    {:>6}  (at once, without touching the dependency)",
+        n(&total.circuit_rejected)
+    );
+    println!(
+        "  breaker: opened {} time(s), now {}; semaphore: {} permits handed out, {} back",
+        stats.times_opened,
+        paint.state(stats.state).trim_end(),
+        permits.total_acquired,
+        permits.available,
+    );
+    println!(
+        "  while the dependency was down, the breaker answered at once instead of letting each \
+         call wait {TIME_LIMIT:?} for nothing"
     );
 }

@@ -1,6 +1,5 @@
 //! [`limited`]: a concurrency limit around any combinator.
 
-use alloc::borrow::Cow;
 use core::borrow::Borrow;
 use core::fmt;
 use core::future::Future;
@@ -56,7 +55,7 @@ pub fn limited_on<R, L: Borrow<Semaphore>>(rule: R, semaphore: L) -> Limited<R, 
 #[cfg(all(target_has_atomic = "ptr", not(loom)))]
 pub fn limited_named<R>(
     rule: R,
-    name: impl Into<Cow<'static, str>>,
+    name: impl Into<alloc::borrow::Cow<'static, str>>,
     max_concurrent: usize,
 ) -> Result<Limited<R, alloc::sync::Arc<Semaphore>>, LimitError> {
     let semaphore = crate::limit::default_registry().get_or_create(name, max_concurrent)?;

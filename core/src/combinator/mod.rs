@@ -30,10 +30,12 @@
 use core::fmt;
 use core::future::Future;
 
+use crate::breaker::CircuitOpen;
 use crate::limit::AcquireError;
 
 mod compose;
 mod limited;
+mod protected;
 mod rules;
 mod with_timeout;
 
@@ -41,6 +43,7 @@ pub use compose::{And, Not, Or, Then};
 #[cfg(all(target_has_atomic = "ptr", not(loom)))]
 pub use limited::limited_named;
 pub use limited::{Limited, MaxWait, WaitForPermit, WaitPolicy, limited, limited_on};
+pub use protected::{AsBreaker, Protected, circuit_breaker};
 pub use rules::{AsyncPipe, AsyncRule, PipeOutput, async_pipe, async_rule};
 #[cfg(feature = "std")]
 pub use with_timeout::with_timeout;
@@ -71,12 +74,15 @@ pub enum Outcome {
 pub enum Rejection {
     /// A concurrency limit gave no permit: its maximum wait passed, or it is closed.
     Limit(AcquireError),
+    /// A circuit breaker refused the run: the circuit is open.
+    Circuit(CircuitOpen),
 }
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Rejection::Limit(error) => write!(f, "rejected by a concurrency limit: {error}"),
+            Rejection::Circuit(open) => write!(f, "rejected by a circuit breaker: {open}"),
         }
     }
 }

@@ -1,0 +1,207 @@
+//! Circuit breakers: a lock-free [`CircuitBreaker`] with kompoz's semantics and without
+//! its bugs.
+//!
+//! The state machine is a pure function over a plain value, applied to one atomic word
+//! by compare-exchange (`portable-atomic`, so it runs where 64-bit atomics do not
+//! exist). The faces:
+//!
+//! * futures: [`CircuitBreaker::call`] / [`call_with`](CircuitBreaker::call_with) for
+//!   futures of `Result`, with a classifier;
+//! * guards: [`CircuitBreaker::try_acquire`] and [`BreakerGuard`], for framework
+//!   integrations;
+//! * combinators: [`circuit_breaker`](crate::circuit_breaker), kompoz's
+//!   `circuit_breaker(rule, ...)`.
+//!
+//! Policies: today the circuit opens on `failure_threshold` consecutive failures and stays
+//! open for a fixed `recovery_timeout`. The machine's events and its open-period hook are
+//! where failure-rate windows, slow-call policies and growing break durations plug in.
+
+use core::fmt;
+use core::time::Duration;
+
+mod builder;
+mod circuit;
+mod counters;
+mod machine;
+
+pub use builder::BreakerBuilder;
+pub use circuit::{BreakerGuard, CircuitBreaker};
+pub use machine::MAX_COUNT;
+
+use crate::time::Instant;
+
+/// The three states of a circuit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CircuitState {
+    /// Normal operation: calls pass through.
+    Closed,
+    /// Too many failures: calls are rejected at once.
+    Open,
+    /// Testing whether the dependency recovered: a few probe calls pass.
+    HalfOpen,
+}
+
+impl fmt::Display for CircuitState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half-open",
+        })
+    }
+}
+
+/// How a call went, as far as the breaker is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Counts as a success.
+    Success,
+    /// Counts as a failure.
+    Failure,
+    /// Counts as neither: the call's probe slot is given back and the state is untouched.
+    Ignore,
+}
+
+impl From<bool> for Verdict {
+    fn from(ok: bool) -> Verdict {
+        if ok { Verdict::Success } else { Verdict::Failure }
+    }
+}
+
+/// A call refused by the breaker: the circuit is open, or half-open with all its probe
+/// slots taken. Cheap to make and copy: a rejection allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CircuitOpen {
+    /// The state the breaker was in when it refused (`Open` or `HalfOpen`).
+    pub state: CircuitState,
+}
+
+impl fmt::Display for CircuitOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.state {
+            CircuitState::HalfOpen => {
+                f.write_str("call rejected: the circuit is half-open and its probe slots are taken")
+            }
+            _ => f.write_str("call rejected: the circuit is open"),
+        }
+    }
+}
+
+impl core::error::Error for CircuitOpen {}
+
+/// The error of [`CircuitBreaker::call`]: the breaker refused the call, or the call
+/// itself failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallError<E> {
+    /// Not run: the circuit is open.
+    Rejected(CircuitOpen),
+    /// Run, and it returned this error.
+    Inner(E),
+}
+
+impl<E> CallError<E> {
+    /// Whether the breaker refused the call (as opposed to the call failing).
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, CallError::Rejected(_))
+    }
+
+    /// The call's own error, if it ran.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            CallError::Inner(error) => Some(error),
+            CallError::Rejected(_) => None,
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for CallError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Rejected(open) => open.fmt(f),
+            CallError::Inner(error) => error.fmt(f),
+        }
+    }
+}
+
+impl<E: core::error::Error + 'static> core::error::Error for CallError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            CallError::Rejected(open) => Some(open),
+            CallError::Inner(error) => Some(error),
+        }
+    }
+}
+
+/// A snapshot of a breaker, from [`CircuitBreaker::stats`]: kompoz's fields and more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct BreakerStats {
+    /// The committed state.
+    pub state: CircuitState,
+    /// Consecutive failures in the current closed period (kompoz's `failure_count`).
+    pub failure_count: u32,
+    /// Successful calls since creation.
+    pub success_count: u64,
+    /// When the latest failure was recorded (precise clock).
+    pub last_failure_time: Option<Instant>,
+    /// When the latest success was recorded, read from the clock's coarse reading
+    /// ([`Clock::now_coarse`](crate::Clock::now_coarse): on `StdClock` under Linux, up
+    /// to a couple of kernel ticks early).
+    pub last_success_time: Option<Instant>,
+    /// Successful probes in the current half-open period.
+    pub half_open_successes: u32,
+    /// Probes in flight in the current half-open period.
+    pub probes_in_flight: u32,
+    /// Whether the circuit was opened by `force_open` (and stays open until `reset`).
+    pub forced_open: bool,
+    /// Failed calls since creation.
+    pub total_failures: u64,
+    /// Calls that ended without a verdict: cancelled, panicked, or ignored.
+    pub abandoned_calls: u64,
+    /// Calls refused since creation.
+    pub rejected_calls: u64,
+    /// Every call that asked to be let in and has finished: successes, failures,
+    /// abandoned and rejected calls. Calls still running are not counted yet.
+    pub total_calls: u64,
+    /// How many times the circuit opened.
+    pub times_opened: u64,
+}
+
+/// A breaker configuration that cannot be built. Names the field and its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BreakerError {
+    /// A count that must be at least 1 was 0.
+    Zero {
+        /// The field: `failure_threshold`, `half_open_max_calls` or `success_threshold`.
+        field: &'static str,
+    },
+    /// A count above [`MAX_COUNT`], the largest the breaker's state word can track.
+    TooLarge {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: u32,
+        /// [`MAX_COUNT`].
+        max: u32,
+    },
+}
+
+impl fmt::Display for BreakerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BreakerError::Zero { field } => write!(f, "{field} must be at least 1, got 0"),
+            BreakerError::TooLarge { field, value, max } => {
+                write!(f, "{field} = {value} is above the largest supported value, {max}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for BreakerError {}
+
+/// kompoz's default `recovery_timeout`: 30 seconds.
+pub const DEFAULT_RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(all(test, feature = "std", not(loom)))]
+mod tests;

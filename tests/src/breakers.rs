@@ -1,0 +1,211 @@
+//! Circuit-breaker scenarios: kompoz's own cases and its integration case, on the
+//! runtime's clock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::join_all;
+use kompoz::breaker::{BreakerBuilder, CircuitBreaker, CircuitState};
+use kompoz::{
+    AsyncCombinator, Outcome, Rejection, Sleep, async_rule, circuit_breaker, with_timeout_on,
+};
+
+use crate::harness::Runtime;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn breaker<R: Runtime>(rt: &R, failures: u32, recovery: Duration) -> CircuitBreaker<R::Timer> {
+    BreakerBuilder::new()
+        .failure_threshold(failures)
+        .recovery_timeout(recovery)
+        .build_with(rt.timer())
+        .expect("a valid breaker")
+}
+
+/// A rule that counts its calls and passes when `passes(call_number)` says so.
+fn counting_rule(
+    calls: &Arc<AtomicUsize>,
+    passes: fn(usize) -> bool,
+) -> impl AsyncCombinator<i32> + use<> {
+    let calls = calls.clone();
+    async_rule(async move |_: &mut i32| passes(calls.fetch_add(1, Ordering::SeqCst)))
+}
+
+/// kompoz: a closed breaker passes verdicts and contexts through.
+pub async fn closed_breaker_passes_through<R: Runtime>(rt: &R) {
+    let protected =
+        circuit_breaker(async_rule(async |n: &mut i32| *n > 0), breaker(rt, 3, ms(10_000)));
+    assert_eq!(protected.run_owned(42).await, (true, 42));
+    assert_eq!(protected.state(), CircuitState::Closed);
+}
+
+/// kompoz: an always-failing rule, threshold 3, five runs: open, and the rule was called
+/// exactly three times.
+pub async fn threshold_failures_open_the_circuit<R: Runtime>(rt: &R) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let protected = circuit_breaker(counting_rule(&calls, |_| false), breaker(rt, 3, ms(10_000)));
+    for _ in 0..5 {
+        assert!(!protected.run_owned(1).await.0);
+    }
+    assert_eq!(protected.state(), CircuitState::Open);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+/// kompoz: threshold 2, recovery 100 s: once open, five more runs are rejected without
+/// calling the rule, and told apart from failures.
+pub async fn an_open_circuit_rejects_without_calling<R: Runtime>(rt: &R) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let protected = circuit_breaker(counting_rule(&calls, |_| false), breaker(rt, 2, ms(100_000)));
+    assert_eq!(protected.run_detailed(&mut 1).await, Outcome::Failed);
+    assert_eq!(protected.run_detailed(&mut 1).await, Outcome::Failed);
+    assert_eq!(protected.state(), CircuitState::Open);
+    for _ in 0..5 {
+        let outcome = protected.run_detailed(&mut 1).await;
+        assert!(matches!(outcome, Outcome::Rejected(Rejection::Circuit(_))), "{outcome:?}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(protected.stats().rejected_calls, 5);
+}
+
+/// kompoz: after the recovery time a failing probe opens the circuit again; the
+/// transitions are reported in order.
+pub async fn a_failing_probe_reopens<R: Runtime>(rt: &R) {
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let seen = changes.clone();
+    let b = BreakerBuilder::new()
+        .failure_threshold(2)
+        .recovery_timeout(ms(50))
+        .on_state_change(move |old, new, _| seen.lock().expect("not poisoned").push((old, new)))
+        .build_with(rt.timer())
+        .expect("a valid breaker");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let protected = circuit_breaker(counting_rule(&calls, |_| false), b);
+    protected.run(&mut 1).await;
+    protected.run(&mut 1).await;
+    assert_eq!(protected.state(), CircuitState::Open);
+    rt.timer().sleep(ms(100)).await;
+    assert!(!protected.run(&mut 1).await);
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "the probe ran");
+    assert_eq!(protected.state(), CircuitState::Open);
+    use CircuitState::{Closed, HalfOpen, Open};
+    assert_eq!(
+        *changes.lock().expect("not poisoned"),
+        [(Closed, Open), (Open, HalfOpen), (HalfOpen, Open)]
+    );
+}
+
+/// kompoz: after the recovery time a succeeding probe closes the circuit.
+pub async fn a_succeeding_probe_closes<R: Runtime>(rt: &R) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let protected = circuit_breaker(counting_rule(&calls, |n| n >= 2), breaker(rt, 2, ms(50)));
+    protected.run(&mut 1).await;
+    protected.run(&mut 1).await;
+    assert_eq!(protected.state(), CircuitState::Open);
+    rt.timer().sleep(ms(100)).await;
+    assert_eq!(protected.run_owned(1).await, (true, 1));
+    assert_eq!(protected.state(), CircuitState::Closed);
+}
+
+/// kompoz: the callback records `(Closed, Open)`.
+pub async fn the_callback_sees_closed_to_open<R: Runtime>(rt: &R) {
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let seen = changes.clone();
+    let b = BreakerBuilder::new()
+        .failure_threshold(2)
+        .on_state_change(move |old, new, stats| {
+            seen.lock().expect("not poisoned").push((old, new, stats.times_opened))
+        })
+        .build_with(rt.timer())
+        .expect("a valid breaker");
+    let protected = circuit_breaker(async_rule(async |_: &mut i32| false), b);
+    protected.run(&mut 1).await;
+    protected.run(&mut 1).await;
+    assert_eq!(
+        *changes.lock().expect("not poisoned"),
+        [(CircuitState::Closed, CircuitState::Open, 1)]
+    );
+}
+
+/// kompoz: one success and one failure are counted; the circuit stays closed.
+pub async fn stats_count_successes_and_failures<R: Runtime>(rt: &R) {
+    let protected =
+        circuit_breaker(async_rule(async |n: &mut i32| *n > 0), breaker(rt, 5, ms(10_000)));
+    protected.run(&mut 1).await;
+    protected.run(&mut -1).await;
+    let stats = protected.stats();
+    assert_eq!(stats.state, CircuitState::Closed);
+    assert_eq!((stats.success_count, stats.failure_count, stats.total_failures), (1, 1, 1));
+    assert!(stats.last_success_time.is_some() && stats.last_failure_time.is_some());
+    assert_eq!(stats.total_calls, 2);
+}
+
+/// kompoz: `reset()` closes an open circuit.
+pub async fn reset_closes<R: Runtime>(rt: &R) {
+    let protected =
+        circuit_breaker(async_rule(async |_: &mut i32| false), breaker(rt, 2, ms(100_000)));
+    protected.run(&mut 1).await;
+    protected.run(&mut 1).await;
+    assert_eq!(protected.state(), CircuitState::Open);
+    protected.reset();
+    assert_eq!(protected.state(), CircuitState::Closed);
+    assert_eq!(protected.run_detailed(&mut 1).await, Outcome::Failed, "runs again");
+}
+
+/// kompoz's integration case: a breaker around `with_timeout(rule, 100 ms)`, where the
+/// rule takes 500 ms on its first two calls and then answers at once. With threshold 5,
+/// after three runs the circuit is closed; with threshold 2 the timeouts open it.
+pub async fn timeouts_count_as_failures_inside_a_breaker<R: Runtime>(rt: &R) {
+    for (threshold, expected) in [(5, CircuitState::Closed), (2, CircuitState::Open)] {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (counter, timer) = (calls.clone(), rt.timer());
+        let slow_then_fast = async_rule(async move |_: &mut i32| {
+            if counter.fetch_add(1, Ordering::SeqCst) < 2 {
+                timer.sleep(ms(500)).await;
+            }
+            true
+        });
+        let protected = circuit_breaker(
+            with_timeout_on(rt.timer(), slow_then_fast, ms(100)),
+            breaker(rt, threshold, ms(100_000)),
+        );
+        let outcomes = [
+            protected.run_detailed(&mut 0).await,
+            protected.run_detailed(&mut 0).await,
+            protected.run_detailed(&mut 0).await,
+        ];
+        assert_eq!(outcomes[..2], [Outcome::TimedOut, Outcome::TimedOut]);
+        assert_eq!(protected.state(), expected, "threshold {threshold}");
+        if expected == CircuitState::Closed {
+            assert_eq!(outcomes[2], Outcome::Passed);
+        } else {
+            assert!(outcomes[2].is_rejected());
+        }
+    }
+}
+
+/// Half-open lets `half_open_max_calls` probes in at once and rejects the rest.
+pub async fn half_open_admits_only_its_probes<R: Runtime>(rt: &R) {
+    let b = BreakerBuilder::new()
+        .failure_threshold(1)
+        .recovery_timeout(ms(50))
+        .half_open_max_calls(2)
+        .build_with(rt.timer())
+        .expect("a valid breaker");
+    let timer = rt.timer();
+    let slow = async_rule(async move |ok: &mut bool| {
+        timer.sleep(ms(20)).await;
+        *ok
+    });
+    let protected = circuit_breaker(slow, b);
+    assert!(!protected.run(&mut false).await);
+    rt.timer().sleep(ms(60)).await;
+    let mut contexts = [true, true, true];
+    let outcomes = join_all(contexts.iter_mut().map(|ok| protected.run_detailed(ok))).await;
+    let passed = outcomes.iter().filter(|o| o.passed()).count();
+    let rejected = outcomes.iter().filter(|o| o.is_rejected()).count();
+    assert_eq!((passed, rejected), (2, 1), "{outcomes:?}");
+    assert_eq!(protected.state(), CircuitState::Closed);
+}
