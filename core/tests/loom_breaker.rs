@@ -1,0 +1,169 @@
+//! loom models of the breaker's atomic layer. Run, scoped to the core:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p kompoz --release --test loom_breaker
+//! ```
+#![cfg(loom)]
+
+use std::time::Duration;
+
+use kompoz::breaker::{BreakerBuilder, CircuitBreaker, CircuitState};
+use kompoz::{Clock, Instant, ManualClock};
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Runs `f` under loom, with preemptions bounded (LOOM_MAX_PREEMPTIONS, default 2).
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    builder.check(f);
+}
+
+/// Counts reported transitions by kind.
+#[derive(Default)]
+struct Reports {
+    closed_to_open: AtomicUsize,
+    open_to_half_open: AtomicUsize,
+    half_open_to_closed: AtomicUsize,
+    other: AtomicUsize,
+}
+
+fn breaker_reporting(
+    clock: &ManualClock,
+    failures: u32,
+    recovery: Duration,
+) -> (Arc<CircuitBreaker<ManualClock>>, std::sync::Arc<Reports>) {
+    let reports = std::sync::Arc::new(Reports::default());
+    let seen = reports.clone();
+    let breaker = BreakerBuilder::new()
+        .failure_threshold(failures)
+        .recovery_timeout(recovery)
+        .on_state_change(move |old, new, _| {
+            let counter = match (old, new) {
+                (CircuitState::Closed, CircuitState::Open) => &seen.closed_to_open,
+                (CircuitState::Open, CircuitState::HalfOpen) => &seen.open_to_half_open,
+                (CircuitState::HalfOpen, CircuitState::Closed) => &seen.half_open_to_closed,
+                _ => &seen.other,
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .build_with(clock.clone())
+        .unwrap();
+    (Arc::new(breaker), reports)
+}
+
+/// Two calls fail at once on a circuit with threshold 2: it opens, and the transition is
+/// reported exactly once, by whichever thread made it.
+#[test]
+fn racing_failures_open_once_and_report_once() {
+    model(|| {
+        let clock = ManualClock::new();
+        let (breaker, reports) = breaker_reporting(&clock, 2, SECOND);
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let breaker = breaker.clone();
+                // The first failure cannot open the circuit, so both calls are admitted.
+                thread::spawn(move || breaker.try_acquire().unwrap().failure())
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let stats = breaker.stats();
+        assert_eq!(stats.state, CircuitState::Open);
+        assert_eq!(reports.closed_to_open.load(Ordering::SeqCst), 1);
+        assert_eq!(reports.other.load(Ordering::SeqCst), 0);
+        assert_eq!((stats.times_opened, stats.total_failures), (1, 2));
+    });
+}
+
+/// Two threads race for the single probe slot of a recovered circuit; the winner may
+/// abandon its probe. At most one probe is ever in flight, a dropped probe frees its
+/// slot, and each transition is reported once.
+#[test]
+fn one_probe_slot_is_never_shared_and_always_returned() {
+    model(|| {
+        let clock = ManualClock::new();
+        let (breaker, reports) = breaker_reporting(&clock, 1, Duration::ZERO);
+        breaker.try_acquire().unwrap().failure();
+        assert_eq!(breaker.state(), CircuitState::Open);
+        let probes = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = [false, true]
+            .into_iter()
+            .map(|succeed| {
+                let (breaker, probes) = (breaker.clone(), probes.clone());
+                thread::spawn(move || {
+                    // Admitted as a probe, or, once the other thread's probe closed the
+                    // circuit, as an ordinary call.
+                    if let Ok(guard) = breaker.try_acquire() {
+                        if guard.is_probe() {
+                            assert_eq!(probes.fetch_add(1, Ordering::SeqCst), 0, "a second probe");
+                            probes.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        if succeed {
+                            guard.success();
+                        } // else dropped: abandoned
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let stats = breaker.stats();
+        assert_eq!(stats.probes_in_flight, 0, "every probe slot came back");
+        assert_eq!(reports.closed_to_open.load(Ordering::SeqCst), 1);
+        let half_opened = reports.open_to_half_open.load(Ordering::SeqCst);
+        let closed = reports.half_open_to_closed.load(Ordering::SeqCst);
+        assert!(half_opened <= 1 && closed <= half_opened);
+        assert_eq!(stats.state == CircuitState::Closed, closed == 1);
+        assert_eq!(reports.other.load(Ordering::SeqCst), 0);
+        // Whatever happened, the breaker is not wedged: the next call gets through.
+        let next = breaker.try_acquire().expect("not wedged");
+        next.success();
+        assert_eq!(breaker.state(), CircuitState::Closed);
+    });
+}
+
+/// An opener that is slow to publish its deadline races a reset and a later opening:
+/// the later open period's deadline must survive (a stale publisher writes nothing).
+#[test]
+fn a_stale_deadline_never_overwrites_a_later_one() {
+    model(|| {
+        let clock = ManualClock::new();
+        // Leaked so that a guard admitted here can move into a thread (a few KiB per
+        // explored interleaving).
+        let breaker: &'static CircuitBreaker<ManualClock> = Box::leak(Box::new(
+            BreakerBuilder::new()
+                .failure_threshold(1)
+                .recovery_timeout(10 * SECOND)
+                .build_with(clock.clone())
+                .unwrap(),
+        ));
+        let early = breaker.try_acquire().unwrap();
+        let (b2, c2) = (breaker, clock.clone());
+        let t1 = thread::spawn(move || early.failure());
+        let t2 = thread::spawn(move || {
+            b2.reset();
+            c2.advance(5 * SECOND);
+            if let Ok(guard) = b2.try_acquire() {
+                guard.failure();
+            }
+        });
+        t1.join().unwrap();
+        t2.join().unwrap();
+        // `early` failing after the reset is late, so the last opening is always t2's, at
+        // 5 s: its deadline is 15 s.
+        assert_eq!(breaker.state(), CircuitState::Open);
+        clock.set(Instant::ZERO + 15 * SECOND - Duration::from_nanos(1));
+        assert!(breaker.try_acquire().is_err(), "recovered early: a stale deadline won");
+        clock.advance(Duration::from_nanos(1));
+        assert!(breaker.try_acquire().is_ok(), "never recovered: the deadline was lost");
+        assert_eq!(clock.now(), Instant::ZERO + 15 * SECOND);
+    });
+}
