@@ -43,6 +43,7 @@ struct Epoch {
     coarse: Option<coarse::Mapping>,
 }
 
+#[inline]
 fn epoch() -> &'static Epoch {
     static EPOCH: OnceLock<Epoch> = OnceLock::new();
     EPOCH.get_or_init(|| {
@@ -80,6 +81,7 @@ impl Clock for StdClock {
         StdClock::from_std(std::time::Instant::now())
     }
 
+    #[inline]
     fn now_coarse(&self) -> Instant {
         #[cfg(all(feature = "std", any(target_os = "linux", target_os = "android")))]
         if let Some(coarse) = epoch().coarse.as_ref().and_then(coarse::Mapping::now) {
@@ -88,6 +90,7 @@ impl Clock for StdClock {
         self.now()
     }
 
+    #[inline]
     fn coarse_lag(&self) -> Duration {
         #[cfg(all(feature = "std", any(target_os = "linux", target_os = "android")))]
         if let Some(mapping) = &epoch().coarse {
@@ -111,21 +114,20 @@ mod coarse {
     /// `base + (coarse - raw)` are never ahead of precise ones, and lag them by at most a
     /// tick plus the gap between the two readings.
     pub(super) struct Mapping {
+        /// Our instant at the pair of readings: the coarse instant is `base + coarse - raw`.
         base: u64,
         raw: u64,
         pub(super) lag: Duration,
     }
 
+    /// Nanoseconds of `clock`, or `None` if the kernel refused the reading.
+    #[inline]
     fn read(clock: libc::clockid_t) -> Option<u64> {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
         let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-        if rc != 0 {
-            return None;
-        }
-        let secs = u64::try_from(ts.tv_sec).ok()?;
-        let nanos = u64::try_from(ts.tv_nsec).ok()?;
-        secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+        // A monotonic clock's fields are never negative; the casts cannot wrap.
+        (rc == 0).then(|| (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64))
     }
 
     impl Mapping {
@@ -135,8 +137,10 @@ mod coarse {
             if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut res) } != 0 {
                 return None;
             }
-            let tick =
-                Duration::new(u64::try_from(res.tv_sec).ok()?, u32::try_from(res.tv_nsec).ok()?);
+            let tick = Duration::new(
+                u64::try_from(res.tv_sec).ok()?,
+                u32::try_from(res.tv_nsec).ok()?,
+            );
             read(libc::CLOCK_MONOTONIC_COARSE)?;
             // Take the two readings close together; keep the tightest pair of a few tries.
             let mut best: Option<(Duration, std::time::Instant, u64)> = None;
@@ -153,17 +157,19 @@ mod coarse {
             }
             let (gap, at, raw) = best?;
             let base = u64::try_from(at.saturating_duration_since(epoch).as_nanos()).ok()?;
-            Some(Mapping { base, raw, lag: tick.saturating_mul(2).saturating_add(gap) })
+            Some(Mapping {
+                base,
+                raw,
+                lag: tick.saturating_mul(2).saturating_add(gap),
+            })
         }
 
         /// The coarse time, or `None` if the kernel refused the reading.
+        #[inline]
         pub(super) fn now(&self) -> Option<Instant> {
             let coarse = read(libc::CLOCK_MONOTONIC_COARSE)?;
-            Some(Instant::from_nanos(if coarse >= self.raw {
-                self.base.saturating_add(coarse - self.raw)
-            } else {
-                self.base.saturating_sub(self.raw - coarse)
-            }))
+            // base + (coarse - raw); `base + coarse` fits easily in 64 bits.
+            Some(Instant::from_nanos(self.base.wrapping_add(coarse).saturating_sub(self.raw)))
         }
     }
 }
