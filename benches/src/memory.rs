@@ -1,0 +1,159 @@
+//! `size_of` of each primitive and of the values a call creates, kompoz beside its peers.
+//!
+//! Sizes are of the value itself (what sits in a struct or a task's future). Where a
+//! primitive is a handle to shared state (failsafe's `StateMachine`, recloser's
+//! `AsyncRecloser` are an `Arc` each), the heap block behind it is not included; neither
+//! are heap blocks a value owns (kompoz's breaker keeps its per-thread counter shards in
+//! a boxed array). [`heap_rows`] covers those: the heap bytes that building each primitive
+//! allocates, which the `compare` binary measures with its counting allocator.
+
+use std::future::Ready;
+use std::hint::black_box;
+use std::mem::{size_of, size_of_val};
+
+use kompoz::StdClock;
+use kompoz::breaker::{BreakerGuard, CircuitBreaker};
+
+use crate::cases::breaker::{Call, ready_ok};
+
+/// One row of the size table: what is measured, and `(contender, bytes)` for each
+/// contender that has such a value.
+#[derive(Debug)]
+pub struct SizeRow {
+    /// The thing measured, e.g. `"semaphore"`.
+    pub what: &'static str,
+    /// Bytes per contender (table column).
+    pub sizes: Vec<(&'static str, usize)>,
+}
+
+/// Every size row, in table order.
+pub fn size_rows() -> Vec<SizeRow> {
+    let kompoz_sem = kompoz::limit::Semaphore::new(1).expect("a valid size");
+    let tokio_sem = tokio::sync::Semaphore::new(1);
+    let async_lock_sem = async_lock::Semaphore::new(1);
+    let maitake_sem = maitake_sync::Semaphore::new(1);
+
+    let tokio_acquire = tokio_sem.acquire();
+    let tokio_acquire_size = size_of_val(&tokio_acquire);
+    drop(tokio_acquire);
+
+    let kompoz = CircuitBreaker::builder().build().expect("the defaults are valid");
+    let kompoz_call = kompoz.call(ready_ok());
+    let kompoz_call_size = size_of_val(&kompoz_call);
+    drop(kompoz_call);
+    let failsafe = failsafe::Config::new().build();
+    let failsafe_call = failsafe::futures::CircuitBreaker::call(&failsafe, ready_ok());
+    let recloser = recloser::AsyncRecloser::from(recloser::Recloser::custom().build());
+    let recloser_call = recloser.call(ready_ok());
+
+    vec![
+        SizeRow {
+            what: "semaphore",
+            sizes: vec![
+                ("kompoz", size_of_val(&kompoz_sem)),
+                ("tokio", size_of_val(&tokio_sem)),
+                ("async-lock", size_of_val(&async_lock_sem)),
+                ("maitake-sync", size_of_val(&maitake_sem)),
+            ],
+        },
+        SizeRow {
+            what: "permit (borrowing)",
+            sizes: vec![
+                ("kompoz", size_of::<kompoz::limit::Permit<'_>>()),
+                ("tokio", size_of::<tokio::sync::SemaphorePermit<'_>>()),
+                ("async-lock", size_of::<async_lock::SemaphoreGuard<'_>>()),
+                ("maitake-sync", size_of::<maitake_sync::semaphore::Permit<'_>>()),
+            ],
+        },
+        SizeRow {
+            what: "acquire future",
+            sizes: vec![
+                ("kompoz", size_of::<kompoz::limit::Acquire<'_>>()),
+                ("tokio", tokio_acquire_size),
+                ("async-lock", size_of::<async_lock::futures::Acquire<'_>>()),
+                ("maitake-sync", size_of::<maitake_sync::semaphore::Acquire<'_>>()),
+            ],
+        },
+        SizeRow {
+            what: "timeout future (ready u64 inside)",
+            sizes: vec![
+                ("bare", size_of::<Ready<u64>>()),
+                (
+                    "kompoz",
+                    size_of::<kompoz_tokio::Timeout<kompoz_tokio::TokioClock, Ready<u64>>>(),
+                ),
+                ("tokio", size_of::<tokio::time::Timeout<Ready<u64>>>()),
+            ],
+        },
+        SizeRow {
+            what: "breaker (kompoz: the breaker itself; peers: their handle)",
+            sizes: vec![
+                ("kompoz", size_of_val(&kompoz)),
+                ("failsafe", size_of_val(&failsafe)),
+                ("recloser", size_of_val(&recloser)),
+            ],
+        },
+        SizeRow {
+            what: "breaker call future (ready inside)",
+            sizes: vec![
+                ("bare", size_of::<Ready<Call>>()),
+                ("kompoz", kompoz_call_size),
+                ("failsafe", size_of_val(&failsafe_call)),
+                ("recloser", size_of_val(&recloser_call)),
+            ],
+        },
+        SizeRow {
+            what: "breaker guard (kompoz's `try_acquire`)",
+            sizes: vec![("kompoz", size_of::<BreakerGuard<'_, StdClock>>())],
+        },
+    ]
+}
+
+/// Builds one primitive (with its usual configuration) and drops it.
+pub type Build = fn();
+
+/// One row of the heap table: what is built, and how, for each contender.
+#[derive(Debug)]
+pub struct HeapRow {
+    /// The thing built, e.g. `"breaker"`.
+    pub what: &'static str,
+    /// A builder per contender (table column).
+    pub builders: Vec<(&'static str, Build)>,
+}
+
+/// Every heap row, in table order.
+pub fn heap_rows() -> Vec<HeapRow> {
+    vec![
+        HeapRow {
+            what: "semaphore::new(8)",
+            builders: vec![
+                ("kompoz", || {
+                    let _ = black_box(kompoz::limit::Semaphore::new(8));
+                }),
+                ("tokio", || {
+                    black_box(tokio::sync::Semaphore::new(8));
+                }),
+                ("async-lock", || {
+                    black_box(async_lock::Semaphore::new(8));
+                }),
+                ("maitake-sync", || {
+                    black_box(maitake_sync::Semaphore::new(8));
+                }),
+            ],
+        },
+        HeapRow {
+            what: "breaker, default configuration",
+            builders: vec![
+                ("kompoz", || {
+                    let _ = black_box(CircuitBreaker::builder().build());
+                }),
+                ("failsafe", || {
+                    black_box(failsafe::Config::new().build());
+                }),
+                ("recloser", || {
+                    black_box(recloser::AsyncRecloser::from(recloser::Recloser::custom().build()));
+                }),
+            ],
+        },
+    ]
+}
