@@ -4,13 +4,15 @@
 use alloc::boxed::Box;
 use core::fmt;
 use core::future::IntoFuture;
+use core::mem::ManuallyDrop;
 use core::time::Duration;
 
+use super::call::{Call, Classify, ErrIsFailure};
 use super::counters::Counters;
 use super::machine::{
     COUNT_BITS, Effect, Event, GENERATION_BITS, Machine, Step, Thresholds, Ticket,
 };
-use super::{BreakerStats, CallError, CircuitOpen, CircuitState, Verdict};
+use super::{BreakerStats, CircuitOpen, CircuitState, Verdict};
 use crate::sync::{AtomicU64, Ordering};
 use crate::time::{Clock, Instant};
 
@@ -163,29 +165,37 @@ impl<C: Clock> CircuitBreaker<C> {
     /// [`CircuitOpen`] while the circuit is open or all probe slots are taken.
     #[inline]
     pub fn try_acquire(&self) -> Result<BreakerGuard<'_, C>, CircuitOpen> {
+        self.admit().map(|ticket| self.guard(ticket))
+    }
+
+    /// Admission: one load while closed.
+    #[inline]
+    pub(super) fn admit(&self) -> Result<Ticket, CircuitOpen> {
         let word = self.word.load(Ordering::Acquire);
         if word & STATE_MASK == CLOSED_BITS {
             let generation = unpack(word).generation;
-            return Ok(self.guard(Ticket { generation, probe: false }));
+            return Ok(Ticket { generation, probe: false });
         }
-        self.acquire_slow(word)
+        self.admit_slow(word)
     }
 
     /// Runs `future` through the breaker: rejected at once while open, otherwise run, with
     /// `Err` counted as a failure and `Ok` as a success.
     ///
-    /// If the returned future is dropped before it completes, the call counts as
-    /// neither (and gives back its probe slot).
-    pub async fn call<F, T, E>(&self, future: F) -> Result<T, CallError<E>>
+    /// Admission happens when the returned future is first polled. If it is dropped
+    /// before it completes, the call counts as neither (and gives back its probe slot).
+    #[inline]
+    pub fn call<F, T, E>(&self, future: F) -> Call<'_, C, F::IntoFuture, ErrIsFailure>
     where
         F: IntoFuture<Output = Result<T, E>>,
     {
-        self.call_with(|result: &Result<T, E>| Verdict::from(result.is_ok()), future).await
+        Call::new(self, future.into_future(), ErrIsFailure)
     }
 
     /// [`call`](CircuitBreaker::call) with a classifier that decides what counts as a
     /// failure: an `Ok` may count as one (a degraded answer), and some errors may count as
     /// success or be ignored (a "not found" says nothing about the dependency's health).
+    /// A classifier that panics counts as neither.
     ///
     /// ```
     /// use kompoz::breaker::{CircuitBreaker, Verdict};
@@ -202,15 +212,13 @@ impl<C: Clock> CircuitBreaker<C> {
     /// assert_eq!(breaker.stats().success_count, 1);
     /// # Ok::<(), kompoz::breaker::BreakerError>(())
     /// ```
-    pub async fn call_with<F, T, E, K>(&self, classify: K, future: F) -> Result<T, CallError<E>>
+    #[inline]
+    pub fn call_with<F, T, E, K>(&self, classify: K, future: F) -> Call<'_, C, F::IntoFuture, K>
     where
         F: IntoFuture<Output = Result<T, E>>,
-        K: FnOnce(&Result<T, E>) -> Verdict,
+        K: Classify<T, E>,
     {
-        let guard = self.try_acquire().map_err(CallError::Rejected)?;
-        let result = future.await;
-        guard.record(classify(&result));
-        result.map_err(CallError::Inner)
+        Call::new(self, future.into_future(), classify)
     }
 
     /// The committed state. An open circuit whose recovery time has passed is still
@@ -265,18 +273,24 @@ impl<C: Clock> CircuitBreaker<C> {
         self.recovery_timeout
     }
 
-    fn guard(&self, ticket: Ticket) -> BreakerGuard<'_, C> {
-        BreakerGuard { breaker: self, ticket, settled: false }
+    #[inline]
+    pub(super) fn guard(&self, ticket: Ticket) -> BreakerGuard<'_, C> {
+        BreakerGuard { breaker: self, ticket }
     }
 
     #[cold]
-    fn acquire_slow(&self, mut word: u64) -> Result<BreakerGuard<'_, C>, CircuitOpen> {
+    fn admit_slow(&self, mut word: u64) -> Result<Ticket, CircuitOpen> {
         loop {
+            // The common case while open: rejected before the recovery time, after two
+            // loads and a coarse clock reading, without running the machine.
+            if word & STATE_MASK == OPEN_BITS
+                && (word & (FORCED | READY) != READY || !self.recovery_due())
+            {
+                self.counters.rejected();
+                return Err(CircuitOpen { state: CircuitState::Open });
+            }
             let machine = unpack(word);
-            let recovered = machine.state == CircuitState::Open
-                && !machine.forced
-                && word & READY != 0
-                && self.recovery_due();
+            let recovered = machine.state == CircuitState::Open;
             let step = machine.step(Event::Admit { recovered }, &self.thresholds);
             let ticket = match step.effect {
                 Effect::Admitted(ticket) => ticket,
@@ -286,7 +300,7 @@ impl<C: Clock> CircuitBreaker<C> {
                 }
             };
             if step.next == machine {
-                return Ok(self.guard(ticket));
+                return Ok(ticket);
             }
             match self.word.compare_exchange_weak(
                 word,
@@ -295,11 +309,11 @@ impl<C: Clock> CircuitBreaker<C> {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    // Make the guard first: if the callback panics, dropping it gives the
-                    // probe slot back.
+                    // Hold the ticket in a guard while reporting: if the callback panics,
+                    // dropping the guard gives the probe slot back.
                     let guard = self.guard(ticket);
                     self.report(machine.state, step.next.state);
-                    return Ok(guard);
+                    return Ok(guard.into_ticket());
                 }
                 Err(actual) => word = actual,
             }
@@ -321,18 +335,29 @@ impl<C: Clock> CircuitBreaker<C> {
         self.clock.now() >= deadline
     }
 
-    /// Records the outcome of the call admitted with `ticket`.
+    /// Records the outcome of the call admitted with `ticket`. The common case, a success
+    /// of an ordinary call, is small enough to inline into the caller; the rest is not.
     #[inline]
-    fn settle(&self, ticket: Ticket, verdict: Verdict) {
+    pub(super) fn settle(&self, ticket: Ticket, verdict: Verdict) {
+        if verdict == Verdict::Success && !ticket.probe {
+            let word = self.word.load(Ordering::Acquire);
+            self.counters.success(self.clock.now_coarse());
+            // Still closed, in the call's generation, with no failures and no stray
+            // probes: nothing to do.
+            if word != u64::from(ticket.generation) << GENERATION_SHIFT {
+                self.apply(Event::Success(ticket));
+            }
+        } else {
+            self.settle_other(ticket, verdict);
+        }
+    }
+
+    #[inline(never)]
+    fn settle_other(&self, ticket: Ticket, verdict: Verdict) {
         match verdict {
             Verdict::Success => {
-                let word = self.word.load(Ordering::Acquire);
-                // Still closed, in the call's generation, with no failures: nothing to do.
-                let unchanged = u64::from(ticket.generation) << GENERATION_SHIFT;
                 self.counters.success(self.clock.now_coarse());
-                if ticket.probe || word != unchanged {
-                    self.apply(Event::Success(ticket));
-                }
+                self.apply(Event::Success(ticket));
             }
             Verdict::Failure => {
                 self.counters.failure(self.clock.now());
@@ -349,6 +374,7 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// Applies `event` with compare-exchange, then publishes a new open period's
     /// deadline and reports a transition, outside any critical section.
+    #[inline(never)]
     fn apply(&self, event: Event) -> Step {
         let mut word = self.word.load(Ordering::Acquire);
         loop {
@@ -451,7 +477,6 @@ impl<C: fmt::Debug> fmt::Debug for CircuitBreaker<C> {
 pub struct BreakerGuard<'a, C: Clock> {
     breaker: &'a CircuitBreaker<C>,
     ticket: Ticket,
-    settled: bool,
 }
 
 impl<C: Clock> BreakerGuard<'_, C> {
@@ -468,25 +493,28 @@ impl<C: Clock> BreakerGuard<'_, C> {
 
     /// Records `verdict` for the call.
     #[inline]
-    pub fn record(mut self, verdict: Verdict) {
-        // Settled before the breaker runs any callback, so a panicking callback does not
-        // make the drop below record the call a second time.
-        self.settled = true;
-        self.breaker.settle(self.ticket, verdict);
+    pub fn record(self, verdict: Verdict) {
+        // Not dropped: the verdict replaces the drop's "no verdict". If the breaker's
+        // callback panics during `settle`, nothing records the call a second time.
+        let guard = ManuallyDrop::new(self);
+        guard.breaker.settle(guard.ticket, verdict);
     }
 
     /// Whether this call is a half-open probe.
     pub fn is_probe(&self) -> bool {
         self.ticket.probe
     }
+
+    /// Gives up the guard without settling, returning its ticket.
+    #[inline]
+    fn into_ticket(self) -> Ticket {
+        ManuallyDrop::new(self).ticket
+    }
 }
 
 impl<C: Clock> Drop for BreakerGuard<'_, C> {
-    #[inline]
     fn drop(&mut self) {
-        if !self.settled {
-            self.breaker.settle(self.ticket, Verdict::Ignore);
-        }
+        self.breaker.settle(self.ticket, Verdict::Ignore);
     }
 }
 

@@ -20,11 +20,13 @@ use core::fmt;
 use core::time::Duration;
 
 mod builder;
+mod call;
 mod circuit;
 mod counters;
 mod machine;
 
 pub use builder::BreakerBuilder;
+pub use call::{Call, Classify, ErrIsFailure};
 pub use circuit::{BreakerGuard, CircuitBreaker};
 pub use machine::MAX_COUNT;
 

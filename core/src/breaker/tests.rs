@@ -303,3 +303,42 @@ fn a_stray_probe_finishing_while_open_keeps_the_recovery_deadline() {
     clock.advance(Duration::from_nanos(1));
     assert!(b.try_acquire().unwrap().is_probe(), "the deadline survived the stray's update");
 }
+
+#[test]
+fn a_call_is_admitted_when_polled_and_a_dropped_one_gives_its_slot_back() {
+    use core::future::Future;
+    use core::task::{Context, Waker};
+
+    let clock = ManualClock::new();
+    let b = breaker(&clock, 1);
+    fail(&b);
+    clock.advance(10 * SECOND);
+    let unpolled = b.call(core::future::pending::<Result<(), ()>>());
+    drop(unpolled);
+    assert_eq!(b.stats().total_calls, 1, "an unpolled call asks for nothing");
+    {
+        let mut probe = core::pin::pin!(b.call(core::future::pending::<Result<(), ()>>()));
+        assert!(probe.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        assert_eq!((b.state(), b.stats().probes_in_flight), (CircuitState::HalfOpen, 1));
+    }
+    let stats = b.stats();
+    assert_eq!((stats.probes_in_flight, stats.abandoned_calls), (0, 1));
+    assert!(b.try_acquire().unwrap().is_probe());
+}
+
+#[test]
+fn a_panicking_classifier_counts_as_neither() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock, 1);
+    let call =
+        b.call_with(|_: &Result<u8, u8>| -> Verdict { panic!("classifier bug") }, async { Err(1) });
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        futures::executor::block_on(call)
+    }));
+    assert!(outcome.is_err());
+    let stats = b.stats();
+    assert_eq!(
+        (stats.state, stats.total_failures, stats.abandoned_calls),
+        (CircuitState::Closed, 0, 1)
+    );
+}

@@ -84,8 +84,8 @@ impl Clock for StdClock {
     #[inline]
     fn now_coarse(&self) -> Instant {
         #[cfg(all(feature = "std", any(target_os = "linux", target_os = "android")))]
-        if let Some(coarse) = epoch().coarse.as_ref().and_then(coarse::Mapping::now) {
-            return coarse;
+        if let Some(mapping) = &epoch().coarse {
+            return mapping.now();
         }
         self.now()
     }
@@ -100,10 +100,13 @@ impl Clock for StdClock {
     }
 }
 
-/// `CLOCK_MONOTONIC_COARSE`, mapped onto `StdClock`'s time line.
+/// `CLOCK_MONOTONIC_COARSE`, mapped onto `StdClock`'s time line (read with rustix, which
+/// calls the vDSO directly: no system call, no libc wrapper).
 #[cfg(all(feature = "std", any(target_os = "linux", target_os = "android")))]
 mod coarse {
     use core::time::Duration;
+
+    use rustix::time::ClockId;
 
     use crate::time::Instant;
 
@@ -120,33 +123,27 @@ mod coarse {
         pub(super) lag: Duration,
     }
 
-    /// Nanoseconds of `clock`, or `None` if the kernel refused the reading.
+    /// Nanoseconds of `clock` (rustix calls the vDSO directly where it can).
     #[inline]
-    fn read(clock: libc::clockid_t) -> Option<u64> {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-        let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    fn read(clock: ClockId) -> u64 {
+        let ts = rustix::time::clock_gettime(clock);
         // A monotonic clock's fields are never negative; the casts cannot wrap.
-        (rc == 0).then(|| (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64))
+        (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
     }
 
     impl Mapping {
         pub(super) fn new(epoch: std::time::Instant) -> Option<Mapping> {
-            let mut res = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: `res` is a valid, writable timespec for the duration of the call.
-            if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut res) } != 0 {
+            let res = rustix::time::clock_getres(ClockId::MonotonicCoarse);
+            let tick =
+                Duration::new(u64::try_from(res.tv_sec).ok()?, u32::try_from(res.tv_nsec).ok()?);
+            if tick.is_zero() {
                 return None;
             }
-            let tick = Duration::new(
-                u64::try_from(res.tv_sec).ok()?,
-                u32::try_from(res.tv_nsec).ok()?,
-            );
-            read(libc::CLOCK_MONOTONIC_COARSE)?;
             // Take the two readings close together; keep the tightest pair of a few tries.
             let mut best: Option<(Duration, std::time::Instant, u64)> = None;
             for _ in 0..8 {
                 let before = std::time::Instant::now();
-                let raw = read(libc::CLOCK_MONOTONIC)?;
+                let raw = read(ClockId::Monotonic);
                 let gap = before.elapsed();
                 if best.as_ref().is_none_or(|(best_gap, ..)| gap < *best_gap) {
                     best = Some((gap, before, raw));
@@ -157,19 +154,15 @@ mod coarse {
             }
             let (gap, at, raw) = best?;
             let base = u64::try_from(at.saturating_duration_since(epoch).as_nanos()).ok()?;
-            Some(Mapping {
-                base,
-                raw,
-                lag: tick.saturating_mul(2).saturating_add(gap),
-            })
+            Some(Mapping { base, raw, lag: tick.saturating_mul(2).saturating_add(gap) })
         }
 
-        /// The coarse time, or `None` if the kernel refused the reading.
+        /// The coarse time.
         #[inline]
-        pub(super) fn now(&self) -> Option<Instant> {
-            let coarse = read(libc::CLOCK_MONOTONIC_COARSE)?;
+        pub(super) fn now(&self) -> Instant {
+            let coarse = read(ClockId::MonotonicCoarse);
             // base + (coarse - raw); `base + coarse` fits easily in 64 bits.
-            Some(Instant::from_nanos(self.base.wrapping_add(coarse).saturating_sub(self.raw)))
+            Instant::from_nanos(self.base.wrapping_add(coarse).saturating_sub(self.raw))
         }
     }
 }
