@@ -61,7 +61,9 @@ pub use combinator::{
     circuit_breaker, limited, limited_on, with_timeout_on,
 };
 pub use limit::Semaphore;
+#[cfg(target_has_atomic = "ptr")]
+pub use time::ManualClock;
 #[cfg(feature = "std")]
 pub use time::StdClock;
-pub use time::{Clock, Instant, ManualClock, Sleep};
+pub use time::{Clock, Instant, Sleep};
 pub use timeout::{Elapsed, Timeout, timeout, timeout_at};

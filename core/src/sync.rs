@@ -2,28 +2,9 @@
 //! `--cfg loom` so the model checker sees every atomic access.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use portable_atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-
-#[cfg(loom)]
-use loom::cell::UnsafeCell;
-
-/// `core::cell::UnsafeCell` with loom's closure-based access API.
-#[cfg(not(loom))]
-#[derive(Debug, Default)]
-struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
-
-#[cfg(not(loom))]
-impl<T> UnsafeCell<T> {
-    const fn new(value: T) -> Self {
-        UnsafeCell(core::cell::UnsafeCell::new(value))
-    }
-
-    fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
-        f(self.0.get())
-    }
-}
 
 /// A minimal spin lock for short, cold critical sections (waiter lists, registries,
 /// the manual clock's timers) that must work without `std`.
@@ -31,29 +12,30 @@ impl<T> UnsafeCell<T> {
 /// Access goes through [`SpinMutex::with`], so a guard can never escape and the lock is
 /// released even if the closure panics. Critical sections must stay short and must not
 /// call user code (wakers are collected and woken after the lock is released).
+///
+/// Under loom it is loom's own mutex: a spin lock makes loom explore endless spinning
+/// schedules when three threads contend, while a blocking mutex has the same mutual
+/// exclusion and lets the models check 3 or more preemptions.
+#[cfg(not(loom))]
 #[derive(Debug, Default)]
 pub(crate) struct SpinMutex<T> {
     locked: AtomicBool,
-    value: UnsafeCell<T>,
+    value: core::cell::UnsafeCell<T>,
 }
 
 // SAFETY: the lock hands out `&mut T` to one thread at a time, so sharing the mutex is
 // sound whenever `T` may be sent between threads (the same bound as `std::sync::Mutex`).
+#[cfg(not(loom))]
 unsafe impl<T: Send> Sync for SpinMutex<T> {}
 // SAFETY: the mutex owns its `T`; moving it moves the `T`.
+#[cfg(not(loom))]
 unsafe impl<T: Send> Send for SpinMutex<T> {}
 
+#[cfg(not(loom))]
 impl<T> SpinMutex<T> {
     /// A new, unlocked mutex.
-    #[cfg(not(loom))]
     pub(crate) const fn new(value: T) -> Self {
-        SpinMutex { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
-    }
-
-    /// A new, unlocked mutex.
-    #[cfg(loom)]
-    pub(crate) fn new(value: T) -> Self {
-        SpinMutex { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        SpinMutex { locked: AtomicBool::new(false), value: core::cell::UnsafeCell::new(value) }
     }
 
     /// Runs `f` with exclusive access to the value.
@@ -66,12 +48,10 @@ impl<T> SpinMutex<T> {
             }
         }
         let _unlock = Unlock(&self.locked);
-        self.value.with_mut(|value| {
-            // SAFETY: `acquire` set `locked` with Acquire ordering and it is cleared only by
-            // `_unlock` after `f` returns or unwinds, so no other `&mut T` exists while this
-            // one lives, and the closure cannot leak it (its lifetime is the call's).
-            f(unsafe { &mut *value })
-        })
+        // SAFETY: `acquire` set `locked` with Acquire ordering and it is cleared only by
+        // `_unlock` after `f` returns or unwinds, so no other `&mut T` exists while this
+        // one lives, and the closure cannot leak it (its lifetime is the call's).
+        f(unsafe { &mut *self.value.get() })
     }
 
     fn acquire(&self) {
@@ -91,24 +71,42 @@ impl<T> SpinMutex<T> {
 
 /// Backs off while a lock is held elsewhere: spin briefly, then (with an OS) yield the
 /// thread so a preempted holder can run.
+#[cfg(not(loom))]
 #[inline]
 fn relax(spins: u32) {
-    #[cfg(loom)]
-    {
-        let _ = spins;
-        loom::thread::yield_now();
+    #[cfg(feature = "std")]
+    if spins > 64 {
+        std::thread::yield_now();
+        return;
     }
-    #[cfg(all(not(loom), feature = "std"))]
-    {
-        if spins > 64 {
-            std::thread::yield_now();
-            return;
-        }
+    let _ = spins;
+    core::hint::spin_loop();
+}
+
+/// Under loom: loom's mutex, with the same interface.
+#[cfg(loom)]
+#[derive(Debug)]
+pub(crate) struct SpinMutex<T>(loom::sync::Mutex<T>);
+
+#[cfg(loom)]
+impl<T> SpinMutex<T> {
+    /// A new, unlocked mutex.
+    pub(crate) fn new(value: T) -> Self {
+        SpinMutex(loom::sync::Mutex::new(value))
     }
-    #[cfg(not(loom))]
-    {
-        let _ = spins;
-        core::hint::spin_loop();
+
+    /// Runs `f` with exclusive access to the value.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        // A poisoned lock only means a model already failed; keep the value going.
+        let mut guard = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    }
+}
+
+#[cfg(loom)]
+impl<T: Default> Default for SpinMutex<T> {
+    fn default() -> Self {
+        SpinMutex::new(T::default())
     }
 }
 

@@ -55,8 +55,10 @@ fn epoch() -> &'static Epoch {
             .unwrap_or(now);
         Epoch {
             std,
+            // Under miri (which cannot read the coarse clock) the coarse reading is the
+            // precise one.
             #[cfg(all(feature = "std", any(target_os = "linux", target_os = "android")))]
-            coarse: coarse::Mapping::new(std),
+            coarse: if cfg!(miri) { None } else { coarse::Mapping::new(std) },
         }
     })
 }
@@ -220,7 +222,7 @@ mod tests {
     #[test]
     fn coarse_readings_are_never_ahead_and_lag_within_the_bound() {
         let lag = StdClock.coarse_lag();
-        for _ in 0..10_000 {
+        for _ in 0..if cfg!(miri) { 10 } else { 10_000 } {
             let coarse = StdClock.now_coarse();
             let precise = StdClock.now();
             assert!(coarse <= precise, "{coarse:?} is ahead of {precise:?}");
@@ -232,7 +234,7 @@ mod tests {
                 precise - coarse
             );
         }
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", not(miri)))]
         assert!(lag > Duration::ZERO && lag < Duration::from_millis(100), "lag {lag:?}");
     }
 
