@@ -217,3 +217,42 @@ fn the_epoch_is_the_counter_zero() {
     assert_eq!(ticks.clock().now(), Instant::from_nanos(1_500_000_000));
     assert_eq!(ticks.ticks64(), 1_500);
 }
+
+#[test]
+fn a_breaker_opened_just_before_a_wrap_recovers_exactly_one_timeout_later() {
+    use kompoz::breaker::{BreakerBuilder, CircuitOpen, CircuitState};
+
+    // 1 kHz, five ticks before the register wraps; a 30 ms recovery timeout. A clock that
+    // did not widen the counter would put the deadline ~49.7 days ahead after the wrap
+    // (stuck open), or compare wrapped values (open for ever, or recovered at once).
+    let ticks: Ticks<Counter> = Ticks::new(Counter::at(u32::MAX - 4), 1_000);
+    let clock = ticks.clock();
+    let breaker = BreakerBuilder::new()
+        .failure_threshold(1)
+        .recovery_timeout(ms(30))
+        .build_with(clock)
+        .unwrap();
+    let opened_at = clock.now();
+    breaker.try_acquire().unwrap().failure();
+    assert_eq!(breaker.state(), CircuitState::Open);
+    assert_eq!(breaker.stats().last_failure_time, Some(opened_at));
+
+    // Every tick up to one short of the timeout, the wrap (after the fifth) included: still
+    // open.
+    let open = CircuitOpen { state: CircuitState::Open };
+    for elapsed in 0..30 {
+        assert_eq!(breaker.try_acquire().unwrap_err(), open, "recovered early, at {elapsed} ms");
+        tick(&ticks, 1);
+    }
+    assert_eq!(ticks.counter().ticks(), 25, "the register wrapped on the way");
+    assert_eq!(breaker.stats().rejected_calls, 30);
+
+    // Exactly 30 ms after it opened, across the wrap: the first probe is let in.
+    let probe = breaker.try_acquire().expect("still open one recovery timeout later");
+    assert_eq!(clock.now() - opened_at, ms(30));
+    assert!(probe.is_probe());
+    assert_eq!(breaker.state(), CircuitState::HalfOpen);
+    probe.success();
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    assert_eq!(breaker.stats().last_success_time, Some(opened_at + ms(30)));
+}

@@ -28,7 +28,7 @@ use crate::time::Clock;
 ///     .failure_threshold(3)
 ///     .recovery_timeout(Duration::from_secs(10))
 ///     .half_open_max_calls(2)
-///     .on_state_change(|old, new, stats| println!("{old} -> {new} after {} failures", stats.failure_count))
+///     .on_state_change(|old, new, stats| println!("{old} -> {new}, {} failures so far", stats.total_failures))
 ///     .build()?;
 ///
 /// assert_eq!(

@@ -30,7 +30,8 @@ struct Shard {
     failures: AtomicU64,
     rejected: AtomicU64,
     abandoned: AtomicU64,
-    /// Instants as nanoseconds + 1; 0 means never.
+    /// The latest instants stamped, as nanoseconds; meaningful once the matching count is
+    /// not zero (each stamp is stored before its count, which is published with Release).
     last_success: AtomicU64,
     last_failure: AtomicU64,
 }
@@ -56,19 +57,21 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// Counts one more, published with Release so that a reader who sees the count also
+    /// sees the stamp stored before it.
     #[inline]
     fn bump(&self, counter: &AtomicU64) {
         if self.exclusive {
             // Sole writer: a plain load and store cannot lose an update.
-            counter.store(counter.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            counter.store(counter.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
         } else {
-            counter.fetch_add(1, Ordering::Relaxed);
+            counter.fetch_add(1, Ordering::Release);
         }
     }
 
     #[inline]
     fn stamp(&self, cell: &AtomicU64, at: Instant) {
-        let value = at.as_nanos().saturating_add(1);
+        let value = at.as_nanos();
         if self.exclusive {
             if cell.load(Ordering::Relaxed) < value {
                 cell.store(value, Ordering::Relaxed);
@@ -127,14 +130,14 @@ impl Counters {
     #[inline]
     pub(crate) fn success(&self, at: Instant) {
         let w = self.writer();
-        w.bump(&w.shard.successes);
         w.stamp(&w.shard.last_success, at);
+        w.bump(&w.shard.successes);
     }
 
     pub(crate) fn failure(&self, at: Instant) {
         let w = self.writer();
-        w.bump(&w.shard.failures);
         w.stamp(&w.shard.last_failure, at);
+        w.bump(&w.shard.failures);
     }
 
     #[inline]
@@ -150,21 +153,27 @@ impl Counters {
 
     pub(crate) fn totals(&self) -> Totals {
         let mut totals = Totals::default();
-        let (mut last_success, mut last_failure) = (0, 0);
+        let (mut last_success, mut last_failure) = (None, None);
         let mut add = |shard: &Shard| {
-            totals.successes += shard.successes.load(Ordering::Relaxed);
-            totals.failures += shard.failures.load(Ordering::Relaxed);
+            // Counts first (Acquire): a stamp is stored before the count that covers it.
+            let successes = shard.successes.load(Ordering::Acquire);
+            let failures = shard.failures.load(Ordering::Acquire);
+            totals.successes += successes;
+            totals.failures += failures;
             totals.rejected += shard.rejected.load(Ordering::Relaxed);
             totals.abandoned += shard.abandoned.load(Ordering::Relaxed);
-            last_success = last_success.max(shard.last_success.load(Ordering::Relaxed));
-            last_failure = last_failure.max(shard.last_failure.load(Ordering::Relaxed));
+            let latest = |seen: Option<u64>, count: u64, cell: &AtomicU64| match count {
+                0 => seen,
+                _ => Some(seen.unwrap_or(0).max(cell.load(Ordering::Relaxed))),
+            };
+            last_success = latest(last_success, successes, &shard.last_success);
+            last_failure = latest(last_failure, failures, &shard.last_failure);
         };
         #[cfg(all(feature = "std", not(loom)))]
         self.shards.iter().for_each(&mut add);
         add(&self.shared);
-        let decode = |stamp: u64| stamp.checked_sub(1).map(Instant::from_nanos);
-        totals.last_success = decode(last_success);
-        totals.last_failure = decode(last_failure);
+        totals.last_success = last_success.map(Instant::from_nanos);
+        totals.last_failure = last_failure.map(Instant::from_nanos);
         totals
     }
 }
@@ -228,10 +237,12 @@ mod tests {
     }
 
     #[test]
-    fn never_is_none_and_instant_zero_is_some() {
+    fn never_is_none_and_both_ends_of_time_are_exact() {
         let counters = Counters::new();
         assert_eq!(counters.totals().last_success, None);
         counters.success(Instant::ZERO);
         assert_eq!(counters.totals().last_success, Some(Instant::ZERO));
+        counters.failure(Instant::MAX);
+        assert_eq!(counters.totals().last_failure, Some(Instant::MAX));
     }
 }

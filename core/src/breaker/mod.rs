@@ -144,11 +144,12 @@ pub struct BreakerStats {
     pub failure_count: u32,
     /// Successful calls since creation.
     pub success_count: u64,
-    /// When the latest failure was recorded (precise clock).
+    /// The latest clock reading at which a failure was recorded (precise clock). On a
+    /// clock that never steps back, when the latest failure was recorded.
     pub last_failure_time: Option<Instant>,
-    /// When the latest success was recorded, read from the clock's coarse reading
-    /// ([`Clock::now_coarse`](crate::Clock::now_coarse): on `StdClock` under Linux, up
-    /// to a couple of kernel ticks early).
+    /// The latest clock reading at which a success was recorded, from the clock's coarse
+    /// reading ([`Clock::now_coarse`](crate::Clock::now_coarse): on `StdClock` under
+    /// Linux, up to a couple of kernel ticks early).
     pub last_success_time: Option<Instant>,
     /// Successful probes in the current half-open period.
     pub half_open_successes: u32,

@@ -1,0 +1,11 @@
+//! The circuit breaker: [`model::BreakerModel`], the operations in [`ops`], and the
+//! [`driver`] that runs them against both `kompoz::breaker::CircuitBreaker` (on a
+//! `ManualClock`) and the model.
+
+pub mod driver;
+pub mod model;
+pub mod ops;
+
+pub use driver::{run, run_ops};
+pub use model::{Admission, BreakerModel, CallId, Stats, Tally, Transition};
+pub use ops::{Classifier, Config, Finish, Judged, Op, Scenario};
