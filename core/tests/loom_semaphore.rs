@@ -152,7 +152,7 @@ fn a_released_permit_goes_to_the_oldest_waiter() {
         let semaphore = Arc::new(Semaphore::new(1).unwrap());
         let held = semaphore.clone().try_acquire_owned().unwrap();
         let (a_wakes, a_waker) = counting_waker();
-        let mut a = semaphore.clone().acquire_owned();
+        let mut a = Box::pin(semaphore.clone().acquire_owned());
         assert!(poll_once(&mut a, &a_waker).is_pending());
 
         let releaser = thread::spawn(move || drop(held));
@@ -160,7 +160,7 @@ fn a_released_permit_goes_to_the_oldest_waiter() {
             let semaphore = semaphore.clone();
             thread::spawn(move || {
                 let (_, waker) = counting_waker();
-                let mut b = semaphore.acquire_owned();
+                let mut b = Box::pin(semaphore.acquire_owned());
                 // Whether or not the release happened yet, B is behind A.
                 assert!(poll_once(&mut b, &waker).is_pending(), "B overtook A");
                 b
@@ -198,8 +198,8 @@ fn a_waiter_cancelled_as_it_is_woken_passes_the_permit_on() {
         let held = semaphore.clone().try_acquire_owned().unwrap();
         let (a_wakes, a_waker) = counting_waker();
         let (b_wakes, b_waker) = counting_waker();
-        let mut a = semaphore.clone().acquire_owned();
-        let mut b = semaphore.clone().acquire_owned();
+        let mut a = Box::pin(semaphore.clone().acquire_owned());
+        let mut b = Box::pin(semaphore.clone().acquire_owned());
         assert!(poll_once(&mut a, &a_waker).is_pending());
         assert!(poll_once(&mut b, &b_waker).is_pending());
 
@@ -269,7 +269,7 @@ fn close_wakes_every_waiter_exactly_once() {
         let semaphore = Arc::new(Semaphore::new(1).unwrap());
         let held = semaphore.clone().try_acquire_owned().unwrap();
         let (a_wakes, a_waker) = counting_waker();
-        let mut a = semaphore.clone().acquire_owned();
+        let mut a = Box::pin(semaphore.clone().acquire_owned());
         assert!(poll_once(&mut a, &a_waker).is_pending());
 
         let late = {

@@ -1,155 +1,198 @@
-//! The FIFO list of tasks waiting for a permit: a slab of nodes linked by index.
+//! The FIFO list of tasks waiting for a permit: an intrusive doubly linked list whose
+//! nodes live inside the acquire futures themselves.
 //!
-//! Each waiting `Acquire` future owns one node, from enqueue until it frees it (when it
-//! completes or is dropped). Releasing a permit unlinks the oldest node and marks it
-//! granted; the node stays allocated so its owner can observe the grant, which makes a
-//! reused index impossible while an owner still holds it. Linking by index keeps the
-//! code free of `unsafe`; the slab's memory is kept for reuse.
+//! A waiting future is pinned, so its [`Waiter`] node has a fixed address for as long as
+//! it is linked; its `Drop` unlinks it (under the semaphore's lock) before that memory
+//! can be reused. The links and the waker are only touched under the lock (`&mut
+//! WaitList` is the proof). The node's `state` is written under the lock too, but read
+//! by its owner without it: once the owner sees `GRANTED` or `CLOSED` the node is no longer
+//! linked and nobody else touches it again, so a woken waiter takes its permit without
+//! taking the lock. Waiting allocates nothing.
 
-use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::marker::PhantomPinned;
+use core::ptr::NonNull;
 use core::task::Waker;
 
-const NIL: usize = usize::MAX;
+use crate::sync::{AtomicUsize, Ordering};
 
-/// What happened to a waiter.
+/// Queued, waiting for a permit (also the state of a node that was never queued).
+pub(crate) const WAITING: usize = 0;
+/// A permit was handed to the waiter: its owner now holds it.
+pub(crate) const GRANTED: usize = 1;
+/// The semaphore was closed while the waiter was queued.
+pub(crate) const CLOSED: usize = 2;
+
+/// One waiting task's node, inside its acquire future.
 #[derive(Debug)]
-pub(crate) enum WaiterState {
-    /// Queued, with the waker of the owner's last poll.
-    Waiting(Waker),
-    /// A permit was handed to it: the owner now holds that permit.
-    Granted,
-    /// The semaphore was closed while it waited.
-    Closed,
+pub(crate) struct Waiter {
+    /// `WAITING`, `GRANTED` or `CLOSED`: written under the lock, read by the owner
+    /// without it (Acquire, pairing with the Release of `settle_front`).
+    state: AtomicUsize,
+    /// Guarded by the semaphore's lock.
+    links: UnsafeCell<Links>,
+    /// The list holds the node's address: it must not move while linked.
+    _pinned: PhantomPinned,
 }
 
 #[derive(Debug)]
-enum Slot {
-    Free { next_free: usize },
-    Used { prev: usize, next: usize, state: WaiterState },
+struct Links {
+    prev: Option<NonNull<Waiter>>,
+    next: Option<NonNull<Waiter>>,
+    waker: Option<Waker>,
 }
 
-#[derive(Debug)]
-pub(crate) struct WaitQueue {
-    slots: Vec<Slot>,
-    free: usize,
-    head: usize,
-    tail: usize,
-    len: usize,
-}
+// SAFETY: `links` is only accessed under the semaphore's lock (through `&mut WaitList`),
+// and `state` is atomic, so sharing a `Waiter` between threads is sound; the raw pointers
+// in `links` are never dereferenced outside that lock.
+unsafe impl Sync for Waiter {}
+// SAFETY: as above: the node's data moves with it only while it is not linked.
+unsafe impl Send for Waiter {}
 
-impl WaitQueue {
-    pub(crate) const fn new() -> Self {
-        WaitQueue { slots: Vec::new(), free: NIL, head: NIL, tail: NIL, len: 0 }
+impl Waiter {
+    /// A node that is not queued.
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Waiter {
+        Waiter {
+            state: AtomicUsize::new(WAITING),
+            links: UnsafeCell::new(Links { prev: None, next: None, waker: None }),
+            _pinned: PhantomPinned,
+        }
     }
 
-    /// Number of queued (waiting) nodes.
+    /// A node that is not queued.
+    #[cfg(loom)]
+    pub(crate) fn new() -> Waiter {
+        Waiter {
+            state: AtomicUsize::new(WAITING),
+            links: UnsafeCell::new(Links { prev: None, next: None, waker: None }),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// The node's state, as its owner sees it without the lock.
+    pub(crate) fn state(&self) -> usize {
+        self.state.load(Ordering::Acquire)
+    }
+}
+
+/// The queue itself, behind the semaphore's lock: `&mut WaitList` proves the lock is held.
+#[derive(Debug)]
+pub(crate) struct WaitList {
+    head: Option<NonNull<Waiter>>,
+    tail: Option<NonNull<Waiter>>,
+    len: usize,
+    /// Permits handed to waiters so far (counted here, under the lock, rather than with
+    /// an atomic add on the contended path).
+    granted: u64,
+}
+
+// SAFETY: the list only holds addresses of linked nodes, which are `Sync` and stay alive
+// and in place until unlinked under the same lock that guards the list.
+unsafe impl Send for WaitList {}
+
+impl WaitList {
+    pub(crate) const fn new() -> WaitList {
+        WaitList { head: None, tail: None, len: 0, granted: 0 }
+    }
+
+    /// Number of queued waiters.
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// Appends a waiter; returns its key.
-    pub(crate) fn push_back(&mut self, waker: Waker) -> usize {
-        let slot = Slot::Used { prev: self.tail, next: NIL, state: WaiterState::Waiting(waker) };
-        let key = if self.free != NIL {
-            let key = self.free;
-            if let Slot::Free { next_free } = self.slots[key] {
-                self.free = next_free;
-            }
-            self.slots[key] = slot;
-            key
-        } else {
-            self.slots.push(slot);
-            self.slots.len() - 1
-        };
+    /// Permits handed to waiters since creation.
+    pub(crate) fn granted(&self) -> u64 {
+        self.granted
+    }
+
+    /// Appends `waiter`, waiting, with `waker`.
+    ///
+    /// # Safety
+    ///
+    /// `waiter` is not linked in any list, and stays alive and in place until it is
+    /// unlinked: by [`settle_front`](WaitList::settle_front), or by its owner through
+    /// [`unlink`](WaitList::unlink) (pinned futures do so in `Drop`).
+    pub(crate) unsafe fn push_back(&mut self, waiter: &Waiter, waker: Waker) {
+        let node = NonNull::from(waiter);
+        waiter.state.store(WAITING, Ordering::Relaxed);
+        // SAFETY: the lock is held (`&mut self`) and the node is not linked, so nobody
+        // else reads or writes its links.
+        unsafe { *waiter.links.get() = Links { prev: self.tail, next: None, waker: Some(waker) } };
         match self.tail {
-            NIL => self.head = key,
-            tail => self.set_next(tail, key),
+            // SAFETY: `tail` is a linked node, alive and in place (push_back's contract),
+            // and its links are ours while the lock is held.
+            Some(tail) => unsafe { (*tail.as_ref().links.get()).next = Some(node) },
+            None => self.head = Some(node),
         }
-        self.tail = key;
+        self.tail = Some(node);
         self.len += 1;
-        key
     }
 
-    /// Unlinks the oldest waiter, marks it `Granted` and returns its waker.
-    pub(crate) fn grant_front(&mut self) -> Option<Waker> {
-        self.settle_front(WaiterState::Granted)
-    }
-
-    /// Unlinks the oldest waiter, marks it `Closed` and returns its waker.
-    pub(crate) fn close_front(&mut self) -> Option<Waker> {
-        self.settle_front(WaiterState::Closed)
-    }
-
-    fn settle_front(&mut self, outcome: WaiterState) -> Option<Waker> {
-        let key = self.head;
-        if key == NIL {
-            return None;
+    /// Unlinks the oldest waiter, gives it `outcome` (`GRANTED` or `CLOSED`) and returns
+    /// its waker. The node must not be touched afterwards: its owner may return and free
+    /// it as soon as it sees the new state.
+    pub(crate) fn settle_front(&mut self, outcome: usize) -> Option<Waker> {
+        let node = self.head?;
+        // SAFETY: `node` is linked (it is the head), so it is alive and in place, and its
+        // links are ours while the lock is held.
+        let waiter = unsafe { node.as_ref() };
+        // SAFETY: as above.
+        let waker = unsafe { self.detach(waiter) };
+        if outcome == GRANTED {
+            self.granted += 1;
         }
-        self.unlink(key);
-        match self.state_mut(key) {
-            Some(state) => match core::mem::replace(state, outcome) {
-                WaiterState::Waiting(waker) => Some(waker),
-                _ => None,
-            },
-            None => None,
+        // Last: from here on the owner may free the node.
+        waiter.state.store(outcome, Ordering::Release);
+        waker
+    }
+
+    /// Unlinks `waiter` (its owner gave up) and drops its waker.
+    ///
+    /// # Safety
+    ///
+    /// `waiter` is linked in this list.
+    pub(crate) unsafe fn unlink(&mut self, waiter: &Waiter) {
+        // SAFETY: forwarded: the node is linked in this list.
+        drop(unsafe { self.detach(waiter) });
+    }
+
+    /// Replaces the waker of a linked waiter (the owner polled again).
+    ///
+    /// # Safety
+    ///
+    /// `waiter` is linked in this list.
+    pub(crate) unsafe fn set_waker(&mut self, waiter: &Waiter, waker: &Waker) {
+        // SAFETY: linked, so alive and in place; its links are ours under the lock.
+        let links = unsafe { &mut *waiter.links.get() };
+        match &mut links.waker {
+            Some(current) => current.clone_from(waker),
+            None => links.waker = Some(waker.clone()),
         }
     }
 
-    /// The state of the node `key`.
-    pub(crate) fn state_mut(&mut self, key: usize) -> Option<&mut WaiterState> {
-        match self.slots.get_mut(key) {
-            Some(Slot::Used { state, .. }) => Some(state),
-            _ => None,
-        }
-    }
-
-    /// Frees node `key` (unlinking it first if it is still waiting) and returns its state.
-    pub(crate) fn remove(&mut self, key: usize) -> Option<WaiterState> {
-        if matches!(self.state_mut(key), Some(WaiterState::Waiting(_))) {
-            self.unlink(key);
-        }
-        match core::mem::replace(self.slots.get_mut(key)?, Slot::Free { next_free: self.free }) {
-            Slot::Used { state, .. } => {
-                self.free = key;
-                Some(state)
+    /// Takes `waiter` out of the list and returns its waker.
+    ///
+    /// # Safety
+    ///
+    /// `waiter` is linked in this list.
+    unsafe fn detach(&mut self, waiter: &Waiter) -> Option<Waker> {
+        // SAFETY: linked, so alive and in place; its links, and its neighbours' links,
+        // are ours while the lock is held.
+        unsafe {
+            let links = &mut *waiter.links.get();
+            match links.prev {
+                Some(prev) => (*prev.as_ref().links.get()).next = links.next,
+                None => self.head = links.next,
             }
-            free => {
-                // Not in use: put it back untouched.
-                self.slots[key] = free;
-                None
+            match links.next {
+                Some(next) => (*next.as_ref().links.get()).prev = links.prev,
+                None => self.tail = links.prev,
             }
-        }
-    }
-
-    fn unlink(&mut self, key: usize) {
-        let (prev, next) = match self.slots[key] {
-            Slot::Used { prev, next, .. } => (prev, next),
-            Slot::Free { .. } => return,
-        };
-        match prev {
-            NIL => self.head = next,
-            prev => self.set_next(prev, next),
-        }
-        match next {
-            NIL => self.tail = prev,
-            next => self.set_prev(next, prev),
-        }
-        if let Slot::Used { prev, next, .. } = &mut self.slots[key] {
-            *prev = NIL;
-            *next = NIL;
-        }
-        self.len -= 1;
-    }
-
-    fn set_next(&mut self, key: usize, to: usize) {
-        if let Slot::Used { next, .. } = &mut self.slots[key] {
-            *next = to;
-        }
-    }
-
-    fn set_prev(&mut self, key: usize, to: usize) {
-        if let Slot::Used { prev, .. } = &mut self.slots[key] {
-            *prev = to;
+            links.prev = None;
+            links.next = None;
+            self.len -= 1;
+            links.waker.take()
         }
     }
 }
@@ -157,44 +200,49 @@ impl WaitQueue {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use core::pin::pin;
 
     fn noop() -> Waker {
         Waker::noop().clone()
     }
 
     #[test]
-    fn grants_in_arrival_order_and_skips_removed_waiters() {
-        let mut q = WaitQueue::new();
-        let a = q.push_back(noop());
-        let b = q.push_back(noop());
-        let c = q.push_back(noop());
-        assert!(matches!(q.remove(b), Some(WaiterState::Waiting(_))));
-        assert_eq!(q.len(), 2);
-        assert!(q.grant_front().is_some());
-        assert!(matches!(q.state_mut(a), Some(WaiterState::Granted)));
-        assert!(matches!(q.state_mut(c), Some(WaiterState::Waiting(_))));
-        assert!(q.close_front().is_some());
-        assert!(matches!(q.state_mut(c), Some(WaiterState::Closed)));
-        assert_eq!(q.len(), 0);
-        assert!(q.grant_front().is_none());
-        // Freed slots are reused, and a stale key finds nothing.
-        assert!(matches!(q.remove(a), Some(WaiterState::Granted)));
-        assert!(q.remove(a).is_none());
-        let d = q.push_back(noop());
-        assert_eq!(d, a);
+    fn settles_in_arrival_order_and_skips_unlinked_waiters() {
+        let (a, b, c) = (pin!(Waiter::new()), pin!(Waiter::new()), pin!(Waiter::new()));
+        let mut list = WaitList::new();
+        // SAFETY: each node is pinned on this stack frame, outlives the list's use of it,
+        // and is linked once.
+        unsafe {
+            list.push_back(&a, noop());
+            list.push_back(&b, noop());
+            list.push_back(&c, noop());
+            list.unlink(&b);
+        }
+        assert_eq!(list.len(), 2);
+        assert!(list.settle_front(GRANTED).is_some());
+        assert_eq!((a.state(), c.state()), (GRANTED, WAITING));
+        assert!(list.settle_front(CLOSED).is_some());
+        assert_eq!(c.state(), CLOSED);
+        assert_eq!((list.len(), list.granted()), (0, 1));
+        assert!(list.settle_front(GRANTED).is_none());
+        assert_eq!((list.head, list.tail), (None, None));
     }
 
     #[test]
-    fn removing_the_only_waiter_empties_the_list() {
-        let mut q = WaitQueue::new();
-        let a = q.push_back(noop());
-        q.remove(a);
-        assert_eq!(q.len(), 0);
-        let b = q.push_back(noop());
-        let c = q.push_back(noop());
-        q.remove(c);
-        q.grant_front();
-        assert!(matches!(q.state_mut(b), Some(WaiterState::Granted)));
-        assert_eq!((q.head, q.tail), (NIL, NIL));
+    fn unlinking_the_tail_or_the_only_node_keeps_the_ends_right() {
+        let (a, b) = (pin!(Waiter::new()), pin!(Waiter::new()));
+        let mut list = WaitList::new();
+        // SAFETY: as above.
+        unsafe {
+            list.push_back(&a, noop());
+            list.unlink(&a);
+            assert_eq!((list.head, list.tail, list.len()), (None, None, 0));
+            list.push_back(&a, noop());
+            list.push_back(&b, noop());
+            list.unlink(&b);
+        }
+        assert!(list.settle_front(GRANTED).is_some());
+        assert_eq!(a.state(), GRANTED);
+        assert_eq!((list.head, list.tail), (None, None));
     }
 }

@@ -7,7 +7,7 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use super::LimitError;
-use super::queue::{WaitQueue, WaiterState};
+use super::queue::{CLOSED as WAITER_CLOSED, GRANTED, WaitList, Waiter};
 use crate::sync::{AtomicU64, AtomicUsize, Ordering, SpinMutex};
 use crate::time::Sleep;
 use crate::timeout::timeout;
@@ -45,6 +45,8 @@ fn wake_all(wakers: WakeList) {
 /// * **Cheap when uncontended.** Acquiring and releasing a free permit are a
 ///   compare-exchange each, with no lock and no allocation; the waiter list (behind a
 ///   short spin lock) is only touched when tasks must wait.
+/// * **No allocation when contended either.** Each waiter's node lives inside its
+///   (pinned) [`Acquire`] future; a woken waiter takes its permit without the lock.
 ///
 /// ```
 /// use kompoz::limit::{AcquireError, Semaphore};
@@ -68,9 +70,13 @@ pub struct Semaphore {
     capacity: AtomicUsize,
     /// Mirror of the queue's length, for `stats` without the lock.
     waiting: AtomicUsize,
+    /// Permits taken from the count (uncontended); those handed to waiters are counted
+    /// by the wait list, minus those whose waiter was dropped before taking them.
     acquired: AtomicU64,
+    /// Permits handed to a waiter that was dropped before it took them (passed on).
+    grants_dropped: AtomicU64,
     rejected: AtomicU64,
-    waiters: SpinMutex<WaitQueue>,
+    waiters: SpinMutex<WaitList>,
 }
 
 impl Semaphore {
@@ -85,8 +91,9 @@ impl Semaphore {
             capacity: AtomicUsize::new(permits),
             waiting: AtomicUsize::new(0),
             acquired: AtomicU64::new(0),
+            grants_dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
-            waiters: SpinMutex::new(WaitQueue::new()),
+            waiters: SpinMutex::new(WaitList::new()),
         })
     }
 
@@ -98,15 +105,16 @@ impl Semaphore {
             capacity: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             acquired: AtomicU64::new(0),
+            grants_dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
-            waiters: SpinMutex::new(WaitQueue::new()),
+            waiters: SpinMutex::new(WaitList::new()),
         }
     }
 
     /// Waits for a permit. Resolves to [`AcquireError::Closed`] if the semaphore is or
     /// becomes closed first.
     pub fn acquire(&self) -> Acquire<'_> {
-        Acquire { semaphore: self, key: None }
+        Acquire { semaphore: self, waiter: Waiter::new(), queued: false }
     }
 
     /// Takes a permit if one is free and nobody is queued for it; never waits.
@@ -176,7 +184,7 @@ impl Semaphore {
             let mut wakers = WakeList::new();
             let drained = self.waiters.with(|queue| {
                 while !wakers.is_full() {
-                    match queue.close_front() {
+                    match queue.settle_front(WAITER_CLOSED) {
                         Some(waker) => {
                             let _ = wakers.push(waker);
                         }
@@ -245,7 +253,9 @@ impl Semaphore {
             available,
             in_flight: capacity.saturating_sub(available),
             waiting: self.waiting.load(Ordering::Relaxed),
-            total_acquired: self.acquired.load(Ordering::Relaxed),
+            total_acquired: (self.acquired.load(Ordering::Relaxed)
+                + self.waiters.with(|queue| queue.granted()))
+            .saturating_sub(self.grants_dropped.load(Ordering::Relaxed)),
             total_rejected: self.rejected.load(Ordering::Relaxed),
             closed: self.is_closed(),
         }
@@ -278,97 +288,106 @@ impl Semaphore {
         }
     }
 
-    /// Polls on behalf of the waiter owning the queue node `key` (`None`: not queued yet).
+    /// Polls on behalf of the future owning `waiter`; `queued` says whether the node is
+    /// (or was, until its owner saw the outcome) in the wait list.
     fn poll_acquire(
         &self,
-        key: &mut Option<usize>,
+        waiter: &Waiter,
+        queued: &mut bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), AcquireError>> {
-        if key.is_none() {
-            match self.try_take() {
-                Ok(()) => return Poll::Ready(Ok(())),
-                Err(AcquireError::Closed) => {
-                    self.rejected.fetch_add(1, Ordering::Relaxed);
-                    return Poll::Ready(Err(AcquireError::Closed));
-                }
-                // None free: queue up below. (A queued waiter never takes from the count:
-                // permits come to it by hand-off.)
-                Err(_) => {}
+        if *queued {
+            // A woken waiter learns its outcome without the lock.
+            if let Some(outcome) = settled(waiter.state()) {
+                *queued = false;
+                return Poll::Ready(outcome);
             }
-        }
-        self.waiters.with(|queue| match *key {
-            None => self.enqueue_or_take(queue, key, cx),
-            Some(k) => match queue.state_mut(k) {
-                Some(WaiterState::Waiting(waker)) => {
-                    waker.clone_from(cx.waker());
+            return self.waiters.with(|queue| match settled(waiter.state()) {
+                Some(outcome) => {
+                    *queued = false;
+                    Poll::Ready(outcome)
+                }
+                None => {
+                    // SAFETY: still waiting, so still linked in this list.
+                    unsafe { queue.set_waker(waiter, cx.waker()) };
                     Poll::Pending
                 }
-                Some(WaiterState::Granted) => {
-                    queue.remove(k);
-                    *key = None;
-                    self.acquired.fetch_add(1, Ordering::Relaxed);
-                    Poll::Ready(Ok(()))
-                }
-                // Closed while waiting (counted by `close`).
-                Some(WaiterState::Closed) | None => {
-                    queue.remove(k);
-                    *key = None;
-                    Poll::Ready(Err(AcquireError::Closed))
-                }
-            },
-        })
-    }
-
-    /// Under the lock, for a waiter not yet queued: takes a permit that was freed since
-    /// the fast path, or joins the queue (setting `QUEUED`, which keeps the count at zero
-    /// so nobody can barge ahead).
-    fn enqueue_or_take(
-        &self,
-        queue: &mut WaitQueue,
-        key: &mut Option<usize>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), AcquireError>> {
-        let mut state = self.state.load(Ordering::Acquire);
-        loop {
-            if state & CLOSED != 0 {
+            });
+        }
+        match self.try_take() {
+            Ok(()) => return Poll::Ready(Ok(())),
+            Err(AcquireError::Closed) => {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
                 return Poll::Ready(Err(AcquireError::Closed));
             }
-            let (next, takes) =
-                if state >= ONE { (state - ONE, true) } else { (state | QUEUED, false) };
-            match self.state.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) if takes => {
-                    self.acquired.fetch_add(1, Ordering::Relaxed);
-                    return Poll::Ready(Ok(()));
-                }
-                Ok(_) => break,
-                Err(actual) => state = actual,
-            }
+            // None free: queue up below.
+            Err(_) => {}
         }
-        *key = Some(queue.push_back(cx.waker().clone()));
-        self.waiting.store(queue.len(), Ordering::Relaxed);
-        Poll::Pending
+        // Cloned before the lock, to keep the critical section short.
+        let waker = cx.waker().clone();
+        self.waiters.with(|queue| {
+            let mut state = self.state.load(Ordering::Acquire);
+            loop {
+                if state & CLOSED != 0 {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    return Poll::Ready(Err(AcquireError::Closed));
+                }
+                // A permit freed since the fast path: take it. Otherwise set `QUEUED`,
+                // which keeps the count at zero so that nobody can barge ahead.
+                let (next, takes) =
+                    if state >= ONE { (state - ONE, true) } else { (state | QUEUED, false) };
+                match self.state.compare_exchange_weak(
+                    state,
+                    next,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) if takes => {
+                        self.acquired.fetch_add(1, Ordering::Relaxed);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Ok(_) => break,
+                    Err(actual) => state = actual,
+                }
+            }
+            // SAFETY: the node is not queued (`queued` is false), and its owner is a
+            // pinned future that unlinks it in `Drop` (`cancel_waiter`) before its memory
+            // can be reused.
+            unsafe { queue.push_back(waiter, waker) };
+            self.waiting.store(queue.len(), Ordering::Relaxed);
+            *queued = true;
+            Poll::Pending
+        })
     }
 
-    /// The waiter owning node `key` is gone (its future was dropped): unlink it, and pass
-    /// on a permit that was handed to it but never taken.
-    fn cancel_waiter(&self, key: usize) {
-        let mut wakers = WakeList::new();
-        self.waiters.with(|queue| match queue.remove(key) {
-            Some(WaiterState::Waiting(_)) => {
-                self.waiting.store(queue.len(), Ordering::Relaxed);
-                if queue.len() == 0 {
-                    self.state.fetch_and(!QUEUED, Ordering::AcqRel);
+    /// The future owning `waiter`, which is queued (or was, until its outcome), is being
+    /// dropped: unlink it, or pass on a permit that was handed to it but never taken.
+    fn cancel_waiter(&self, waiter: &Waiter) {
+        let granted = match waiter.state() {
+            GRANTED => true,
+            WAITER_CLOSED => false,
+            _ => self.waiters.with(|queue| {
+                if waiter.state() == GRANTED {
+                    // Granted between the look above and the lock.
+                    return true;
                 }
-            }
-            Some(WaiterState::Granted) => {
-                // One permit and an empty wake list: `hand_out` always finishes.
-                self.hand_out(queue, 1, &mut wakers);
-            }
-            _ => {}
-        });
-        wake_all(wakers);
+                if waiter.state() != WAITER_CLOSED {
+                    // SAFETY: still waiting, so still linked in this list.
+                    unsafe { queue.unlink(waiter) };
+                    self.waiting.store(queue.len(), Ordering::Relaxed);
+                    if queue.len() == 0 {
+                        self.state.fetch_and(!QUEUED, Ordering::AcqRel);
+                    }
+                }
+                false
+            }),
+        };
+        if granted {
+            // No lost wake-up: the permit goes on to the next waiter (or the count). It
+            // was never acquired by this waiter, so it does not count as an acquisition.
+            self.grants_dropped.fetch_add(1, Ordering::Relaxed);
+            self.release(1);
+        }
     }
 
     /// Returns `n` permits: to queued waiters first, oldest first, then to the count.
@@ -395,9 +414,9 @@ impl Semaphore {
     /// Under the lock: grants up to `n` permits to the oldest waiters (as many as `wakers`
     /// has room for); once the queue is empty, clears `QUEUED` and adds the rest to the
     /// count in one atomic step. Returns the permits still to hand out.
-    fn hand_out(&self, queue: &mut WaitQueue, mut n: usize, wakers: &mut WakeList) -> usize {
+    fn hand_out(&self, queue: &mut WaitList, mut n: usize, wakers: &mut WakeList) -> usize {
         while n > 0 && !wakers.is_full() {
-            match queue.grant_front() {
+            match queue.settle_front(GRANTED) {
                 Some(waker) => {
                     let _ = wakers.push(waker);
                     n -= 1;
@@ -435,7 +454,9 @@ pub struct SemaphoreStats {
     pub in_flight: usize,
     /// Tasks queued for a permit right now.
     pub waiting: usize,
-    /// Permits handed out since creation.
+    /// Permits handed out since creation: taken from the free count, or handed to a
+    /// waiter (counted at the hand-over; a waiter dropped before it takes its permit
+    /// passes it on, and that hand-over is not counted).
     pub total_acquired: u64,
     /// Acquisitions that failed: no free permit for `try_acquire`, a maximum wait that
     /// passed, or a closed semaphore.
@@ -493,35 +514,49 @@ impl fmt::Debug for Permit<'_> {
     }
 }
 
-/// The future of [`Semaphore::acquire`].
+/// What a settled waiter's state means for its owner (`None`: still waiting).
+fn settled(state: usize) -> Option<Result<(), AcquireError>> {
+    match state {
+        GRANTED => Some(Ok(())),
+        WAITER_CLOSED => Some(Err(AcquireError::Closed)),
+        _ => None,
+    }
+}
+
+/// The future of [`Semaphore::acquire`]. While it waits, its node is linked in the
+/// semaphore's wait list, so it is `!Unpin`: pin it to poll it by hand (`.await` does).
 #[must_use = "futures do nothing unless polled"]
 pub struct Acquire<'a> {
     semaphore: &'a Semaphore,
-    /// This waiter's node in the queue, while it has one.
-    key: Option<usize>,
+    /// This future's node in the wait list (linked while `queued` and waiting).
+    waiter: Waiter,
+    queued: bool,
 }
 
 impl<'a> Future for Acquire<'a> {
     type Output = Result<Permit<'a>, AcquireError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
+        // SAFETY: nothing is moved out of `this`: `waiter` stays where it is (the wait
+        // list holds its address while it is queued) and `Drop` unlinks it before the
+        // memory goes away, as the pinning contract guarantees `Drop` runs first.
+        let this = unsafe { self.get_unchecked_mut() };
         let semaphore = this.semaphore;
-        semaphore.poll_acquire(&mut this.key, cx).map_ok(|()| Permit { semaphore })
+        semaphore.poll_acquire(&this.waiter, &mut this.queued, cx).map_ok(|()| Permit { semaphore })
     }
 }
 
 impl Drop for Acquire<'_> {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.semaphore.cancel_waiter(key);
+        if self.queued {
+            self.semaphore.cancel_waiter(&self.waiter);
         }
     }
 }
 
 impl fmt::Debug for Acquire<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Acquire").field("queued", &self.key.is_some()).finish()
+        f.debug_struct("Acquire").field("queued", &self.queued).finish()
     }
 }
 
@@ -546,7 +581,7 @@ mod owned {
         /// # Ok::<(), Box<dyn std::error::Error>>(())
         /// ```
         pub fn acquire_owned(self: Arc<Self>) -> AcquireOwned {
-            AcquireOwned { semaphore: Some(self), key: None }
+            AcquireOwned { semaphore: Some(self), waiter: Waiter::new(), queued: false }
         }
 
         /// [`try_acquire`](Semaphore::try_acquire) for a shared semaphore.
@@ -581,25 +616,28 @@ mod owned {
         }
     }
 
-    /// The future of [`Semaphore::acquire_owned`].
+    /// The future of [`Semaphore::acquire_owned`]; `!Unpin`, like [`Acquire`].
     #[must_use = "futures do nothing unless polled"]
     pub struct AcquireOwned {
         /// `None` once the future has completed.
         semaphore: Option<Arc<Semaphore>>,
-        key: Option<usize>,
+        waiter: Waiter,
+        queued: bool,
     }
 
     impl Future for AcquireOwned {
         type Output = Result<OwnedPermit, AcquireError>;
 
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            let this = self.get_mut();
+            // SAFETY: as for `Acquire`: `waiter` is never moved, and `Drop` unlinks it.
+            let this = unsafe { self.get_unchecked_mut() };
             let Some(semaphore) = this.semaphore.take() else {
                 // Polled after it completed: it has nothing more to give.
                 return Poll::Pending;
             };
-            match semaphore.poll_acquire(&mut this.key, cx) {
+            match semaphore.poll_acquire(&this.waiter, &mut this.queued, cx) {
                 Poll::Pending => {
+                    // Still queued: `Drop` needs the semaphore back to unlink the node.
                     this.semaphore = Some(semaphore);
                     Poll::Pending
                 }
@@ -610,15 +648,15 @@ mod owned {
 
     impl Drop for AcquireOwned {
         fn drop(&mut self) {
-            if let (Some(semaphore), Some(key)) = (&self.semaphore, self.key.take()) {
-                semaphore.cancel_waiter(key);
+            if let (true, Some(semaphore)) = (self.queued, &self.semaphore) {
+                semaphore.cancel_waiter(&self.waiter);
             }
         }
     }
 
     impl fmt::Debug for AcquireOwned {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("AcquireOwned").field("queued", &self.key.is_some()).finish()
+            f.debug_struct("AcquireOwned").field("queued", &self.queued).finish()
         }
     }
 }

@@ -81,18 +81,19 @@ impl Held<'_> {
 
 type TimedAcquire<'s> = Pin<Box<dyn Future<Output = Result<Permit<'s>, AcquireError>> + 's>>;
 
-/// A pending acquisition future of the real semaphore.
+/// A pending acquisition future of the real semaphore (boxed: acquire futures are
+/// `!Unpin`, their wait-list node lives inside them).
 enum RealFuture<'s> {
-    Borrowed(kompoz::limit::Acquire<'s>),
-    Owned(AcquireOwned),
+    Borrowed(Pin<Box<kompoz::limit::Acquire<'s>>>),
+    Owned(Pin<Box<AcquireOwned>>),
     Timed(TimedAcquire<'s>),
 }
 
 impl<'s> RealFuture<'s> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Held<'s>, AcquireError>> {
         match self {
-            RealFuture::Borrowed(f) => Pin::new(f).poll(cx).map_ok(Held::Borrowed),
-            RealFuture::Owned(f) => Pin::new(f).poll(cx).map_ok(Held::Owned),
+            RealFuture::Borrowed(f) => f.as_mut().poll(cx).map_ok(Held::Borrowed),
+            RealFuture::Owned(f) => f.as_mut().poll(cx).map_ok(Held::Owned),
             RealFuture::Timed(f) => f.as_mut().poll(cx).map_ok(Held::Borrowed),
         }
     }
@@ -121,10 +122,10 @@ impl<'s> Harness<'s> {
         match op {
             Op::Acquire { owned } => {
                 let future = if owned {
-                    RealFuture::Owned(self.semaphore.clone().acquire_owned())
+                    RealFuture::Owned(Box::pin(self.semaphore.clone().acquire_owned()))
                 } else {
                     let semaphore: &'s Semaphore = self.semaphore;
-                    RealFuture::Borrowed(semaphore.acquire())
+                    RealFuture::Borrowed(Box::pin(semaphore.acquire()))
                 };
                 let (id, model) = self.model.acquire(None);
                 (self.start(id, future), Outcome::Poll(model))

@@ -11,7 +11,9 @@
 //! * `acquire_with_max_wait` polls the acquisition first; its timer starts on its first
 //!   pending poll, registers with the manual clock, fires (waking the task once) when the
 //!   clock reaches the deadline, and on expiry gives up the place in the queue;
-//! * `total_acquired` counts permits taken, `total_rejected` counts `try_acquire`
+//! * `total_acquired` counts permits handed out: taken from the free count, or handed to
+//!   a waiter (counted at the hand-over, and uncounted if that waiter is dropped before it
+//!   takes the permit, which then goes on); `total_rejected` counts `try_acquire`
 //!   failures, expired waits, and acquisitions refused or failed by `close`.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -189,10 +191,8 @@ impl SemaphoreModel {
                 Poll::Pending
             }
             State::Queued => Poll::Pending,
-            State::Granted => {
-                self.acquired += 1;
-                Poll::Ready(Ok(()))
-            }
+            // Counted when it was handed over.
+            State::Granted => Poll::Ready(Ok(())),
             // Counted as rejected by `close`.
             State::Closed => Poll::Ready(Err(AcquireError::Closed)),
         };
@@ -225,9 +225,10 @@ impl SemaphoreModel {
         let waiter = self.waiters.remove(&id).expect("a live waiter");
         match waiter.state {
             State::Queued => self.queue.retain(|&queued| queued != id),
-            // The permit handed to it goes on.
+            // The permit handed to it goes on, and was never acquired by it.
             State::Granted => {
                 self.tally.passed_on += 1;
+                self.acquired -= 1;
                 self.release(1);
             }
             State::New | State::Closed => {}
@@ -342,6 +343,7 @@ impl SemaphoreModel {
             waiter.state = State::Granted;
             waiter.wakes += 1;
             n -= 1;
+            self.acquired += 1;
             self.tally.handed_off += 1;
         }
         self.available += n;
