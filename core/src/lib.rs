@@ -1,8 +1,8 @@
 //! # kompoz
 //!
 //! Resilience primitives for async Rust: **timeouts**, **concurrency limits** (shared by
-//! name if you like) and **circuit breakers**, in a `no_std` + `alloc` core that runs on any executor, with any
-//! clock.
+//! name if you like) and **circuit breakers**, in a `no_std` + `alloc` core that runs on any
+//! executor, with any clock.
 //!
 //! Every primitive has two faces:
 //!
