@@ -54,3 +54,24 @@ impl fmt::Display for Divergence {
 }
 
 impl std::error::Error for Divergence {}
+
+/// `Ok` if the real type's answer equals the model's, else the [`Divergence`] naming
+/// `step`, `op` and `what` was compared.
+pub(crate) fn check<T: PartialEq + fmt::Debug>(
+    step: Option<usize>,
+    op: &dyn fmt::Debug,
+    what: &str,
+    real: T,
+    model: T,
+) -> Result<(), Divergence> {
+    if real == model {
+        return Ok(());
+    }
+    Err(Divergence {
+        step,
+        op: format!("{op:?}"),
+        what: what.to_owned(),
+        real: format!("{real:?}"),
+        model: format!("{model:?}"),
+    })
+}

@@ -16,7 +16,7 @@ use kompoz::{Clock, Instant, ManualClock};
 
 use super::model::{Admission, BreakerModel, CallId, Stats, Tally, Transition};
 use super::ops::{Classifier, Config, Finish, Op, Scenario};
-use crate::Divergence;
+use crate::{Divergence, check};
 
 /// Runs a [`Scenario`]; see [`run_ops`].
 pub fn run(scenario: &Scenario) -> Result<Tally, Divergence> {
@@ -309,23 +309,4 @@ fn judge(classify: Option<Classifier>, result: &Result<u8, u8>) -> Verdict {
 
 fn pick(index: u8, len: usize) -> Option<usize> {
     (len > 0).then(|| usize::from(index) % len)
-}
-
-fn check<T: PartialEq + Debug>(
-    step: Option<usize>,
-    op: &dyn Debug,
-    what: &str,
-    real: T,
-    model: T,
-) -> Result<(), Divergence> {
-    if real == model {
-        return Ok(());
-    }
-    Err(Divergence {
-        step,
-        op: format!("{op:?}"),
-        what: what.to_owned(),
-        real: format!("{real:?}"),
-        model: format!("{model:?}"),
-    })
 }

@@ -15,8 +15,8 @@ use kompoz::{Clock, Instant, ManualClock};
 
 use super::model::{SemaphoreModel, Stats, Tally, WaiterId};
 use super::ops::{Op, Scenario};
-use crate::Divergence;
 use crate::waker::WakeCounter;
+use crate::{Divergence, check};
 
 /// Runs a [`Scenario`]; see [`run_ops`].
 pub fn run(scenario: &Scenario) -> Result<Tally, Divergence> {
@@ -291,23 +291,4 @@ impl<'s> Harness<'s> {
         check(None, &"end", "the clock's pending timers", self.clock.pending_timers(), 0)?;
         Ok(self.model.tally())
     }
-}
-
-fn check<T: PartialEq + Debug>(
-    step: Option<usize>,
-    op: &dyn Debug,
-    what: &str,
-    real: T,
-    model: T,
-) -> Result<(), Divergence> {
-    if real == model {
-        return Ok(());
-    }
-    Err(Divergence {
-        step,
-        op: format!("{op:?}"),
-        what: what.to_owned(),
-        real: format!("{real:?}"),
-        model: format!("{model:?}"),
-    })
 }

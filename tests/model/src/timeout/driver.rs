@@ -14,8 +14,8 @@ use kompoz::{Clock, Instant, ManualClock, Sleep, timeout, timeout_at};
 
 use super::model::{TimeoutId, TimeoutModel};
 use super::ops::{Inner, Op, Scenario};
-use crate::Divergence;
 use crate::waker::WakeCounter;
+use crate::{Divergence, check};
 
 /// Runs a [`Scenario`]; see [`run_ops`].
 pub fn run(scenario: &Scenario) -> Result<(), Divergence> {
@@ -189,23 +189,4 @@ impl<'c> Harness<'c> {
         check(step, op, "the clock's pending timers", timers.0, timers.1)?;
         check(step, op, "the clock", self.clock.now().as_nanos(), self.model.now())
     }
-}
-
-fn check<T: PartialEq + Debug>(
-    step: Option<usize>,
-    op: &dyn Debug,
-    what: &str,
-    real: T,
-    model: T,
-) -> Result<(), Divergence> {
-    if real == model {
-        return Ok(());
-    }
-    Err(Divergence {
-        step,
-        op: format!("{op:?}"),
-        what: what.to_owned(),
-        real: format!("{real:?}"),
-        model: format!("{model:?}"),
-    })
 }
