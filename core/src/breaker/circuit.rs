@@ -9,9 +9,7 @@ use core::time::Duration;
 
 use super::call::{Call, Classify, ErrIsFailure};
 use super::counters::Counters;
-use super::machine::{
-    COUNT_BITS, Effect, Event, GENERATION_BITS, Machine, Step, Thresholds, Ticket,
-};
+use super::machine::{COUNT_BITS, Effect, Event, GENERATION_BITS, Machine, Thresholds, Ticket};
 use super::{BreakerStats, CircuitOpen, CircuitState, Verdict};
 use crate::sync::{AtomicU64, Ordering};
 use crate::time::{Clock, Instant};
@@ -375,13 +373,13 @@ impl<C: Clock> CircuitBreaker<C> {
     /// Applies `event` with compare-exchange, then publishes a new open period's
     /// deadline and reports a transition, outside any critical section.
     #[inline(never)]
-    fn apply(&self, event: Event) -> Step {
+    fn apply(&self, event: Event) {
         let mut word = self.word.load(Ordering::Acquire);
         loop {
             let machine = unpack(word);
             let step = machine.step(event, &self.thresholds);
             if step.next == machine && !step.opened {
-                return step;
+                return;
             }
             let mut next = pack(step.next);
             if !step.opened && step.next.state == CircuitState::Open {
@@ -398,7 +396,7 @@ impl<C: Clock> CircuitBreaker<C> {
                         self.times_opened.fetch_add(1, Ordering::Relaxed);
                     }
                     self.report(machine.state, step.next.state);
-                    return step;
+                    return;
                 }
                 Err(actual) => word = actual,
             }

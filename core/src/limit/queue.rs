@@ -82,8 +82,8 @@ pub(crate) struct WaitList {
     head: Option<NonNull<Waiter>>,
     tail: Option<NonNull<Waiter>>,
     len: usize,
-    /// Permits handed to waiters so far (counted here, under the lock, rather than with
-    /// an atomic add on the contended path).
+    /// Permits handed to waiters and taken by them (counted here, under the lock, rather
+    /// than with an atomic add on the contended path).
     granted: u64,
 }
 
@@ -101,9 +101,15 @@ impl WaitList {
         self.len
     }
 
-    /// Permits handed to waiters since creation.
+    /// Permits handed to waiters since creation, less those taken back.
     pub(crate) fn granted(&self) -> u64 {
         self.granted
+    }
+
+    /// A granted waiter was dropped before it took its permit: the hand-over does not
+    /// count as an acquisition.
+    pub(crate) fn take_back_grant(&mut self) {
+        self.granted = self.granted.saturating_sub(1);
     }
 
     /// Appends `waiter`, waiting, with `waker`.

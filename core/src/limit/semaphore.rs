@@ -71,10 +71,8 @@ pub struct Semaphore {
     /// Mirror of the queue's length, for `stats` without the lock.
     waiting: AtomicUsize,
     /// Permits taken from the count (uncontended); those handed to waiters are counted
-    /// by the wait list, minus those whose waiter was dropped before taking them.
+    /// by the wait list.
     acquired: AtomicU64,
-    /// Permits handed to a waiter that was dropped before it took them (passed on).
-    grants_dropped: AtomicU64,
     rejected: AtomicU64,
     waiters: SpinMutex<WaitList>,
 }
@@ -91,7 +89,6 @@ impl Semaphore {
             capacity: AtomicUsize::new(permits),
             waiting: AtomicUsize::new(0),
             acquired: AtomicU64::new(0),
-            grants_dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             waiters: SpinMutex::new(WaitList::new()),
         })
@@ -105,7 +102,6 @@ impl Semaphore {
             capacity: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             acquired: AtomicU64::new(0),
-            grants_dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             waiters: SpinMutex::new(WaitList::new()),
         }
@@ -253,9 +249,8 @@ impl Semaphore {
             available,
             in_flight: capacity.saturating_sub(available),
             waiting: self.waiting.load(Ordering::Relaxed),
-            total_acquired: (self.acquired.load(Ordering::Relaxed)
-                + self.waiters.with(|queue| queue.granted()))
-            .saturating_sub(self.grants_dropped.load(Ordering::Relaxed)),
+            total_acquired: self.acquired.load(Ordering::Relaxed)
+                + self.waiters.with(|queue| queue.granted()),
             total_rejected: self.rejected.load(Ordering::Relaxed),
             closed: self.is_closed(),
         }
@@ -363,31 +358,30 @@ impl Semaphore {
     /// The future owning `waiter`, which is queued (or was, until its outcome), is being
     /// dropped: unlink it, or pass on a permit that was handed to it but never taken.
     fn cancel_waiter(&self, waiter: &Waiter) {
-        let granted = match waiter.state() {
-            GRANTED => true,
-            WAITER_CLOSED => false,
-            _ => self.waiters.with(|queue| {
-                if waiter.state() == GRANTED {
-                    // Granted between the look above and the lock.
-                    return true;
-                }
-                if waiter.state() != WAITER_CLOSED {
-                    // SAFETY: still waiting, so still linked in this list.
-                    unsafe { queue.unlink(waiter) };
-                    self.waiting.store(queue.len(), Ordering::Relaxed);
-                    if queue.len() == 0 {
-                        self.state.fetch_and(!QUEUED, Ordering::AcqRel);
-                    }
-                }
-                false
-            }),
-        };
-        if granted {
-            // No lost wake-up: the permit goes on to the next waiter (or the count). It
-            // was never acquired by this waiter, so it does not count as an acquisition.
-            self.grants_dropped.fetch_add(1, Ordering::Relaxed);
-            self.release(1);
+        if waiter.state() == WAITER_CLOSED {
+            return;
         }
+        let mut wakers = WakeList::new();
+        self.waiters.with(|queue| match waiter.state() {
+            GRANTED => {
+                // No lost wake-up: the permit goes on to the next waiter (or the count).
+                // This waiter never took it, so the hand-over is taken back from the
+                // count of acquisitions. One permit and an empty wake list: `hand_out`
+                // always finishes.
+                queue.take_back_grant();
+                self.hand_out(queue, 1, &mut wakers);
+            }
+            WAITER_CLOSED => {}
+            _ => {
+                // SAFETY: still waiting, so still linked in this list.
+                unsafe { queue.unlink(waiter) };
+                self.waiting.store(queue.len(), Ordering::Relaxed);
+                if queue.len() == 0 {
+                    self.state.fetch_and(!QUEUED, Ordering::AcqRel);
+                }
+            }
+        });
+        wake_all(wakers);
     }
 
     /// Returns `n` permits: to queued waiters first, oldest first, then to the count.
