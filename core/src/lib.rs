@@ -1,21 +1,68 @@
 //! # kompoz
 //!
-//! Resilience primitives for async Rust: **timeouts**, **concurrency limits** (shared by
-//! name if you like) and **circuit breakers**, in a `no_std` + `alloc` core that runs on any
-//! executor, with any clock.
+//! Guards for the calls async Rust code makes to things that fail: **timeouts**,
+//! **concurrency limits** (shared by name if you like) and **circuit breakers**, around
+//! any future, on any executor. This is the core crate: `no_std` + `alloc`, with time
+//! read from a [`Clock`] you choose. On a runtime, depend on its adapter instead, which
+//! re-exports this crate and plugs in the runtime's timers:
+//! [`kompoz-tokio`](https://docs.rs/kompoz-tokio),
+//! [`kompoz-smol`](https://docs.rs/kompoz-smol) or
+//! [`kompoz-async-std`](https://docs.rs/kompoz-async-std).
 //!
-//! Every primitive has two faces:
+//! ```
+//! use std::time::Duration;
+//! use kompoz::breaker::{CircuitBreaker, CircuitState};
+//! use kompoz::{Semaphore, StdClock};
 //!
-//! * a plain-future face for ordinary Rust code: [`timeout()`], [`Semaphore::run`],
-//!   [`CircuitBreaker::call`], and
-//! * the *combinator* face of the Python library kompoz: rules that run on a context and
-//!   report whether they passed ([`AsyncCombinator`], [`async_rule`], [`with_timeout_on`],
-//!   [`limited`], [`limited_named`], [`circuit_breaker`]).
+//! async fn query(id: u32) -> Result<u32, &'static str> {
+//!     if id > 0 { Ok(id * 10) } else { Err("no such row") }
+//! }
 //!
-//! Time comes from a [`Clock`] and timers from a [`Sleep`]. The core ships
-//! [`ManualClock`], driven by hand for deterministic tests, and, with the `std` feature
-//! (on by default), [`StdClock`], a runtime-agnostic clock and timer. The adapter crates
-//! `kompoz-tokio`, `kompoz-async-std` and `kompoz-smol` plug in their runtime's timers.
+//! // Any executor will do: here `futures`' block_on. (On tokio, the same code with
+//! // `kompoz_tokio::timeout(duration, future)`.)
+//! futures::executor::block_on(async {
+//!     // A time limit around any future: its output, or `Err(Elapsed)` once it passed.
+//!     let answer = kompoz::timeout(StdClock, Duration::from_secs(1), query(4)).await;
+//!     assert_eq!(answer, Ok(Ok(40)));
+//!
+//!     // At most 4 queries at once; the others wait in line, first come first served.
+//!     let pool = Semaphore::new(4)?;
+//!     assert_eq!(pool.run(query(2)).await?, Ok(20));
+//!
+//!     // A circuit breaker: 2 failures in a row open it; while open, calls are refused
+//!     // at once, without running, until its recovery time (30 s by default) has passed.
+//!     let breaker = CircuitBreaker::builder().failure_threshold(2).build()?;
+//!     for _ in 0..2 {
+//!         assert!(breaker.call(query(0)).await.is_err());
+//!     }
+//!     assert_eq!(breaker.state(), CircuitState::Open);
+//!     let refused = breaker.call(query(3)).await;
+//!     assert!(refused.is_err_and(|error| error.is_rejected()));
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Two faces
+//!
+//! * **Plain futures**, for ordinary Rust code: [`timeout()`] and [`timeout_at()`],
+//!   [`Semaphore::run`] and [`Semaphore::acquire`], [`CircuitBreaker::call`] and
+//!   [`CircuitBreaker::try_acquire`].
+//! * **Rules on a context**: async checks that run on a context you lend them (`&mut
+//!   Ctx`) and pass or not ([`AsyncCombinator`], [`async_rule`], [`async_pipe`]). The
+//!   guards wrap them and stack ([`with_timeout_on`], [`limited`], [`limited_named`],
+//!   [`circuit_breaker`]), and each run says how it ended ([`Outcome`]): passed, failed,
+//!   timed out, or refused without running. This is also the face of the Python library
+//!   kompoz, whose `with_timeout`, `limited` and `circuit_breaker` it mirrors (the
+//!   repository's README maps one API onto the other).
+//!
+//! # Time
+//!
+//! Every primitive reads a [`Clock`] and waits on a [`Sleep`], never on the operating
+//! system directly. With the `std` feature, [`StdClock`] is the system's monotonic clock
+//! with runtime-agnostic timers; the adapters add their runtime's. On a board, implement
+//! the two traits over a tick counter. In tests, [`ManualClock`] moves only when told to,
+//! so time-dependent behaviour is checked deterministically, without sleeping:
 //!
 //! ```
 //! use core::time::Duration;
@@ -37,8 +84,18 @@
 //! // The time limit passed first: the rule failed and the context came back.
 //! assert_eq!(run.as_mut().poll(&mut cx), core::task::Poll::Ready((false, 42)));
 //! ```
+//!
+//! # Feature flags
+//!
+//! * `std` (on by default): [`StdClock`]; [`with_timeout`] and
+//!   [`CircuitBreaker::builder`] without naming a clock; per-thread breaker counters, so
+//!   closed-state calls write nothing shared; a spin lock that yields to the scheduler.
+//! * `critical-section`: atomic read-modify-write through the `critical-section` crate,
+//!   for targets without compare-and-swap (`thumbv6m-none-eabi`,
+//!   `riscv32imc-unknown-none-elf`); the application provides the implementation.
 #![no_std]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(html_root_url = "https://docs.rs/kompoz/0.1.0")]
 
 extern crate alloc;
 #[cfg(feature = "std")]

@@ -1,5 +1,6 @@
-//! One regression test for each bug of the Python kompoz that DESIGN.md lists. Each
-//! fails on a naive port of kompoz's concurrency module.
+//! One regression test for each bug of the Python kompoz that ARCHITECTURE.md lists ("What
+//! the Python library gets wrong"), numbered as there. Each fails on a naive port of
+//! kompoz's concurrency module.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;

@@ -1,9 +1,10 @@
 //! # kompoz-async-std
 //!
-//! [kompoz](https://docs.rs/kompoz)'s resilience primitives on async-std's timers.
+//! [kompoz](https://docs.rs/kompoz)'s guards for the calls async code makes to things that
+//! fail (**timeouts**, **concurrency limits**, **circuit breakers**) on async-std's timers.
 //!
 //! This crate re-exports all of `kompoz`, adds [`AsyncStdClock`] and offers constructors
-//! that need no timer plumbing: [`timeout()`], [`timeout_at`] and [`with_timeout`].
+//! that need no timer plumbing: [`timeout()`], [`timeout_at()`] and [`with_timeout()`].
 //!
 //! async-std's timers (`async_std::task::sleep`, `async_std::future::timeout`) are
 //! async-io's `Timer`, the very timers smol uses, so the clock is `kompoz-smol`'s under
@@ -11,17 +12,39 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use kompoz_async_std::{AsyncCombinator, async_rule, with_timeout};
+//! use kompoz_async_std::breaker::{CircuitBreaker, CircuitState};
+//! use kompoz_async_std::{AsyncCombinator, Semaphore, async_rule, with_timeout};
 //!
-//! async_std::task::block_on(async {
-//!     let slow = async_rule(async |n: &mut i32| {
-//!         async_std::task::sleep(Duration::from_secs(1)).await;
-//!         *n > 0
-//!     });
-//!     let guarded = with_timeout(slow, Duration::from_millis(20));
-//!     assert_eq!(guarded.run_owned(42).await, (false, 42));
-//! });
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     async_std::task::block_on(async {
+//!         // A time limit around any future.
+//!         let slow = async_std::task::sleep(Duration::from_secs(5));
+//!         assert!(kompoz_async_std::timeout(Duration::from_millis(10), slow).await.is_err());
+//!
+//!         // At most 4 at once, first come first served.
+//!         let pool = Semaphore::new(4)?;
+//!         assert_eq!(pool.run(async { 42 }).await?, 42);
+//!
+//!         // A breaker: 2 failures in a row open it.
+//!         let breaker = CircuitBreaker::builder().failure_threshold(2).build()?;
+//!         for _ in 0..2 {
+//!             let _ = breaker.call(async { Err::<(), _>("connection refused") }).await;
+//!         }
+//!         assert_eq!(breaker.state(), CircuitState::Open);
+//!
+//!         // Rules on a context, with a time limit: the context comes back either way.
+//!         let slow_rule = async_rule(async |n: &mut i32| {
+//!             async_std::task::sleep(Duration::from_secs(5)).await;
+//!             *n > 0
+//!         });
+//!         let guarded = with_timeout(slow_rule, Duration::from_millis(10));
+//!         assert_eq!(guarded.run_owned(42).await, (false, 42));
+//!         Ok(())
+//!     })
+//! }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(html_root_url = "https://docs.rs/kompoz-async-std/0.1.0")]
 
 pub use kompoz::*;
 

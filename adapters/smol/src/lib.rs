@@ -1,24 +1,47 @@
 //! # kompoz-smol
 //!
-//! [kompoz](https://docs.rs/kompoz)'s resilience primitives on smol's timers.
+//! [kompoz](https://docs.rs/kompoz)'s guards for the calls async code makes to things that
+//! fail (**timeouts**, **concurrency limits**, **circuit breakers**) on smol's timers.
 //!
 //! This crate re-exports all of `kompoz`, adds [`SmolClock`] (the system clock with
 //! smol's `Timer`, which is async-io's) and offers constructors that need no timer
-//! plumbing: [`timeout()`], [`timeout_at`] and [`with_timeout`].
+//! plumbing: [`timeout()`], [`timeout_at()`] and [`with_timeout()`].
 //!
 //! ```
 //! use std::time::Duration;
-//! use kompoz_smol::{AsyncCombinator, async_rule, with_timeout};
+//! use kompoz_smol::breaker::{CircuitBreaker, CircuitState};
+//! use kompoz_smol::{AsyncCombinator, Semaphore, async_rule, with_timeout};
 //!
-//! smol::block_on(async {
-//!     let slow = async_rule(async |n: &mut i32| {
-//!         smol::Timer::after(Duration::from_secs(1)).await;
-//!         *n > 0
-//!     });
-//!     let guarded = with_timeout(slow, Duration::from_millis(20));
-//!     assert_eq!(guarded.run_owned(42).await, (false, 42));
-//! });
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     smol::block_on(async {
+//!         // A time limit around any future.
+//!         let slow = smol::Timer::after(Duration::from_secs(5));
+//!         assert!(kompoz_smol::timeout(Duration::from_millis(10), slow).await.is_err());
+//!
+//!         // At most 4 at once, first come first served.
+//!         let pool = Semaphore::new(4)?;
+//!         assert_eq!(pool.run(async { 42 }).await?, 42);
+//!
+//!         // A breaker: 2 failures in a row open it.
+//!         let breaker = CircuitBreaker::builder().failure_threshold(2).build()?;
+//!         for _ in 0..2 {
+//!             let _ = breaker.call(async { Err::<(), _>("connection refused") }).await;
+//!         }
+//!         assert_eq!(breaker.state(), CircuitState::Open);
+//!
+//!         // Rules on a context, with a time limit: the context comes back either way.
+//!         let slow_rule = async_rule(async |n: &mut i32| {
+//!             smol::Timer::after(Duration::from_secs(5)).await;
+//!             *n > 0
+//!         });
+//!         let guarded = with_timeout(slow_rule, Duration::from_millis(10));
+//!         assert_eq!(guarded.run_owned(42).await, (false, 42));
+//!         Ok(())
+//!     })
+//! }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(html_root_url = "https://docs.rs/kompoz-smol/0.1.0")]
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;

@@ -4,8 +4,9 @@
 //! Run it with `cargo run -p kompoz-tokio --example demo`. Twelve clients call a simulated
 //! dependency for about ten seconds. The dependency is healthy with latency spikes, then
 //! goes down (it hangs), then recovers. The timeline shows, twice a second, what the
-//! calls did and what state the primitives are in; state changes of the breaker are
-//! printed as they happen; a summary closes the run.
+//! calls did in that half second and what state the primitives are in; state changes of
+//! the breaker are printed as they happen; a summary closes the run. A legend under the
+//! header explains each column.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ const CLIENTS: u64 = 12;
 const RUN_FOR: Duration = Duration::from_millis(10_000);
 const TICK: Duration = Duration::from_millis(500);
 const PERMITS: usize = 4;
+/// Failures in a row that open the breaker.
+const FAILURE_THRESHOLD: u32 = 5;
 const MAX_WAIT: Duration = Duration::from_millis(60);
 const TIME_LIMIT: Duration = Duration::from_millis(150);
 /// When the dependency goes down, and when it comes back.
@@ -99,18 +102,40 @@ impl Paint {
     }
 }
 
+/// What the columns mean, for a reader who has not seen the code.
+fn print_legend() {
+    println!(
+        "\n  legend: each line shows the state at that moment, then the calls that ended in the
+  half second before it:
+    breaker    CLOSED: calls go through; OPEN: calls are refused at once; HALF-OPEN: a
+               few probe calls test whether the dependency is back
+    in use     permits held right now, of the {PERMITS} ({PERMITS}/{PERMITS}: all taken)
+    waiting    calls queued for a permit right now
+    ok         answered well
+    failed     answered with an error
+    timeout    cut off by the time limit ({TIME_LIMIT:?}): the call is cancelled
+    limit-rej  refused by the limit: no permit within {MAX_WAIT:?}
+    open-rej   refused by the breaker at once, without calling the dependency
+  the breaker takes every call that did not pass for a failure: errors, timeouts and
+  limit rejections alike. 'threshold {FAILURE_THRESHOLD}' means {FAILURE_THRESHOLD} failures \
+in a row open it, so the
+  scattered failures before the outage leave it closed; 'failed calls since the start'
+  beside a transition counts them all.\n"
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let start = Instant::now();
     let paint = Arc::new(Paint(std::io::stdout().is_terminal()));
     let painter = paint.clone();
     let breaker = CircuitBreaker::builder()
-        .failure_threshold(5)
+        .failure_threshold(FAILURE_THRESHOLD)
         .recovery_timeout(Duration::from_millis(1_000))
         .half_open_max_calls(2)
         .on_state_change(move |old, new, stats| {
             println!(
-                "  {:>5.2}s  ** breaker {} -> {}   ({} failures so far, opened {} time(s))",
+                "  {:>5.2}s  ** breaker {} -> {}   (failed calls since the start: {}; opened {} time(s))",
                 start.elapsed().as_secs_f64(),
                 painter.state(old).trim_end(),
                 painter.state(new).trim_end(),
@@ -136,14 +161,15 @@ async fn main() {
 
     println!("kompoz demo: {CLIENTS} clients call a flaky dependency for {:?}", RUN_FOR);
     println!(
-        "  stack: circuit_breaker(threshold 5, recovery 1 s) > with_timeout({TIME_LIMIT:?}) > \
+        "  stack: circuit_breaker(threshold {FAILURE_THRESHOLD}, recovery 1 s) > with_timeout({TIME_LIMIT:?}) > \
          limited({PERMITS} permits, max wait {MAX_WAIT:?})"
     );
     println!(
-        "  the dependency: healthy with spikes, DOWN (hanging) from {:?} to {:?}, then healthy\n",
+        "  the dependency: healthy with spikes, DOWN (hanging) from {:?} to {:?}, then healthy",
         OUTAGE.0, OUTAGE.1
     );
-    println!("   time   breaker    permits  waiting |    ok  failed  timeout  limit-rej  open-rej");
+    print_legend();
+    println!("   time   breaker    in use  waiting |    ok  failed  timeout  limit-rej  open-rej");
 
     let tick = Arc::new(Tally::default());
     let total = Tally::default();
@@ -167,7 +193,7 @@ async fn main() {
         let [ok, failed, timed_out, limit_rej, open_rej] = tick.drain_into(&total);
         let permits = stack.inner().inner().semaphore().stats();
         println!(
-            "  {:>5.2}s  {}  {:>3}/{PERMITS}  {:>7}  | {:>5}  {:>6}  {:>7}  {:>9}  {:>8}",
+            "  {:>5.2}s  {}  {:>4}/{PERMITS}  {:>7}  | {:>5}  {:>6}  {:>7}  {:>9}  {:>8}",
             start.elapsed().as_secs_f64(),
             paint.state(stack.state()),
             permits.in_flight,
@@ -208,7 +234,8 @@ async fn main() {
         n(&total.circuit_rejected)
     );
     println!(
-        "  breaker: opened {} time(s), now {}; semaphore: {} permits handed out, {} back",
+        "  breaker: opened {} time(s), now {}; semaphore: {} permits handed out, {} of {PERMITS} \
+         free at the end (each permit came back, however its call ended)",
         stats.times_opened,
         paint.state(stats.state).trim_end(),
         permits.total_acquired,

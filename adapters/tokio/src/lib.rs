@@ -1,11 +1,46 @@
 //! # kompoz-tokio
 //!
-//! [kompoz](https://docs.rs/kompoz)'s resilience primitives on tokio's timers.
+//! [kompoz](https://docs.rs/kompoz)'s guards for the calls async code makes to things that
+//! fail (**timeouts**, **concurrency limits**, **circuit breakers**) on tokio's timers.
 //!
 //! This crate re-exports all of `kompoz`, adds [`TokioClock`] (a clock and timer backed by
 //! `tokio::time`) and offers constructors that need no timer plumbing: [`timeout()`],
-//! [`timeout_at`] and [`with_timeout`]. Because time comes from `tokio::time`, tokio's
-//! paused test clock drives everything:
+//! [`timeout_at()`] and [`with_timeout()`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use kompoz_tokio::breaker::{CircuitBreaker, CircuitState};
+//! use kompoz_tokio::{Elapsed, Semaphore};
+//!
+//! async fn query(id: u32) -> Result<u32, &'static str> {
+//!     if id > 0 { Ok(id * 10) } else { Err("no such row") }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // A time limit around any future: its output, or `Err(Elapsed)` once it passed.
+//!     assert_eq!(kompoz_tokio::timeout(Duration::from_secs(1), query(4)).await, Ok(Ok(40)));
+//!     let hung = std::future::pending::<()>();
+//!     assert_eq!(kompoz_tokio::timeout(Duration::from_millis(20), hung).await, Err(Elapsed::new()));
+//!
+//!     // At most 4 queries at once; the others wait in line, first come first served.
+//!     let pool = Semaphore::new(4)?;
+//!     assert_eq!(pool.run(query(2)).await?, Ok(20));
+//!
+//!     // A circuit breaker: 2 failures in a row open it; while open, calls are refused
+//!     // at once, without running.
+//!     let breaker = CircuitBreaker::builder().failure_threshold(2).build()?;
+//!     for _ in 0..2 {
+//!         assert!(breaker.call(query(0)).await.is_err());
+//!     }
+//!     assert_eq!(breaker.state(), CircuitState::Open);
+//!     assert!(breaker.call(query(3)).await.is_err_and(|error| error.is_rejected()));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Because time comes from `tokio::time`, tokio's paused test clock drives everything
+//! (with tokio's `test-util` feature):
 //!
 //! ```
 //! use std::time::Duration;
@@ -22,6 +57,11 @@
 //! assert_eq!(guarded.run_owned(42).await, (false, 0));
 //! # }
 //! ```
+//!
+//! A breaker built with `CircuitBreaker::builder().build()` measures time on
+//! [`StdClock`]; build it with `build_with(TokioClock)` to drive it with paused time too.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(html_root_url = "https://docs.rs/kompoz-tokio/0.1.0")]
 
 use std::future::IntoFuture;
 use std::time::Duration;
