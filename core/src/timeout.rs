@@ -21,6 +21,19 @@ use crate::time::{Instant, Sleep};
 ///
 /// ```
 /// use core::time::Duration;
+/// use kompoz::{Elapsed, StdClock, timeout};
+///
+/// futures::executor::block_on(async {
+///     assert_eq!(timeout(StdClock, Duration::from_secs(1), async { 7 }).await, Ok(7));
+///     let hung = core::future::pending::<u32>();
+///     assert_eq!(timeout(StdClock, Duration::from_millis(10), hung).await, Err(Elapsed::new()));
+/// });
+/// ```
+///
+/// On a [`ManualClock`](crate::ManualClock), deterministically and without sleeping:
+///
+/// ```
+/// use core::time::Duration;
 /// use kompoz::{Elapsed, ManualClock, Sleep, timeout};
 ///
 /// let clock = ManualClock::new();
@@ -46,6 +59,24 @@ where
 }
 
 /// Runs `future` until the instant `deadline` of `timer`'s clock; see [`timeout`].
+///
+/// One deadline can bound several steps, each getting whatever time is left:
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::{Clock, Elapsed, StdClock, timeout_at};
+///
+/// futures::executor::block_on(async {
+///     let deadline = StdClock.now() + Duration::from_secs(1);
+///     let first = timeout_at(StdClock, deadline, async { 1 }).await;
+///     let second = timeout_at(StdClock, deadline, async { 2 }).await;
+///     assert_eq!((first, second), (Ok(1), Ok(2)));
+///     // A deadline that has passed already: a pending future is cut off at once.
+///     let passed = StdClock.now() - Duration::from_secs(1);
+///     let late = timeout_at(StdClock, passed, core::future::pending::<()>()).await;
+///     assert_eq!(late, Err(Elapsed::new()));
+/// });
+/// ```
 pub fn timeout_at<S, F>(timer: S, deadline: Instant, future: F) -> Timeout<S, F::IntoFuture>
 where
     S: Sleep,
@@ -62,6 +93,24 @@ enum Limit {
 }
 
 /// A future with a time limit, made by [`timeout`] or [`timeout_at`].
+///
+/// It resolves to `Ok` with the inner future's output, or to `Err(`[`Elapsed`]`)` once
+/// the limit passed; the inner future is dropped at that moment. Name the type to store
+/// one in a struct:
+///
+/// ```
+/// use core::future::Ready;
+/// use core::time::Duration;
+/// use kompoz::{StdClock, Timeout, timeout};
+///
+/// struct Pending {
+///     answer: Timeout<StdClock, Ready<u32>>,
+/// }
+///
+/// let answer = timeout(StdClock, Duration::from_secs(1), core::future::ready(7));
+/// let pending = Pending { answer };
+/// assert_eq!(futures::executor::block_on(pending.answer), Ok(7));
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Timeout<S: Sleep, F> {
     /// The inner future; `None` once the limit passed and it was dropped.
@@ -78,6 +127,24 @@ impl<S: Sleep, F: Future> Timeout<S, F> {
     }
 
     /// Whether the limit has passed (and the inner future has been dropped).
+    ///
+    /// ```
+    /// use core::future::Future;
+    /// use core::pin::pin;
+    /// use core::task::{Context, Waker};
+    /// use core::time::Duration;
+    /// use kompoz::{ManualClock, timeout};
+    ///
+    /// let clock = ManualClock::new();
+    /// let hung = core::future::pending::<()>();
+    /// let mut limited = pin!(timeout(&clock, Duration::from_secs(1), hung));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(limited.as_mut().poll(&mut cx).is_pending());
+    /// assert!(!limited.is_elapsed());
+    /// clock.advance(Duration::from_secs(1));
+    /// assert!(limited.as_mut().poll(&mut cx).is_ready());
+    /// assert!(limited.is_elapsed());
+    /// ```
     pub fn is_elapsed(&self) -> bool {
         self.future.is_none()
     }
@@ -148,11 +215,36 @@ impl<S: Sleep + fmt::Debug, F> fmt::Debug for Timeout<S, F> {
 }
 
 /// The error of a [`timeout`] whose limit passed before its future completed.
+///
+/// It implements [`core::error::Error`], so `?` turns it into your own error type:
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::{Elapsed, StdClock, timeout};
+///
+/// async fn lookup() -> Result<u32, Box<dyn std::error::Error>> {
+///     let answer = timeout(StdClock, Duration::from_millis(10), core::future::pending()).await?;
+///     Ok(answer)
+/// }
+///
+/// let error = futures::executor::block_on(lookup()).unwrap_err();
+/// assert!(error.is::<Elapsed>());
+/// assert_eq!(error.to_string(), "the time limit passed before the operation completed");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Elapsed(());
 
 impl Elapsed {
     /// The error value (useful in tests and in code that builds its own time limits).
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::{Elapsed, StdClock, timeout};
+    ///
+    /// let hung = core::future::pending::<()>();
+    /// let answer = futures::executor::block_on(timeout(StdClock, Duration::from_millis(1), hung));
+    /// assert_eq!(answer, Err(Elapsed::new()));
+    /// ```
     pub const fn new() -> Elapsed {
         Elapsed(())
     }

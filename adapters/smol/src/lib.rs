@@ -53,6 +53,17 @@ pub use kompoz::*;
 /// A [`Clock`] and [`Sleep`] for smol: the system clock ([`StdClock`], whose instants it
 /// shares) with smol's timers. The timers are driven by async-io's reactor, which
 /// `smol::block_on` and smol's executors run.
+///
+/// ```
+/// use std::time::Duration;
+/// use kompoz_smol::{Clock, Sleep, SmolClock};
+///
+/// smol::block_on(async {
+///     let start = SmolClock.now();
+///     SmolClock.sleep(Duration::from_millis(5)).await;
+///     assert!(SmolClock.now() - start >= Duration::from_millis(5));
+/// });
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SmolClock;
 
@@ -79,6 +90,14 @@ impl Sleep for SmolClock {
 }
 
 /// The timer of a [`SmolClock`]: smol's `Timer`, completing with `()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use kompoz_smol::{Sleep, SmolClock, SmolSleep};
+///
+/// let timer: SmolSleep = SmolClock.sleep(Duration::from_millis(1));
+/// smol::block_on(timer);
+/// ```
 #[derive(Debug)]
 #[must_use = "a timer does nothing unless polled"]
 pub struct SmolSleep(async_io::Timer);
@@ -92,12 +111,34 @@ impl Future for SmolSleep {
 }
 
 /// [`kompoz::timeout()`] on smol's timers: runs `future` with a time limit of `duration`.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// smol::block_on(async {
+///     assert_eq!(kompoz_smol::timeout(Duration::from_secs(1), async { 7 }).await, Ok(7));
+///     let slow = smol::Timer::after(Duration::from_secs(5));
+///     assert!(kompoz_smol::timeout(Duration::from_millis(10), slow).await.is_err());
+/// });
+/// ```
 pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<SmolClock, F::IntoFuture> {
     kompoz::timeout(SmolClock, duration, future)
 }
 
 /// [`kompoz::timeout_at()`] on smol's timers: runs `future` until `deadline` of
 /// [`SmolClock`].
+///
+/// ```
+/// use std::time::Duration;
+/// use kompoz_smol::{Clock, SmolClock};
+///
+/// smol::block_on(async {
+///     let deadline = SmolClock.now() + Duration::from_millis(10);
+///     let hung = std::future::pending::<()>();
+///     assert!(kompoz_smol::timeout_at(deadline, hung).await.is_err());
+///     assert!(SmolClock.now() >= deadline);
+/// });
+/// ```
 pub fn timeout_at<F: IntoFuture>(
     deadline: Instant,
     future: F,
@@ -106,6 +147,15 @@ pub fn timeout_at<F: IntoFuture>(
 }
 
 /// kompoz's `with_timeout(rule, timeout)` on smol's timers; see [`kompoz::with_timeout_on`].
+///
+/// ```
+/// use std::time::Duration;
+/// use kompoz_smol::{AsyncCombinator, Outcome, async_rule, with_timeout};
+///
+/// let hangs = async_rule(async |_: &mut ()| std::future::pending::<bool>().await);
+/// let guarded = with_timeout(hangs, Duration::from_millis(10));
+/// assert_eq!(smol::block_on(guarded.run_detailed(&mut ())), Outcome::TimedOut);
+/// ```
 pub fn with_timeout<R>(rule: R, duration: Duration) -> WithTimeout<R, SmolClock> {
     kompoz::with_timeout_on(SmolClock, rule, duration)
 }

@@ -21,7 +21,8 @@
 //!     // A time limit around any future: its output, or `Err(Elapsed)` once it passed.
 //!     assert_eq!(kompoz_tokio::timeout(Duration::from_secs(1), query(4)).await, Ok(Ok(40)));
 //!     let hung = std::future::pending::<()>();
-//!     assert_eq!(kompoz_tokio::timeout(Duration::from_millis(20), hung).await, Err(Elapsed::new()));
+//!     let answer = kompoz_tokio::timeout(Duration::from_millis(20), hung).await;
+//!     assert_eq!(answer, Err(Elapsed::new()));
 //!
 //!     // At most 4 queries at once; the others wait in line, first come first served.
 //!     let pool = Semaphore::new(4)?;
@@ -74,6 +75,30 @@ pub use kompoz::*;
 /// Its instants share [`StdClock`]'s epoch, so the two clocks agree outside paused tests.
 /// Reading it outside a tokio runtime falls back to the system clock; its timers need a
 /// runtime with the time driver enabled.
+///
+/// ```
+/// use std::time::Duration;
+/// use kompoz_tokio::breaker::{CircuitBreaker, CircuitState};
+/// use kompoz_tokio::{Clock, TokioClock};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // In a test with paused time: a breaker on TokioClock recovers when tokio's clock says so.
+/// let breaker = CircuitBreaker::builder()
+///     .failure_threshold(1)
+///     .recovery_timeout(Duration::from_secs(30))
+///     .build_with(TokioClock)?;
+/// let _ = breaker.call(async { Err::<(), _>("down") }).await;
+/// assert_eq!(breaker.state(), CircuitState::Open);
+///
+/// let before = TokioClock.now();
+/// tokio::time::advance(Duration::from_secs(30)).await; // no real waiting
+/// assert_eq!(TokioClock.now() - before, Duration::from_secs(30));
+/// assert!(breaker.call(async { Ok::<_, &str>(()) }).await.is_ok()); // the probe
+/// assert_eq!(breaker.state(), CircuitState::Closed);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TokioClock;
 
@@ -105,7 +130,8 @@ impl Sleep for TokioClock {
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// use std::time::Duration;
-/// let late = kompoz_tokio::timeout(Duration::from_millis(10), tokio::time::sleep(Duration::from_secs(1)));
+/// let slow = tokio::time::sleep(Duration::from_secs(1));
+/// let late = kompoz_tokio::timeout(Duration::from_millis(10), slow);
 /// assert_eq!(late.await, Err(kompoz_tokio::Elapsed::new()));
 /// # }
 /// ```
@@ -115,6 +141,21 @@ pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<TokioClo
 
 /// [`kompoz::timeout_at()`] on tokio's timers: runs `future` until `deadline` of
 /// [`TokioClock`].
+///
+/// ```
+/// use std::time::Duration;
+/// use kompoz_tokio::{Clock, TokioClock};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// // One deadline for two steps: the second gets what the first left.
+/// let deadline = TokioClock.now() + Duration::from_millis(100);
+/// let first = tokio::time::sleep(Duration::from_millis(60));
+/// assert!(kompoz_tokio::timeout_at(deadline, first).await.is_ok());
+/// let second = tokio::time::sleep(Duration::from_millis(60));
+/// assert!(kompoz_tokio::timeout_at(deadline, second).await.is_err());
+/// # }
+/// ```
 pub fn timeout_at<F: IntoFuture>(
     deadline: Instant,
     future: F,
@@ -123,6 +164,21 @@ pub fn timeout_at<F: IntoFuture>(
 }
 
 /// kompoz's `with_timeout(rule, timeout)` on tokio's timers; see [`kompoz::with_timeout_on`].
+///
+/// ```
+/// use std::time::Duration;
+/// use kompoz_tokio::{AsyncCombinator, Outcome, async_rule, with_timeout};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let slow = async_rule(async |_: &mut ()| {
+///     tokio::time::sleep(Duration::from_secs(1)).await;
+///     true
+/// });
+/// let guarded = with_timeout(slow, Duration::from_millis(50));
+/// assert_eq!(guarded.run_detailed(&mut ()).await, Outcome::TimedOut);
+/// # }
+/// ```
 pub fn with_timeout<R>(rule: R, duration: Duration) -> WithTimeout<R, TokioClock> {
     kompoz::with_timeout_on(TokioClock, rule, duration)
 }

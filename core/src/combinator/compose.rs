@@ -5,6 +5,17 @@ use super::{AsyncCombinator, Outcome};
 /// `first & next`: made by [`AsyncCombinator::and`].
 ///
 /// Runs `next` only if `first` passed; the outcome is that of the rule that decided.
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::{AsyncCombinator, Outcome, StdClock, async_rule, with_timeout_on};
+///
+/// let hangs = async_rule(async |_: &mut ()| core::future::pending::<bool>().await);
+/// let first = with_timeout_on(StdClock, hangs, Duration::from_millis(10));
+/// let both = first.and(async_rule(async |_: &mut ()| true));
+/// // `first` decided, so the outcome is its own: timed out, not just "failed".
+/// assert_eq!(futures::executor::block_on(both.run_detailed(&mut ())), Outcome::TimedOut);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct And<A, B> {
     first: A,
@@ -32,6 +43,18 @@ impl<Ctx: ?Sized, A: AsyncCombinator<Ctx>, B: AsyncCombinator<Ctx>> AsyncCombina
 ///
 /// Runs `other` only if `first` did not pass; the outcome is that of the rule that
 /// decided.
+///
+/// ```
+/// use kompoz::{AsyncCombinator, async_pipe, async_rule};
+///
+/// let cached = async_rule(async |hits: &mut Vec<&str>| !hits.is_empty());
+/// let fetch = async_pipe(async |hits: &mut Vec<&str>| hits.push("fetched"));
+/// let rule = cached.or(fetch);
+/// futures::executor::block_on(async {
+///     assert_eq!(rule.run_owned(vec!["cached"]).await, (true, vec!["cached"])); // no fetch
+///     assert_eq!(rule.run_owned(vec![]).await, (true, vec!["fetched"]));
+/// });
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Or<A, B> {
     first: A,
@@ -59,6 +82,15 @@ impl<Ctx: ?Sized, A: AsyncCombinator<Ctx>, B: AsyncCombinator<Ctx>> AsyncCombina
 ///
 /// Passes exactly when `inner` does not, as kompoz flips `ok`: an inner run that timed
 /// out makes `not` pass.
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::{AsyncCombinator, Outcome, StdClock, async_rule, with_timeout_on};
+///
+/// let hangs = async_rule(async |_: &mut ()| core::future::pending::<bool>().await);
+/// let flipped = with_timeout_on(StdClock, hangs, Duration::from_millis(10)).not();
+/// assert_eq!(futures::executor::block_on(flipped.run_detailed(&mut ())), Outcome::Passed);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Not<A> {
     inner: A,
@@ -79,6 +111,17 @@ impl<Ctx: ?Sized, A: AsyncCombinator<Ctx>> AsyncCombinator<Ctx> for Not<A> {
 /// `first >> next`: made by [`AsyncCombinator::then`].
 ///
 /// Runs `first`, ignores its verdict, then runs `next`, whose outcome is the result.
+///
+/// ```
+/// use kompoz::{AsyncCombinator, async_pipe, async_rule};
+///
+/// let fails = async_rule(async |n: &mut u32| {
+///     *n += 1;
+///     false
+/// });
+/// let rule = fails.then(async_pipe(async |n: &mut u32| *n *= 10));
+/// assert_eq!(futures::executor::block_on(rule.run_owned(1)), (true, 20));
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Then<A, B> {
     first: A,

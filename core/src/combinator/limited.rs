@@ -32,6 +32,22 @@ pub fn limited<R>(rule: R, max_concurrent: usize) -> Result<Limited<R, Semaphore
 /// Limits `rule` with a semaphore of the caller's: owned, borrowed, in an `Arc`, or from
 /// a [`Registry`](crate::limit::Registry) or
 /// [`FixedRegistry`](crate::limit::FixedRegistry).
+///
+/// ```
+/// use std::sync::Arc;
+/// use kompoz::limit::Semaphore;
+/// use kompoz::{AsyncCombinator, async_rule, limited_on};
+///
+/// // Two different checks that share one pool of 2 connections.
+/// let pool = Arc::new(Semaphore::new(2)?);
+/// let read = limited_on(async_rule(async |_: &mut u32| true), pool.clone());
+/// let write = limited_on(async_rule(async |_: &mut u32| true), pool.clone());
+/// futures::executor::block_on(async {
+///     assert!(read.run(&mut 1).await && write.run(&mut 2).await);
+/// });
+/// assert_eq!(pool.stats().total_acquired, 2);
+/// # Ok::<(), kompoz::limit::LimitError>(())
+/// ```
 pub fn limited_on<R, L: Borrow<Semaphore>>(rule: R, semaphore: L) -> Limited<R, L> {
     Limited { rule, semaphore, wait: WaitForPermit }
 }
@@ -64,6 +80,21 @@ pub fn limited_named<R>(
 
 /// A combinator with a concurrency limit, made by [`limited`], [`limited_on`] or
 /// [`limited_named`](crate::limited_named).
+///
+/// Its parameters are the rule, the semaphore (owned, borrowed, or an `Arc`), and the
+/// [`WaitPolicy`]:
+///
+/// ```
+/// use kompoz::combinator::WaitForPermit;
+/// use kompoz::limit::Semaphore;
+/// use kompoz::{AsyncCombinator, Limited, async_rule, limited};
+///
+/// let rule = async_rule(async |_: &mut ()| true);
+/// let pooled: Limited<_, Semaphore, WaitForPermit> = limited(rule, 8)?;
+/// assert!(futures::executor::block_on(pooled.run(&mut ())));
+/// assert_eq!(pooled.semaphore().stats().capacity, 8);
+/// # Ok::<(), kompoz::limit::LimitError>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct Limited<R, L, W = WaitForPermit> {
     rule: R,
@@ -77,16 +108,51 @@ impl<R, L: Borrow<Semaphore>, W> Limited<R, L, W> {
     /// [`Outcome::Rejected`]`(`[`Rejection::Limit`]`(`[`AcquireError::WaitElapsed`]`))`,
     /// which tells it apart from a failure of the rule. A `max_wait` of zero rejects at
     /// once when no permit is free.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::limit::AcquireError;
+    /// use kompoz::{AsyncCombinator, Outcome, Rejection, StdClock, async_rule, limited};
+    ///
+    /// let rule = async_rule(async |_: &mut ()| true);
+    /// let check = limited(rule, 1)?.max_wait(StdClock, Duration::from_millis(10));
+    /// let held = check.semaphore().try_acquire()?; // someone else holds the only permit
+    /// let outcome = futures::executor::block_on(check.run_detailed(&mut ()));
+    /// assert_eq!(outcome, Outcome::Rejected(Rejection::Limit(AcquireError::WaitElapsed)));
+    /// drop(held);
+    /// assert_eq!(futures::executor::block_on(check.run_detailed(&mut ())), Outcome::Passed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_wait<S: Sleep>(self, timer: S, max_wait: Duration) -> Limited<R, L, MaxWait<S>> {
         Limited { rule: self.rule, semaphore: self.semaphore, wait: MaxWait { timer, max_wait } }
     }
 
     /// The semaphore that limits this combinator (for its [`stats`](Semaphore::stats)).
+    ///
+    /// ```
+    /// use kompoz::{AsyncCombinator, async_rule, limited};
+    ///
+    /// let check = limited(async_rule(async |_: &mut ()| true), 4)?;
+    /// futures::executor::block_on(check.run(&mut ()));
+    /// let stats = check.semaphore().stats();
+    /// assert_eq!((stats.total_acquired, stats.in_flight), (1, 0));
+    /// # Ok::<(), kompoz::limit::LimitError>(())
+    /// ```
     pub fn semaphore(&self) -> &Semaphore {
         self.semaphore.borrow()
     }
 
     /// The wrapped rule.
+    ///
+    /// ```
+    /// use kompoz::{AsyncCombinator, async_rule, limited};
+    ///
+    /// let check = limited(async_rule(async |n: &mut i32| *n > 0), 4)?;
+    /// // The rule itself, without taking a permit.
+    /// assert!(futures::executor::block_on(check.inner().run(&mut 1)));
+    /// assert_eq!(check.semaphore().stats().total_acquired, 0);
+    /// # Ok::<(), kompoz::limit::LimitError>(())
+    /// ```
     pub fn inner(&self) -> &R {
         &self.rule
     }
@@ -118,7 +184,29 @@ impl<R: fmt::Debug, L: Borrow<Semaphore>, W: fmt::Debug> fmt::Debug for Limited<
 }
 
 /// How a [`Limited`] combinator waits for its permit: [`WaitForPermit`] (as long as it
-/// takes) or [`MaxWait`].
+/// takes) or [`MaxWait`]. Code generic over the policy takes a permit the way a
+/// `Limited` combinator does:
+///
+/// ```
+/// use core::future::Future;
+/// use kompoz::combinator::{WaitForPermit, WaitPolicy};
+/// use kompoz::limit::{AcquireError, Semaphore};
+///
+/// /// Runs `work` holding a permit taken under `policy`.
+/// async fn with_permit<P: WaitPolicy, T>(
+///     policy: &P,
+///     semaphore: &Semaphore,
+///     work: impl Future<Output = T>,
+/// ) -> Result<T, AcquireError> {
+///     let _permit = policy.acquire(semaphore).await?;
+///     Ok(work.await)
+/// }
+///
+/// let semaphore = Semaphore::new(1)?;
+/// let answer = futures::executor::block_on(with_permit(&WaitForPermit, &semaphore, async { 7 }));
+/// assert_eq!(answer, Ok(7));
+/// # Ok::<(), kompoz::limit::LimitError>(())
+/// ```
 pub trait WaitPolicy {
     /// Acquires a permit of `semaphore` under this policy.
     fn acquire<'a>(
@@ -128,6 +216,17 @@ pub trait WaitPolicy {
 }
 
 /// Wait for a permit as long as it takes (the default).
+///
+/// ```
+/// use kompoz::combinator::{WaitForPermit, WaitPolicy};
+/// use kompoz::limit::Semaphore;
+///
+/// let semaphore = Semaphore::new(1)?;
+/// let permit = futures::executor::block_on(WaitForPermit.acquire(&semaphore))?;
+/// assert_eq!(semaphore.available_permits(), 0);
+/// drop(permit);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WaitForPermit;
 
@@ -141,6 +240,19 @@ impl WaitPolicy for WaitForPermit {
 }
 
 /// Wait for a permit at most `max_wait` on `timer`; made by [`Limited::max_wait`].
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::combinator::MaxWait;
+/// use kompoz::{AsyncCombinator, Limited, StdClock, async_rule, limited};
+/// use kompoz::limit::Semaphore;
+///
+/// let impatient: Limited<_, Semaphore, MaxWait<StdClock>> =
+///     limited(async_rule(async |_: &mut ()| true), 2)?.max_wait(StdClock, Duration::ZERO);
+/// // A free permit is taken even with a zero maximum wait.
+/// assert!(futures::executor::block_on(impatient.run(&mut ())));
+/// # Ok::<(), kompoz::limit::LimitError>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct MaxWait<S> {
     timer: S,

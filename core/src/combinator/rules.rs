@@ -21,7 +21,19 @@ where
     AsyncRule { check }
 }
 
-/// A rule made by [`async_rule`].
+/// A rule made by [`async_rule`]. Its type names the closure, so store it behind a generic
+/// parameter (or `impl AsyncCombinator<Ctx>`):
+///
+/// ```
+/// use kompoz::{AsyncCombinator, async_rule};
+///
+/// struct Checks<R> {
+///     adult: R,
+/// }
+///
+/// let checks = Checks { adult: async_rule(async |age: &mut u32| *age >= 18) };
+/// assert!(futures::executor::block_on(checks.adult.run(&mut 30)));
+/// ```
 #[derive(Clone, Copy)]
 pub struct AsyncRule<F> {
     check: F,
@@ -68,6 +80,17 @@ where
 }
 
 /// A transform made by [`async_pipe`].
+///
+/// ```
+/// use kompoz::{AsyncCombinator, async_pipe};
+///
+/// fn normalise() -> impl AsyncCombinator<String> {
+///     async_pipe(async |s: &mut String| *s = s.trim().to_lowercase())
+/// }
+///
+/// let (ok, text) = futures::executor::block_on(normalise().run_owned(" Hi ".into()));
+/// assert_eq!((ok, text.as_str()), (true, "hi"));
+/// ```
 #[derive(Clone, Copy)]
 pub struct AsyncPipe<F> {
     transform: F,
@@ -94,6 +117,14 @@ impl<F> fmt::Debug for AsyncPipe<F> {
 
 /// What an [`async_pipe`] closure may return: `()` always passes, a `Result` passes when
 /// it is `Ok`.
+///
+/// ```
+/// use kompoz::combinator::PipeOutput;
+///
+/// assert!(().passed());
+/// assert!(Ok::<u8, ()>(1).passed());
+/// assert!(!Err::<u8, &str>("bad input").passed());
+/// ```
 pub trait PipeOutput {
     /// Whether the transform passed.
     fn passed(&self) -> bool;

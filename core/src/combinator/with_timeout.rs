@@ -13,6 +13,18 @@ use crate::timeout::timeout;
 /// Adapter crates offer the same function on their runtime's timers
 /// (`kompoz_tokio::with_timeout`, ...); [`with_timeout_on`] takes any timer.
 ///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::{AsyncCombinator, async_rule, with_timeout};
+///
+/// let hangs = async_rule(async |id: &mut u32| {
+///     core::future::pending::<()>().await;
+///     *id > 0
+/// });
+/// let guarded = with_timeout(hangs, Duration::from_millis(10)).on_timeout(|id: &mut u32| *id = 0);
+/// assert_eq!(futures::executor::block_on(guarded.run_owned(7)), (false, 0));
+/// ```
+///
 /// [`StdClock`]: crate::StdClock
 #[cfg(feature = "std")]
 pub fn with_timeout<R>(rule: R, duration: Duration) -> WithTimeout<R, crate::StdClock> {
@@ -46,6 +58,20 @@ pub fn with_timeout_on<R, S: Sleep>(timer: S, rule: R, duration: Duration) -> Wi
 
 /// A combinator with a time limit, made by [`with_timeout_on`] or
 /// [`with_timeout`](crate::with_timeout).
+///
+/// Its third parameter is the [`TimeoutHandler`] set by
+/// [`on_timeout`](WithTimeout::on_timeout) (none by default):
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::combinator::NoTimeoutHandler;
+/// use kompoz::{AsyncCombinator, ManualClock, WithTimeout, async_rule, with_timeout_on};
+///
+/// let positive = async_rule(async |n: &mut i32| *n > 0);
+/// let guarded: WithTimeout<_, ManualClock, NoTimeoutHandler> =
+///     with_timeout_on(ManualClock::new(), positive, Duration::from_secs(1));
+/// assert_eq!(futures::executor::block_on(guarded.run_owned(5)), (true, 5));
+/// ```
 #[derive(Clone, Copy)]
 pub struct WithTimeout<R, S, H = NoTimeoutHandler> {
     rule: R,
@@ -88,11 +114,31 @@ impl<R, S, H> WithTimeout<R, S, H> {
     }
 
     /// The time limit of each run.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::{ManualClock, async_rule, with_timeout_on};
+    ///
+    /// let rule = async_rule(async |_: &mut ()| true);
+    /// let guarded = with_timeout_on(ManualClock::new(), rule, Duration::from_millis(250));
+    /// assert_eq!(guarded.duration(), Duration::from_millis(250));
+    /// ```
     pub fn duration(&self) -> Duration {
         self.duration
     }
 
     /// The wrapped rule.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::{AsyncCombinator, ManualClock, async_rule, limited, with_timeout_on};
+    ///
+    /// let pooled = limited(async_rule(async |_: &mut ()| true), 3)?;
+    /// let guarded = with_timeout_on(ManualClock::new(), pooled, Duration::from_secs(1));
+    /// // Reach through the stack, for example for the limit's stats.
+    /// assert_eq!(guarded.inner().semaphore().available_permits(), 3);
+    /// # Ok::<(), kompoz::limit::LimitError>(())
+    /// ```
     pub fn inner(&self) -> &R {
         &self.rule
     }
@@ -130,6 +176,33 @@ impl<R: fmt::Debug, S: fmt::Debug, H> fmt::Debug for WithTimeout<R, S, H> {
 
 /// What [`WithTimeout`] does to the context when a run times out: any
 /// `Fn(&mut Ctx)`, or nothing ([`NoTimeoutHandler`]).
+///
+/// A closure is the usual handler; a type of your own can carry state:
+///
+/// ```
+/// use core::sync::atomic::{AtomicU32, Ordering};
+/// use core::time::Duration;
+/// use kompoz::combinator::TimeoutHandler;
+/// use kompoz::{AsyncCombinator, StdClock, async_rule, with_timeout_on};
+///
+/// /// Counts timeouts and marks the request.
+/// #[derive(Default)]
+/// struct CountTimeouts(AtomicU32);
+///
+/// impl TimeoutHandler<String> for CountTimeouts {
+///     fn on_timeout(&self, request: &mut String) {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///         request.push_str(" (timed out)");
+///     }
+/// }
+///
+/// let hangs = async_rule(async |_: &mut String| core::future::pending::<bool>().await);
+/// let guarded = with_timeout_on(StdClock, hangs, Duration::from_millis(10))
+///     .on_timeout(CountTimeouts::default());
+/// let (ok, request) = futures::executor::block_on(guarded.run_owned("GET /".to_string()));
+/// assert!(!ok);
+/// assert_eq!(request, "GET / (timed out)");
+/// ```
 pub trait TimeoutHandler<Ctx: ?Sized> {
     /// Called with the caller's context after the run was cancelled.
     fn on_timeout(&self, ctx: &mut Ctx);
@@ -142,6 +215,21 @@ impl<Ctx: ?Sized, F: Fn(&mut Ctx)> TimeoutHandler<Ctx> for F {
 }
 
 /// The default [`TimeoutHandler`]: leaves the context as the cancelled run left it.
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::{AsyncCombinator, StdClock, Sleep, async_rule, with_timeout_on};
+///
+/// // The rule changes the context, then hangs: the change stays after the timeout.
+/// let slow = async_rule(async |steps: &mut Vec<&str>| {
+///     steps.push("started");
+///     StdClock.sleep(Duration::from_secs(3600)).await;
+///     true
+/// });
+/// let guarded = with_timeout_on(StdClock, slow, Duration::from_millis(10));
+/// let (ok, steps) = futures::executor::block_on(guarded.run_owned(vec![]));
+/// assert_eq!((ok, steps), (false, vec!["started"]));
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoTimeoutHandler;
 

@@ -23,6 +23,24 @@ pub use semaphore::{Acquire, AcquireError, MAX_PERMITS, Permit, Semaphore, Semap
 pub use semaphore::{AcquireOwned, OwnedPermit};
 
 /// A limit that cannot be built as asked. Each variant names the bad value.
+///
+/// ```
+/// use kompoz::limit::{LimitError, Registry, Semaphore};
+/// use kompoz::{async_rule, limited};
+///
+/// let rule = async_rule(async |_: &mut ()| true);
+/// assert_eq!(limited(rule, 0).unwrap_err(), LimitError::ZeroPermits);
+/// assert!(matches!(Semaphore::new(usize::MAX), Err(LimitError::TooManyPermits { .. })));
+///
+/// let registry = Registry::new();
+/// registry.get_or_create("db", 10)?;
+/// let mismatch = registry.get_or_create("db", 5).unwrap_err();
+/// assert_eq!(
+///     mismatch.to_string(),
+///     "the limit \"db\" exists with max_concurrent = 10; it cannot also have max_concurrent = 5"
+/// );
+/// # Ok::<(), LimitError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LimitError {

@@ -49,39 +49,110 @@ pub struct Instant {
 }
 
 impl Instant {
-    /// The epoch of the clock.
+    /// The epoch of the clock: where a [`ManualClock`] starts.
+    ///
+    /// ```
+    /// use kompoz::{Clock, Instant, ManualClock};
+    ///
+    /// assert_eq!(ManualClock::new().now(), Instant::ZERO);
+    /// ```
     pub const ZERO: Instant = Instant { nanos: 0 };
     /// The latest representable instant; a deadline of `MAX` is never reached.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::Instant;
+    ///
+    /// // "Never" is a deadline, not an overflow.
+    /// assert_eq!(Instant::ZERO + Duration::MAX, Instant::MAX);
+    /// ```
     pub const MAX: Instant = Instant { nanos: u64::MAX };
 
     /// The instant `nanos` nanoseconds after the clock's epoch.
+    ///
+    /// ```
+    /// use kompoz::Instant;
+    ///
+    /// // A clock over a 1 kHz tick counter: tick 1500 is 1.5 s after boot.
+    /// let ticks: u64 = 1_500;
+    /// let at = Instant::from_nanos(ticks.saturating_mul(1_000_000));
+    /// assert_eq!(at.as_nanos(), 1_500_000_000);
+    /// ```
     pub const fn from_nanos(nanos: u64) -> Instant {
         Instant { nanos }
     }
 
     /// Nanoseconds since the clock's epoch.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::Instant;
+    ///
+    /// let deadline = Instant::ZERO + Duration::from_millis(250);
+    /// assert_eq!(deadline.as_nanos(), 250_000_000);
+    /// ```
     pub const fn as_nanos(self) -> u64 {
         self.nanos
     }
 
     /// `self + duration`, or `None` if that lies beyond [`Instant::MAX`].
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::Instant;
+    ///
+    /// let t = Instant::from_nanos(1_000);
+    /// assert_eq!(t.checked_add(Duration::from_nanos(500)), Some(Instant::from_nanos(1_500)));
+    /// assert_eq!(t.checked_add(Duration::MAX), None);
+    /// ```
     pub fn checked_add(self, duration: Duration) -> Option<Instant> {
         let nanos = u64::try_from(duration.as_nanos()).ok()?;
         self.nanos.checked_add(nanos).map(Instant::from_nanos)
     }
 
-    /// `self + duration`, clamped to [`Instant::MAX`].
+    /// `self + duration`, clamped to [`Instant::MAX`]: a deadline "`Duration::MAX` from
+    /// now" is never reached, rather than an overflow. Also the `+` operator.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::Instant;
+    ///
+    /// let t = Instant::from_nanos(1_000);
+    /// assert_eq!(t.saturating_add(Duration::from_micros(1)), Instant::from_nanos(2_000));
+    /// assert_eq!(t.saturating_add(Duration::MAX), Instant::MAX);
+    /// assert_eq!(t + Duration::MAX, Instant::MAX);
+    /// ```
     pub fn saturating_add(self, duration: Duration) -> Instant {
         Instant::from_nanos(self.nanos.saturating_add(duration_to_nanos(duration)))
     }
 
-    /// `self - duration`, clamped to [`Instant::ZERO`].
+    /// `self - duration`, clamped to [`Instant::ZERO`]. Also the `-` operator with a
+    /// [`Duration`].
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::Instant;
+    ///
+    /// let t = Instant::from_nanos(1_000);
+    /// assert_eq!(t.saturating_sub(Duration::from_nanos(400)), Instant::from_nanos(600));
+    /// assert_eq!(t - Duration::from_secs(1), Instant::ZERO);
+    /// ```
     pub fn saturating_sub(self, duration: Duration) -> Instant {
         Instant::from_nanos(self.nanos.saturating_sub(duration_to_nanos(duration)))
     }
 
     /// The time from `earlier` to `self`, or zero if `earlier` is in fact later (a clock
-    /// that stepped back).
+    /// that stepped back). Also the `-` operator between instants.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::Instant;
+    ///
+    /// let (earlier, later) = (Instant::from_nanos(1_000), Instant::from_nanos(3_000));
+    /// assert_eq!(later.saturating_duration_since(earlier), Duration::from_nanos(2_000));
+    /// assert_eq!(earlier.saturating_duration_since(later), Duration::ZERO);
+    /// assert_eq!(later - earlier, Duration::from_nanos(2_000));
+    /// ```
     pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration::from_nanos(self.nanos.saturating_sub(earlier.nanos))
     }
@@ -153,6 +224,16 @@ impl fmt::Debug for Instant {
 /// ```
 pub trait Clock {
     /// The current time.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let start = clock.now();
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(clock.now() - start, Duration::from_secs(2));
+    /// ```
     fn now(&self) -> Instant;
 
     /// A cheaper reading of the time, for hot paths that only need to know roughly when
@@ -164,11 +245,32 @@ pub trait Clock {
     /// Circuit breakers use it to reject calls cheaply while open (falling back to `now()`
     /// when the coarse reading is within `coarse_lag` of the recovery deadline, so the
     /// deadline itself stays exact) and to stamp successes.
+    ///
+    /// ```
+    /// use kompoz::{Clock, StdClock};
+    ///
+    /// // Bracketed by precise readings: never ahead, and behind by at most `coarse_lag`.
+    /// let before = StdClock.now();
+    /// let coarse = StdClock.now_coarse();
+    /// let after = StdClock.now();
+    /// assert!(coarse <= after);
+    /// assert!(before <= coarse + StdClock.coarse_lag());
+    /// ```
     fn now_coarse(&self) -> Instant {
         self.now()
     }
 
     /// How far [`now_coarse`](Clock::now_coarse) may lag behind [`now`](Clock::now).
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::{Clock, ManualClock};
+    ///
+    /// // A clock without a cheaper reading keeps the defaults: no lag at all.
+    /// let clock = ManualClock::new();
+    /// assert_eq!(clock.coarse_lag(), Duration::ZERO);
+    /// assert_eq!(clock.now_coarse(), clock.now());
+    /// ```
     fn coarse_lag(&self) -> Duration {
         Duration::ZERO
     }
@@ -179,16 +281,60 @@ pub trait Clock {
 ///
 /// A timer must complete once `now() >= deadline`, and must wake the task that polled it
 /// when it does. [`Sleep::sleep`] measures from `now()`.
+///
+/// Code that waits takes any `Sleep`, so the same code runs on tokio, smol, a board's
+/// timer, or a [`ManualClock`] in a test:
+///
+/// ```
+/// use core::future::Future;
+/// use core::pin::pin;
+/// use core::task::{Context, Poll, Waker};
+/// use core::time::Duration;
+/// use kompoz::{Clock, ManualClock, Sleep};
+///
+/// /// Waits until the next whole second of `timer`'s clock.
+/// async fn until_the_next_second<S: Sleep>(timer: &S) {
+///     let second = Duration::from_secs(1).as_nanos() as u64;
+///     let now = timer.now().as_nanos();
+///     timer.sleep_until(kompoz::Instant::from_nanos((now / second + 1) * second)).await
+/// }
+///
+/// let clock = ManualClock::new();
+/// clock.advance(Duration::from_millis(300));
+/// let mut wait = pin!(until_the_next_second(&clock));
+/// let mut cx = Context::from_waker(Waker::noop());
+/// assert!(wait.as_mut().poll(&mut cx).is_pending());
+/// clock.advance(Duration::from_millis(700));
+/// assert_eq!(wait.as_mut().poll(&mut cx), Poll::Ready(()));
+/// ```
 pub trait Sleep: Clock {
     /// The future that completes at the deadline.
     type Timer: Future<Output = ()>;
 
     /// A timer that completes once this clock reads `deadline` or later. A deadline of
     /// [`Instant::MAX`] is never reached by a real clock.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::{Clock, Sleep, StdClock};
+    ///
+    /// let deadline = StdClock.now() + Duration::from_millis(5);
+    /// futures::executor::block_on(StdClock.sleep_until(deadline));
+    /// assert!(StdClock.now() >= deadline);
+    /// ```
     fn sleep_until(&self, deadline: Instant) -> Self::Timer;
 
     /// A timer that completes after `duration`, measured from [`Clock::now`]. The deadline
     /// saturates, so [`Duration::MAX`] means "never" rather than an overflow.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::{Clock, Sleep, StdClock};
+    ///
+    /// let start = StdClock.now();
+    /// futures::executor::block_on(StdClock.sleep(Duration::from_millis(5)));
+    /// assert!(StdClock.now() - start >= Duration::from_millis(5));
+    /// ```
     fn sleep(&self, duration: Duration) -> Self::Timer {
         self.sleep_until(self.now().saturating_add(duration))
     }

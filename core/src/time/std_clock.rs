@@ -66,6 +66,16 @@ fn epoch() -> &'static Epoch {
 impl StdClock {
     /// Converts a `std::time::Instant` to this clock's [`Instant`]. Instants before the
     /// epoch saturate to [`Instant::ZERO`].
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::StdClock;
+    ///
+    /// // An instant another library gave you, ten seconds from now, as a kompoz deadline.
+    /// let later = std::time::Instant::now() + Duration::from_secs(10);
+    /// let deadline = StdClock::from_std(later);
+    /// assert_eq!(StdClock::to_std(deadline), Some(later));
+    /// ```
     pub fn from_std(instant: std::time::Instant) -> Instant {
         let since = instant.saturating_duration_since(epoch().std);
         Instant::ZERO.saturating_add(since)
@@ -73,6 +83,16 @@ impl StdClock {
 
     /// Converts this clock's [`Instant`] to a `std::time::Instant`, or `None` if the
     /// platform cannot represent it (a deadline centuries away).
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::{Clock, StdClock};
+    ///
+    /// let deadline = StdClock.now() + Duration::from_secs(1);
+    /// let std_deadline = StdClock::to_std(deadline).expect("a second away is representable");
+    /// assert!(std_deadline > std::time::Instant::now());
+    /// assert_eq!(StdClock::from_std(std_deadline), deadline);
+    /// ```
     pub fn to_std(instant: Instant) -> Option<std::time::Instant> {
         epoch().std.checked_add(Duration::from_nanos(instant.as_nanos()))
     }
@@ -187,7 +207,22 @@ impl Sleep for StdClock {
     }
 }
 
-/// The timer of a [`StdClock`], backed by `futures-timer`'s helper thread.
+/// The timer of a [`StdClock`], backed by `futures-timer`'s helper thread: it works on
+/// any executor. A deadline too far away to represent never completes.
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::time::StdSleep;
+/// use kompoz::{Sleep, StdClock};
+///
+/// let short: StdSleep = StdClock.sleep(Duration::from_millis(1));
+/// futures::executor::block_on(short);
+/// // "Never" is a timer that stays pending, not a panic.
+/// let never: StdSleep = StdClock.sleep(Duration::MAX);
+/// let limited = kompoz::timeout(StdClock, Duration::from_millis(1), never);
+/// let answer = futures::executor::block_on(limited);
+/// assert!(answer.is_err());
+/// ```
 #[derive(Debug)]
 #[must_use = "a timer does nothing unless polled"]
 pub struct StdSleep {
