@@ -11,7 +11,7 @@
 //! `embassy-time`'s `mock-driver` or `std` driver on a host).
 //!
 //! * **Tick rate**: whatever the application chose with `embassy-time`'s `tick-hz-*`
-//!   feature ([`embassy_time::TICK_HZ`], 1 MHz by default); nothing is assumed.
+//!   feature ([`embassy_time::TICK_HZ`][tick-hz], 1 MHz by default); nothing is assumed.
 //! * **Rounding**: kompoz's [`Instant`] is nanoseconds since boot. A tick count is read as
 //!   nanoseconds rounded down, and a deadline becomes the first tick at or after it, so a
 //!   timer fires on exactly the first tick at which [`EmbassyClock`] reads its deadline.
@@ -19,7 +19,7 @@
 //! * **The ends of time**: nothing overflows or panics. At tick rates up to 1 GHz,
 //!   embassy's range outlasts kompoz's 584 years: later ticks read [`Instant::MAX`]. At
 //!   faster rates embassy's range ends first, and a deadline past it becomes embassy's
-//!   last tick ([`embassy_time::Instant::MAX`]), which never comes.
+//!   last tick ([`embassy_time::Instant::MAX`][embassy-max]), which never comes.
 //!
 //! ```
 //! use core::future::Future;
@@ -50,8 +50,11 @@
 //! `critical-section-single-core`).
 //!
 //! [embassy]: https://embassy.dev
+//! [tick-hz]: https://docs.rs/embassy-time/0.5/embassy_time/constant.TICK_HZ.html
+//! [embassy-max]: https://docs.rs/embassy-time/0.5/embassy_time/struct.Instant.html#associatedconstant.MAX
 #![no_std]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(html_root_url = "https://docs.rs/kompoz-embassy/0.1.0")]
 
 use core::future::IntoFuture;
 use core::time::Duration;
@@ -66,8 +69,8 @@ use ticks::TickRate;
 const EMBASSY_RATE: TickRate = TickRate::new(embassy_time::TICK_HZ);
 
 /// A [`Clock`] and [`Sleep`] on `embassy-time`: instants are embassy's ticks since boot as
-/// nanoseconds, and timers are embassy's own [`Timer`](embassy_time::Timer), so they
-/// cost exactly what embassy's do and are woken by the application's time driver.
+/// nanoseconds, and timers are embassy's own [`Timer`][timer], so they cost exactly what
+/// embassy's do and are woken by the application's time driver.
 ///
 /// It has no state (a zero-sized `Copy` value), so breakers, timeouts and limits can
 /// each carry their own. [`now_coarse`](Clock::now_coarse) is [`now`](Clock::now):
@@ -91,6 +94,8 @@ const EMBASSY_RATE: TickRate = TickRate::new(embassy_time::TICK_HZ);
 /// assert_eq!(breaker.state(), CircuitState::Closed);
 /// # Ok::<(), kompoz_embassy::breaker::BreakerError>(())
 /// ```
+///
+/// [timer]: https://docs.rs/embassy-time/0.5/embassy_time/struct.Timer.html
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct EmbassyClock;
 
@@ -111,7 +116,8 @@ impl EmbassyClock {
     }
 
     /// The first embassy instant at which [`EmbassyClock`] reads `instant` or later: the
-    /// deadline rounded up to a whole tick, saturating at [`embassy_time::Instant::MAX`].
+    /// deadline rounded up to a whole tick, saturating at
+    /// [`embassy_time::Instant::MAX`][embassy-max].
     ///
     /// ```
     /// use kompoz_embassy::{EmbassyClock, Instant};
@@ -121,6 +127,8 @@ impl EmbassyClock {
     /// assert_eq!(EmbassyClock::to_embassy(deadline), embassy_time::Instant::from_ticks(2));
     /// assert!(EmbassyClock::from_embassy(EmbassyClock::to_embassy(deadline)) >= deadline);
     /// ```
+    ///
+    /// [embassy-max]: https://docs.rs/embassy-time/0.5/embassy_time/struct.Instant.html#associatedconstant.MAX
     #[inline]
     pub fn to_embassy(instant: Instant) -> embassy_time::Instant {
         embassy_time::Instant::from_ticks(EMBASSY_RATE.to_ticks_ceil(instant.as_nanos()))
@@ -137,9 +145,11 @@ impl Clock for EmbassyClock {
 impl Sleep for EmbassyClock {
     type Timer = embassy_time::Timer;
 
-    /// embassy's [`Timer::at`](embassy_time::Timer::at) the first tick that reads
-    /// `deadline`. Like every embassy timer, it yields to the executor once before it
-    /// completes, even when the deadline has passed.
+    /// embassy's [`Timer::at`][at] the first tick that reads `deadline`. Like every embassy
+    /// timer, it yields to the executor once before it completes, even when the deadline
+    /// has passed.
+    ///
+    /// [at]: https://docs.rs/embassy-time/0.5/embassy_time/struct.Timer.html#method.at
     #[inline]
     fn sleep_until(&self, deadline: Instant) -> embassy_time::Timer {
         embassy_time::Timer::at(EmbassyClock::to_embassy(deadline))

@@ -29,15 +29,21 @@ pub struct SmolReadme;
 #[cfg(doctest)]
 pub struct AsyncStdReadme;
 
+/// `kompoz-embassy`'s README.
+#[doc = include_str!("../../../adapters/embassy/README.md")]
+#[cfg(doctest)]
+pub struct EmbassyReadme;
+
 #[cfg(test)]
 mod tests {
     /// Every README, by path, with its text.
-    const READMES: [(&str, &str); 5] = [
+    const READMES: [(&str, &str); 6] = [
         ("README.md", include_str!("../../../README.md")),
         ("core/README.md", include_str!("../../../core/README.md")),
         ("adapters/tokio/README.md", include_str!("../../../adapters/tokio/README.md")),
         ("adapters/smol/README.md", include_str!("../../../adapters/smol/README.md")),
         ("adapters/async-std/README.md", include_str!("../../../adapters/async-std/README.md")),
+        ("adapters/embassy/README.md", include_str!("../../../adapters/embassy/README.md")),
     ];
 
     /// The Rust code blocks of `markdown`, as (first line number, code).
@@ -111,6 +117,7 @@ mod tests {
             ("kompoz-tokio", include_str!("../../../adapters/tokio/src/lib.rs")),
             ("kompoz-smol", include_str!("../../../adapters/smol/src/lib.rs")),
             ("kompoz-async-std", include_str!("../../../adapters/async-std/src/lib.rs")),
+            ("kompoz-embassy", include_str!("../../../adapters/embassy/src/lib.rs")),
         ] {
             let expected =
                 format!("#![doc(html_root_url = \"https://docs.rs/{crate_name}/{version}\")]");
