@@ -20,7 +20,8 @@ static EXCLUSIVE: Mutex<()> = Mutex::new(());
 /// Set by the executor when a task was woken and it wants to be polled.
 static PENDED: AtomicBool = AtomicBool::new(false);
 
-/// The executor's pender: the board's `SEV`. Polling happens in [`Board::run_until`].
+/// The executor's pender (the board's `SEV`): embassy's executor calls the function of this
+/// name, which each test binary defines once. Polling happens in [`Board::run_until`].
 #[unsafe(no_mangle)]
 fn __pender(_context: *mut ()) {
     PENDED.store(true, Ordering::SeqCst);
