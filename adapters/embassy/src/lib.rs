@@ -5,10 +5,15 @@
 //!
 //! This crate re-exports all of `kompoz`, adds [`EmbassyClock`] (a clock and timer backed
 //! by `embassy-time`'s `Instant` and `Timer`) and offers constructors that need no timer
-//! plumbing: [`timeout()`], [`timeout_at`] and [`with_timeout`]. It is `#![no_std]`, needs
-//! no allocator of its own, and works on whatever executor polls it (embassy's, or any
-//! other), as long as the application links an embassy time driver (its HAL's, or
-//! `embassy-time`'s `mock-driver` or `std` driver on a host).
+//! plumbing: [`timeout()`], [`timeout_at`] and [`with_timeout`]. It is `#![no_std]` and
+//! works on whatever executor polls it (embassy's, or any other), as long as the
+//! application links an embassy time driver (its HAL's, or `embassy-time`'s `mock-driver`
+//! or `std` driver on a host).
+//!
+//! The core is `no_std` + `alloc`, so a firmware needs a global allocator
+//! (`embedded-alloc`, say) even if nothing allocates: timeouts, limits and breakers
+//! allocate nothing per call, and a breaker allocates once, when it is built with an
+//! `on_state_change` callback (the box).
 //!
 //! * **Tick rate**: whatever the application chose with `embassy-time`'s `tick-hz-*`
 //!   feature ([`embassy_time::TICK_HZ`][tick-hz], 1 MHz by default); nothing is assumed.

@@ -5,8 +5,9 @@
 //!   `tick-hz-1_000`), with embassy's timer queue. A board with a HAL uses the HAL's
 //!   driver instead (a free-running hardware timer with a compare alarm) and drops this.
 //! * **Executor**: embassy's thread-mode executor (`#[embassy_executor::main]`).
-//! * **Heap**: 1 KiB for the one allocation kompoz makes here, the breaker's boxed
-//!   `on_state_change` callback.
+//! * **Heap**: kompoz's core links `alloc`, so the firmware needs a global allocator even
+//!   if nothing allocated; here 1 KiB serves the one allocation kompoz makes, the
+//!   breaker's boxed `on_state_change` callback.
 //!
 //! ```text
 //! cargo build -p kompoz-embassy-firmware-example --features firmware --target thumbv7em-none-eabihf
