@@ -61,9 +61,3 @@ macro_rules! conformance_suite {
         )*
     };
 }
-
-/// The README's examples, compiled and run as doc tests (this crate has every runtime as
-/// a dev-dependency).
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
