@@ -103,7 +103,10 @@ extern crate std;
 
 pub mod breaker;
 pub mod combinator;
+mod error;
 pub mod limit;
+pub mod pipeline;
+pub mod retry;
 mod sync;
 pub mod time;
 mod timeout;
@@ -117,7 +120,9 @@ pub use combinator::{
     AsyncCombinator, Limited, Outcome, Protected, Rejection, WithTimeout, async_pipe, async_rule,
     circuit_breaker, limited, limited_on, with_timeout_on,
 };
+pub use error::{Error, RetryAfter};
 pub use limit::Semaphore;
+pub use pipeline::Pipeline;
 #[cfg(target_has_atomic = "ptr")]
 pub use time::ManualClock;
 #[cfg(feature = "std")]

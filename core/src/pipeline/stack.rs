@@ -1,0 +1,147 @@
+//! The typed stack under a [`Pipeline`](super::Pipeline): layers in a cons list of
+//! tuples, `(outermost, (next, (..., ())))`, run by recursion that the compiler inlines.
+//! No boxing, no dynamic dispatch, no allocation.
+
+use core::future::Future;
+
+use crate::error::Error;
+
+/// One primitive of a pipeline, wrapped around the rest of the stack.
+///
+/// Implement it to add your own primitive (a rate limit, a cache, a metrics probe) with
+/// [`Pipeline::layer`](super::Pipeline::layer). `wrap` runs the rest of the stack with
+/// `rest.run(timer, make)`, as many times as it likes (a retry runs it again, a hedge runs
+/// several at once), and maps what it sees into the one flat [`Error`].
+///
+/// ```
+/// use core::future::Future;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use kompoz::Error;
+/// use kompoz::pipeline::{Layer, Layers, Pipeline};
+///
+/// /// Counts the calls that reach it.
+/// struct Count(AtomicU32);
+///
+/// impl<T, E, S> Layer<T, E, S> for Count {
+///     fn wrap<'a, R, F, Fut>(
+///         &'a self,
+///         timer: &'a S,
+///         rest: &'a R,
+///         make: &'a F,
+///     ) -> impl Future<Output = Result<T, Error<E>>>
+///     where
+///         R: Layers<T, E, S>,
+///         F: Fn() -> Fut,
+///         Fut: Future<Output = Result<T, E>>,
+///     {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///         rest.run(timer, make)
+///     }
+/// }
+///
+/// let pipeline = Pipeline::<u32, ()>::new().layer(Count(AtomicU32::new(0)));
+/// assert_eq!(futures::executor::block_on(pipeline.call(|| async { Ok(7) })), Ok(7));
+/// ```
+pub trait Layer<T, E, S> {
+    /// Runs one call through this layer and the `rest` of the stack below it; `make`
+    /// makes the guarded future, `timer` is the pipeline's.
+    fn wrap<'a, R, F, Fut>(
+        &'a self,
+        timer: &'a S,
+        rest: &'a R,
+        make: &'a F,
+    ) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        R: Layers<T, E, S>,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>;
+}
+
+/// A stack of layers: `()` (the guarded call itself) or `(layer, rest)`.
+pub trait Layers<T, E, S> {
+    /// Runs one call through the whole stack.
+    fn run<'a, F, Fut>(&'a self, timer: &'a S, make: &'a F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>;
+}
+
+impl<T, E, S> Layers<T, E, S> for () {
+    #[inline]
+    fn run<'a, F, Fut>(&'a self, _timer: &'a S, make: &'a F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let call = make();
+        async move { call.await.map_err(Error::Inner) }
+    }
+}
+
+impl<T, E, S, A, R> Layers<T, E, S> for (A, R)
+where
+    A: Layer<T, E, S>,
+    R: Layers<T, E, S>,
+{
+    #[inline]
+    fn run<'a, F, Fut>(&'a self, timer: &'a S, make: &'a F) -> impl Future<Output = Result<T, Error<E>>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.0.wrap(timer, &self.1, make)
+    }
+}
+
+/// Appends a layer at the innermost end of a stack: the builder adds layers outermost
+/// first, in the order they are written.
+pub trait Push<N> {
+    /// The stack with `N` innermost.
+    type Output;
+    /// Appends `layer`.
+    fn push(self, layer: N) -> Self::Output;
+}
+
+impl<N> Push<N> for () {
+    type Output = (N, ());
+    fn push(self, layer: N) -> (N, ()) {
+        (layer, ())
+    }
+}
+
+impl<N, A, R: Push<N>> Push<N> for (A, R) {
+    type Output = (A, R::Output);
+    fn push(self, layer: N) -> Self::Output {
+        (self.0, self.1.push(layer))
+    }
+}
+
+/// The innermost layer of a non-empty stack, which the builder's modifiers (`classify`,
+/// `on_retry`, `max_wait`, ...) configure.
+pub trait Last {
+    /// The innermost layer.
+    type Layer;
+    /// The stack with its innermost layer replaced by `N`.
+    type Replace<N>;
+    /// Replaces the innermost layer with `f(layer)`.
+    fn map_last<N>(self, f: impl FnOnce(Self::Layer) -> N) -> Self::Replace<N>;
+}
+
+impl<A> Last for (A, ()) {
+    type Layer = A;
+    type Replace<N> = (N, ());
+    fn map_last<N>(self, f: impl FnOnce(A) -> N) -> (N, ()) {
+        (f(self.0), ())
+    }
+}
+
+impl<A, B, R> Last for (A, (B, R))
+where
+    (B, R): Last,
+{
+    type Layer = <(B, R) as Last>::Layer;
+    type Replace<N> = (A, <(B, R) as Last>::Replace<N>);
+    fn map_last<N>(self, f: impl FnOnce(Self::Layer) -> N) -> Self::Replace<N> {
+        (self.0, self.1.map_last(f))
+    }
+}
