@@ -35,7 +35,9 @@ use crate::limit::AcquireError;
 
 mod compose;
 mod limited;
+mod parallel;
 mod protected;
+mod retry;
 mod rules;
 mod with_timeout;
 
@@ -43,7 +45,13 @@ pub use compose::{And, Not, Or, Then};
 #[cfg(all(target_has_atomic = "ptr", not(loom)))]
 pub use limited::limited_named;
 pub use limited::{Limited, MaxWait, WaitForPermit, WaitPolicy, limited, limited_on};
+pub use parallel::{
+    NoRules, ParallelAnd, ParallelOr, RuleSet, RuleSetLen, parallel_and, parallel_or,
+};
 pub use protected::{AsBreaker, Protected, circuit_breaker};
+#[cfg(feature = "std")]
+pub use retry::retry;
+pub use retry::{Retried, retry_on};
 pub use rules::{AsyncPipe, AsyncRule, PipeOutput, async_pipe, async_rule};
 #[cfg(feature = "std")]
 pub use with_timeout::with_timeout;

@@ -86,12 +86,20 @@ use crate::limit::Semaphore;
 use crate::retry::{Budget, Decision, Hedge, RetryPolicy};
 use crate::time::Sleep;
 
+/// The timer of a [`Pipeline`] made with `new`: [`StdClock`](crate::StdClock) with the
+/// `std` feature.
+#[cfg(feature = "std")]
+type DefaultTimer = crate::StdClock;
+/// Without `std` there is no default timer: name one with [`Pipeline::with_timer`].
+#[cfg(not(feature = "std"))]
+type DefaultTimer = ();
+
 /// Primitives stacked around a plain future, outermost first, as a typed stack; calls
 /// return `Result<T, Error<E>>`. See the [module docs](self).
 ///
 /// `T` and `E` are the guarded call's value and error, `S` the timer that timeouts,
 /// backoffs and hedges wait on, `L` the stack of layers.
-pub struct Pipeline<T, E, S, L = ()> {
+pub struct Pipeline<T, E, S = DefaultTimer, L = ()> {
     timer: S,
     layers: L,
     call: PhantomData<fn() -> Result<T, E>>,
