@@ -197,7 +197,10 @@ mod tests {
     fn messages_and_sources() {
         let open = Rejection::Circuit(CircuitOpen { state: CircuitState::Open });
         let e: Error<Elapsed> = Error::Rejected(open);
-        assert_eq!(e.to_string(), "rejected by a circuit breaker: call rejected: the circuit is open");
+        assert_eq!(
+            e.to_string(),
+            "rejected by a circuit breaker: call rejected: the circuit is open"
+        );
         assert!(core::error::Error::source(&e).is_none());
         let t: Error<Elapsed> = Error::from(Elapsed::new());
         assert!(t.is_timeout() && core::error::Error::source(&t).is_some());

@@ -115,14 +115,16 @@ pub use breaker::{CircuitBreaker, CircuitState};
 #[cfg(all(target_has_atomic = "ptr", not(loom)))]
 pub use combinator::limited_named;
 #[cfg(feature = "std")]
+pub use combinator::retry;
+#[cfg(feature = "std")]
 pub use combinator::with_timeout;
 pub use combinator::{
     AsyncCombinator, Limited, Outcome, Protected, Rejection, WithTimeout, async_pipe, async_rule,
     circuit_breaker, limited, limited_on, with_timeout_on,
 };
-#[cfg(feature = "std")]
-pub use combinator::retry;
-pub use combinator::{NoRules, ParallelAnd, ParallelOr, Retried, parallel_and, parallel_or, retry_on};
+pub use combinator::{
+    NoRules, ParallelAnd, ParallelOr, Retried, parallel_and, parallel_or, retry_on,
+};
 pub use error::{Error, RetryAfter};
 pub use limit::Semaphore;
 pub use pipeline::Pipeline;

@@ -335,7 +335,13 @@ mod tests {
         assert_eq!(block_on(rule.run_owned(5)), (true, 5), "kompoz: original, not doubled");
         let all = parallel_or(alloc::vec![positive, positive]).unwrap();
         assert_eq!(block_on(all.run_owned(-1)), (false, -1));
-        assert_eq!(parallel_or(Vec::<crate::combinator::AsyncRule<fn()>>::new()).unwrap_err(), NoRules);
-        assert_eq!(alloc::string::ToString::to_string(&NoRules), "a parallel composition needs at least one rule");
+        assert_eq!(
+            parallel_or(Vec::<crate::combinator::AsyncRule<fn()>>::new()).unwrap_err(),
+            NoRules
+        );
+        assert_eq!(
+            alloc::string::ToString::to_string(&NoRules),
+            "a parallel composition needs at least one rule"
+        );
     }
 }

@@ -54,27 +54,25 @@ pub struct LimitLayer<L> {
 
 impl<T, E, S: Sleep, L: Borrow<Semaphore>> Layer<T, E, S> for LimitLayer<L> {
     #[inline]
-    fn wrap<'a, R, F, Fut>(
+    async fn wrap<'a, R, F, Fut>(
         &'a self,
         timer: &'a S,
         rest: &'a R,
         make: &'a F,
-    ) -> impl Future<Output = Result<T, Error<E>>>
+    ) -> Result<T, Error<E>>
     where
         R: Layers<T, E, S>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        async move {
-            let semaphore = self.semaphore.borrow();
-            let permit = match self.max_wait {
-                None => semaphore.acquire().await,
-                Some(max_wait) => semaphore.acquire_with_max_wait(timer, max_wait).await,
-            };
-            match permit {
-                Ok(_permit) => rest.run(timer, make).await,
-                Err(error) => Err(Error::Rejected(Rejection::Limit(error))),
-            }
+        let semaphore = self.semaphore.borrow();
+        let permit = match self.max_wait {
+            None => semaphore.acquire().await,
+            Some(max_wait) => semaphore.acquire_with_max_wait(timer, max_wait).await,
+        };
+        match permit {
+            Ok(_permit) => rest.run(timer, make).await,
+            Err(error) => Err(Error::Rejected(Rejection::Limit(error))),
         }
     }
 }
@@ -134,29 +132,27 @@ where
     K: Classifier<T, E>,
 {
     #[inline]
-    fn wrap<'a, R, F, Fut>(
+    async fn wrap<'a, R, F, Fut>(
         &'a self,
         timer: &'a S,
         rest: &'a R,
         make: &'a F,
-    ) -> impl Future<Output = Result<T, Error<E>>>
+    ) -> Result<T, Error<E>>
     where
         R: Layers<T, E, S>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        async move {
-            let guard = match self.breaker.as_breaker().try_acquire() {
-                Ok(guard) => guard,
-                Err(open) => return Err(Error::Rejected(Rejection::Circuit(open))),
-            };
-            // Cancelled or panicking: the guard is dropped unsettled and counts nothing.
-            let outcome = rest.run(timer, make).await;
-            // If the classifier panics, the guard is dropped unsettled as well.
-            let verdict = self.classify.classify(&outcome);
-            guard.record(verdict);
-            outcome
-        }
+        let guard = match self.breaker.as_breaker().try_acquire() {
+            Ok(guard) => guard,
+            Err(open) => return Err(Error::Rejected(Rejection::Circuit(open))),
+        };
+        // Cancelled or panicking: the guard is dropped unsettled and counts nothing.
+        let outcome = rest.run(timer, make).await;
+        // If the classifier panics, the guard is dropped unsettled as well.
+        let verdict = self.classify.classify(&outcome);
+        guard.record(verdict);
+        outcome
     }
 }
 

@@ -201,7 +201,10 @@ impl<T, E, S, L> Pipeline<T, E, S, L> {
 
     /// Decides how the breaker just added counts each outcome. The closure's argument is
     /// `&Result<T, Error<E>>`, inferred.
-    pub fn classify<B, K0, K>(self, classify: K) -> Pipeline<T, E, S, L::Replace<BreakerLayer<B, K>>>
+    pub fn classify<B, K0, K>(
+        self,
+        classify: K,
+    ) -> Pipeline<T, E, S, L::Replace<BreakerLayer<B, K>>>
     where
         L: Last<Layer = BreakerLayer<B, K0>>,
         K: Fn(&Result<T, Error<E>>) -> Verdict,
@@ -246,7 +249,10 @@ impl<T, E, S, L> Pipeline<T, E, S, L> {
     /// Calls `hook(attempt, &error, delay)` before each wait of the retry just added:
     /// kompoz's `on_retry`, the arguments inferred.
     #[allow(clippy::type_complexity)]
-    pub fn on_retry<W, O0, B, O>(self, hook: O) -> Pipeline<T, E, S, L::Replace<RetryLayer<W, O, B>>>
+    pub fn on_retry<W, O0, B, O>(
+        self,
+        hook: O,
+    ) -> Pipeline<T, E, S, L::Replace<RetryLayer<W, O, B>>>
     where
         L: Last<Layer = RetryLayer<W, O0, B>>,
         O: Fn(u32, &Error<E>, Duration),
@@ -309,13 +315,13 @@ impl<T, E, S, L> Pipeline<T, E, S, L> {
     /// attempt (a retry calls it again; a hedge calls it while another attempt runs, so
     /// it is `Fn`). Dropping the returned future cancels the call wherever it is, and
     /// gives back every permit and probe slot it held.
-    pub fn call<F, Fut>(&self, make: F) -> impl Future<Output = Result<T, Error<E>>>
+    pub async fn call<F, Fut>(&self, make: F) -> Result<T, Error<E>>
     where
         L: Layers<T, E, S>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        async move { self.layers.run(&self.timer, &make).await }
+        self.layers.run(&self.timer, &make).await
     }
 }
 

@@ -31,39 +31,37 @@ where
     B: Budget,
 {
     #[inline]
-    fn wrap<'a, R, F, Fut>(
+    async fn wrap<'a, R, F, Fut>(
         &'a self,
         timer: &'a S,
         rest: &'a R,
         make: &'a F,
-    ) -> impl Future<Output = Result<T, Error<E>>>
+    ) -> Result<T, Error<E>>
     where
         R: Layers<T, E, S>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        async move {
-            let mut progress = Progress::begin(&self.policy, timer, &self.budget);
-            loop {
-                let error = match rest.run(timer, make).await {
-                    Ok(value) => return Ok(value),
-                    Err(error) => error,
-                };
-                let wait = progress.after_failure(
-                    &self.policy,
-                    timer,
-                    &self.when,
-                    &self.hook,
-                    &self.budget,
-                    &error,
-                );
-                match wait {
-                    None => return Err(error),
-                    Some(Duration::ZERO) => {}
-                    Some(delay) => {
-                        drop(error);
-                        timer.sleep(delay).await;
-                    }
+        let mut progress = Progress::begin(&self.policy, timer, &self.budget);
+        loop {
+            let error = match rest.run(timer, make).await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            let wait = progress.after_failure(
+                &self.policy,
+                timer,
+                &self.when,
+                &self.hook,
+                &self.budget,
+                &error,
+            );
+            match wait {
+                None => return Err(error),
+                Some(Duration::ZERO) => {}
+                Some(delay) => {
+                    drop(error);
+                    timer.sleep(delay).await;
                 }
             }
         }

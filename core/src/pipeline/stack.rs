@@ -60,7 +60,11 @@ pub trait Layer<T, E, S> {
 /// A stack of layers: `()` (the guarded call itself) or `(layer, rest)`.
 pub trait Layers<T, E, S> {
     /// Runs one call through the whole stack.
-    fn run<'a, F, Fut>(&'a self, timer: &'a S, make: &'a F) -> impl Future<Output = Result<T, Error<E>>>
+    fn run<'a, F, Fut>(
+        &'a self,
+        timer: &'a S,
+        make: &'a F,
+    ) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>;
@@ -68,7 +72,11 @@ pub trait Layers<T, E, S> {
 
 impl<T, E, S> Layers<T, E, S> for () {
     #[inline]
-    fn run<'a, F, Fut>(&'a self, _timer: &'a S, make: &'a F) -> impl Future<Output = Result<T, Error<E>>>
+    fn run<'a, F, Fut>(
+        &'a self,
+        _timer: &'a S,
+        make: &'a F,
+    ) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -84,7 +92,11 @@ where
     R: Layers<T, E, S>,
 {
     #[inline]
-    fn run<'a, F, Fut>(&'a self, timer: &'a S, make: &'a F) -> impl Future<Output = Result<T, Error<E>>>
+    fn run<'a, F, Fut>(
+        &'a self,
+        timer: &'a S,
+        make: &'a F,
+    ) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,

@@ -392,9 +392,10 @@ mod tests {
 
     #[test]
     fn configuration_is_validated() {
-        assert_eq!(Hedge::builder().build().unwrap_err(), RetryError::Zero {
-            field: "delay (none given)"
-        });
+        assert_eq!(
+            Hedge::builder().build().unwrap_err(),
+            RetryError::Zero { field: "delay (none given)" }
+        );
         assert!(Hedge::builder().delay(MS).max_hedges(0).build().is_err());
         assert!(Hedge::builder().delay(MS).max_hedges(17).build().is_err());
         assert!(Hedge::builder().percentile(0, MS).build().is_err());
@@ -433,7 +434,8 @@ mod tests {
         let clock = ManualClock::new();
         let hedge = Hedge::builder().percentile(50, MS).build().unwrap();
         for _ in 0..10 {
-            let mut f = pin!(hedge.run(&clock, &super::super::NoBudget, || async { Ok::<_, ()>(1) }));
+            let mut f =
+                pin!(hedge.run(&clock, &super::super::NoBudget, || async { Ok::<_, ()>(1) }));
             assert_eq!(poll(f.as_mut()), Poll::Ready(Ok(1)));
         }
         assert_eq!(hedge.latencies().percentile(100), Some(Duration::ZERO));

@@ -25,10 +25,7 @@ impl Progress {
     #[inline]
     pub(crate) fn begin<C: Clock>(policy: &RetryPolicy, clock: &C, budget: &impl Budget) -> Self {
         budget.deposit();
-        let started = match policy.deadline() {
-            Some(_) => Some(clock.now()),
-            None => None,
-        };
+        let started = policy.deadline().map(|_| clock.now());
         Progress { schedule: Schedule::START, started }
     }
 
@@ -246,16 +243,8 @@ impl<S: Sleep, F, Fut, W, O, B> Retry<S, F, Fut, W, O, B> {
     #[allow(clippy::type_complexity)]
     fn project(
         self: Pin<&mut Self>,
-    ) -> (
-        Pin<&mut State<Fut, S::Timer>>,
-        &mut F,
-        &mut Option<Progress>,
-        &RetryPolicy,
-        &S,
-        &W,
-        &O,
-        &B,
-    ) {
+    ) -> (Pin<&mut State<Fut, S::Timer>>, &mut F, &mut Option<Progress>, &RetryPolicy, &S, &W, &O, &B)
+    {
         // SAFETY: `state` is structurally pinned and nothing else is: it is never moved
         // out of `self` (it is only replaced in place through `Pin::set`, which drops the
         // old value where it lies), `Retry` has no `Drop` impl, and it is `Unpin` only

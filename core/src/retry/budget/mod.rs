@@ -185,7 +185,11 @@ pub const MAX_RETRY_PERCENT: u32 = 10_000;
 impl RetryBudgetBuilder {
     /// The defaults: 20 %, 10 per second, a 10 s window.
     pub const fn new() -> Self {
-        RetryBudgetBuilder { retry_percent: 20, min_per_second: 10, window: Duration::from_secs(10) }
+        RetryBudgetBuilder {
+            retry_percent: 20,
+            min_per_second: 10,
+            window: Duration::from_secs(10),
+        }
     }
 
     /// Retries allowed per 100 calls in the window (default 20; at most
@@ -230,8 +234,8 @@ impl RetryBudgetBuilder {
             });
         }
         // min_per_second × window, in hundredths of a retry.
-        let reserve = u128::from(self.min_per_second) * u128::from(window_nanos) * 100
-            / 1_000_000_000;
+        let reserve =
+            u128::from(self.min_per_second) * u128::from(window_nanos) * 100 / 1_000_000_000;
         let reserve = u64::try_from(reserve).map_err(|_| RetryError::TooLarge {
             field: "min_per_second",
             value: u64::from(self.min_per_second),
@@ -354,7 +358,7 @@ mod tests {
         assert!(NoBudget.try_withdraw());
         let clock = ManualClock::new();
         let b = alloc::sync::Arc::new(budget(&clock, 0, 0));
-        (&b).deposit();
+        Budget::deposit(&&b);
         assert!(!b.try_withdraw());
     }
 }
