@@ -7,6 +7,7 @@
 pub mod breakers;
 pub mod harness;
 pub mod limits;
+pub mod retries;
 pub mod timeouts;
 
 pub use harness::{CountingTimer, DropFlag, ManualRuntime, Runtime};
@@ -46,6 +47,15 @@ macro_rules! conformance_suite {
             breakers::reset_closes,
             breakers::timeouts_count_as_failures_inside_a_breaker,
             breakers::half_open_admits_only_its_probes,
+            retries::retry_passes_on_a_later_attempt,
+            retries::retry_gives_up_after_max_attempts,
+            retries::retry_backoff_waits_between_attempts,
+            retries::retry_jitter_stays_in_bounds,
+            retries::retry_calls_on_retry_before_each_retry,
+            retries::retry_stops_at_an_open_circuit,
+            retries::pipeline_retries_timed_out_attempts,
+            retries::parallel_and_fails_fast_and_drops_the_rest,
+            retries::parallel_or_cancels_on_success,
         );
     };
     (@tests $runtime:expr; $($module:ident :: $scenario:ident),* $(,)?) => {
