@@ -3,8 +3,8 @@
 //! `parallel_or` with proof that the rules no longer needed are dropped.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use kompoz::breaker::CircuitBreaker;
@@ -91,8 +91,10 @@ pub async fn retry_calls_on_retry_before_each_retry<R: Runtime>(rt: &R) {
     let heard = Arc::new(Mutex::new(Vec::new()));
     let log = heard.clone();
     let policy = RetryPolicy::builder().max_attempts(3).backoff(ms(1)).build().unwrap();
-    let rule = retry_on(rt.timer(), fails_until(100), policy)
-        .on_retry(move |attempt, outcome, delay| log.lock().unwrap().push((attempt, *outcome, delay)));
+    let rule =
+        retry_on(rt.timer(), fails_until(100), policy).on_retry(move |attempt, outcome, delay| {
+            log.lock().unwrap().push((attempt, *outcome, delay))
+        });
     assert_eq!(rule.run_owned(0).await, (false, 3));
     assert_eq!(*heard.lock().unwrap(), [(1, Outcome::Failed, ms(1)), (2, Outcome::Failed, ms(1))]);
 }
@@ -194,7 +196,8 @@ pub async fn parallel_or_cancels_on_success<R: Runtime>(rt: &R) {
         count.fetch_add(1, Ordering::SeqCst);
         true
     });
-    let patient = parallel_or(vec![both_finish.clone(), both_finish]).unwrap().cancel_on_success(false);
+    let patient =
+        parallel_or(vec![both_finish.clone(), both_finish]).unwrap().cancel_on_success(false);
     assert_eq!(patient.run_owned(3).await, (true, 3));
     assert_eq!(finished.load(Ordering::SeqCst), 2, "every rule ran to its end");
 }

@@ -19,11 +19,13 @@
 //! its guards and call futures, with the transitions reported to `on_state_change`),
 //! [`semaphore`] (proptest and the `semaphore_ops` fuzz target) and [`timeout`] (proptest
 //! only: a `timeout_ops` fuzz target ran 900,000 sequences and found nothing that
-//! `semaphore_ops` does not, so it was left out).
+//! `semaphore_ops` does not, so it was left out), and [`retry`] (proptest only: a
+//! retried call's whole schedule, through the plain-future face and the pipeline).
 
 use core::fmt;
 
 pub mod breaker;
+pub mod retry;
 pub mod semaphore;
 pub mod timeout;
 pub mod waker;

@@ -1,0 +1,9 @@
+//! Retry on the manual clock: [`model::RetryModel`], a scripted call in [`Script`], and
+//! the [`driver`] that runs the script through `RetryPolicy::retry` and through the
+//! pipeline's retry layer, comparing attempt times, delays and the result with the model.
+
+pub mod driver;
+pub mod model;
+
+pub use driver::{Face, run};
+pub use model::{Answer, Attempt, Run, Script, Strategy, expected};
