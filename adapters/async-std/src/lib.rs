@@ -4,7 +4,8 @@
 //! fail (**timeouts**, **concurrency limits**, **circuit breakers**) on async-std's timers.
 //!
 //! This crate re-exports all of `kompoz`, adds [`AsyncStdClock`] and offers constructors
-//! that need no timer plumbing: [`timeout()`], [`timeout_at()`] and [`with_timeout()`].
+//! that need no timer plumbing: [`timeout()`], [`timeout_at()`], [`with_timeout()`],
+//! [`retry()`] and [`pipeline()`].
 //!
 //! async-std's timers (`async_std::task::sleep`, `async_std::future::timeout`) are
 //! async-io's `Timer`, the very timers smol uses, so the clock is `kompoz-smol`'s under
@@ -59,6 +60,10 @@ pub use kompoz_smol::timeout;
 pub use kompoz_smol::timeout_at;
 /// kompoz's `with_timeout(rule, timeout)` on async-std's timers.
 pub use kompoz_smol::with_timeout;
+/// A [`Pipeline`] on async-std's timers.
+pub use kompoz_smol::pipeline;
+/// kompoz's `AsyncRetry(rule, ...)` on async-std's timers.
+pub use kompoz_smol::retry;
 
 #[cfg(test)]
 mod tests {

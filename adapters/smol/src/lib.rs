@@ -5,7 +5,8 @@
 //!
 //! This crate re-exports all of `kompoz`, adds [`SmolClock`] (the system clock with
 //! smol's `Timer`, which is async-io's) and offers constructors that need no timer
-//! plumbing: [`timeout()`], [`timeout_at()`] and [`with_timeout()`].
+//! plumbing: [`timeout()`], [`timeout_at()`], [`with_timeout()`], [`retry()`] and
+//! [`pipeline()`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -158,6 +159,17 @@ pub fn timeout_at<F: IntoFuture>(
 /// ```
 pub fn with_timeout<R>(rule: R, duration: Duration) -> WithTimeout<R, SmolClock> {
     kompoz::with_timeout_on(SmolClock, rule, duration)
+}
+
+/// A [`Pipeline`] on smol's timers: name the call's value and error types once, and
+/// every closure after infers from them.
+pub fn pipeline<T, E>() -> Pipeline<T, E, SmolClock> {
+    Pipeline::with_timer(SmolClock)
+}
+
+/// kompoz's `AsyncRetry(rule, ...)` on smol's timers; see [`kompoz::retry_on`].
+pub fn retry<R>(rule: R, policy: retry::RetryPolicy) -> Retried<R, SmolClock> {
+    kompoz::retry_on(SmolClock, rule, policy)
 }
 
 #[cfg(test)]

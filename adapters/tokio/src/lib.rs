@@ -5,7 +5,7 @@
 //!
 //! This crate re-exports all of `kompoz`, adds [`TokioClock`] (a clock and timer backed by
 //! `tokio::time`) and offers constructors that need no timer plumbing: [`timeout()`],
-//! [`timeout_at()`] and [`with_timeout()`].
+//! [`timeout_at()`], [`with_timeout()`], [`retry()`] and [`pipeline()`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -181,6 +181,31 @@ pub fn timeout_at<F: IntoFuture>(
 /// ```
 pub fn with_timeout<R>(rule: R, duration: Duration) -> WithTimeout<R, TokioClock> {
     kompoz::with_timeout_on(TokioClock, rule, duration)
+}
+
+/// A [`Pipeline`] on tokio's timers: name the call's value and error types once, and
+/// every closure after infers from them.
+///
+/// ```
+/// use std::time::Duration;
+/// use kompoz_tokio::retry::RetryPolicy;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), kompoz_tokio::retry::RetryError> {
+/// let pipeline = kompoz_tokio::pipeline::<u32, std::io::Error>()
+///     .retry(RetryPolicy::builder().max_attempts(3).backoff(Duration::from_millis(10)).build()?)
+///     .timeout(Duration::from_millis(100));
+/// assert_eq!(pipeline.call(|| async { Ok(7) }).await.ok(), Some(7));
+/// # Ok(())
+/// # }
+/// ```
+pub fn pipeline<T, E>() -> Pipeline<T, E, TokioClock> {
+    Pipeline::with_timer(TokioClock)
+}
+
+/// kompoz's `AsyncRetry(rule, ...)` on tokio's timers; see [`kompoz::retry_on`].
+pub fn retry<R>(rule: R, policy: retry::RetryPolicy) -> Retried<R, TokioClock> {
+    kompoz::retry_on(TokioClock, rule, policy)
 }
 
 #[cfg(test)]
