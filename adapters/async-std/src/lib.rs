@@ -54,16 +54,16 @@ pub use kompoz::*;
 pub use kompoz_smol::SmolClock as AsyncStdClock;
 /// The timer of an [`AsyncStdClock`].
 pub use kompoz_smol::SmolSleep as AsyncStdSleep;
+/// A [`Pipeline`] on async-std's timers.
+pub use kompoz_smol::pipeline;
+/// kompoz's `AsyncRetry(rule, ...)` on async-std's timers.
+pub use kompoz_smol::retry;
 /// [`kompoz::timeout()`] on async-std's timers: runs a future with a time limit.
 pub use kompoz_smol::timeout;
 /// [`kompoz::timeout_at()`] on async-std's timers: runs a future until a deadline.
 pub use kompoz_smol::timeout_at;
 /// kompoz's `with_timeout(rule, timeout)` on async-std's timers.
 pub use kompoz_smol::with_timeout;
-/// A [`Pipeline`] on async-std's timers.
-pub use kompoz_smol::pipeline;
-/// kompoz's `AsyncRetry(rule, ...)` on async-std's timers.
-pub use kompoz_smol::retry;
 
 #[cfg(test)]
 mod tests {

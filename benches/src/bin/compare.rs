@@ -71,8 +71,18 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// The table's contender columns, in order.
-const COLUMNS: [&str; 7] =
-    ["bare", "kompoz", "tokio", "async-lock", "maitake-sync", "failsafe", "recloser"];
+const COLUMNS: [&str; 10] = [
+    "bare",
+    "kompoz",
+    "tokio",
+    "async-lock",
+    "maitake-sync",
+    "failsafe",
+    "recloser",
+    "backon",
+    "tower",
+    "kompoz parts",
+];
 
 /// Command-line options.
 #[derive(Clone, Copy, Debug)]

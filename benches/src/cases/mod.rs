@@ -5,6 +5,8 @@
 //! listing it in the case's `contenders` function.
 
 pub mod breaker;
+pub mod pipeline;
+pub mod retry;
 pub mod semaphore;
 pub mod timeout;
 
@@ -84,6 +86,8 @@ pub fn all_cases() -> Vec<Case> {
         breaker::closed_guard_one_thread(),
         breaker::closed_guard_two_threads(),
         breaker::open_guard(),
+        retry::first_time_success(),
+        pipeline::stacked(),
     ]
 }
 
