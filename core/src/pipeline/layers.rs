@@ -5,7 +5,7 @@ use core::fmt;
 use core::future::Future;
 use core::time::Duration;
 
-use super::stack::{Layer, Layers};
+use super::stack::{Layer, Layers, Map};
 use crate::breaker::Verdict;
 use crate::combinator::{AsBreaker, Rejection};
 use crate::error::Error;
@@ -34,12 +34,10 @@ impl<T, E, S: Sleep> Layer<T, E, S> for TimeoutLayer {
         Fut: Future<Output = Result<T, E>>,
     {
         let limited = timeout(timer, self.duration, rest.run(timer, make));
-        async move {
-            match limited.await {
-                Ok(result) => result,
-                Err(elapsed) => Err(Error::TimedOut(elapsed)),
-            }
-        }
+        Map::new(limited, |result| match result {
+            Ok(result) => result,
+            Err(elapsed) => Err(Error::TimedOut(elapsed)),
+        })
     }
 }
 
@@ -190,8 +188,9 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let inner = rest.run(timer, make);
-        async move { Ok(inner.await.unwrap_or_else(&self.fallback)) }
+        Map::new(rest.run(timer, make), |result: Result<T, Error<E>>| {
+            Ok(result.unwrap_or_else(&self.fallback))
+        })
     }
 }
 

@@ -2,7 +2,10 @@
 //! tuples, `(outermost, (next, (..., ())))`, run by recursion that the compiler inlines.
 //! No boxing, no dynamic dispatch, no allocation.
 
+use core::fmt;
 use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 
 use crate::error::Error;
 
@@ -81,8 +84,7 @@ impl<T, E, S> Layers<T, E, S> for () {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let call = make();
-        async move { call.await.map_err(Error::Inner) }
+        Map::new(make(), |result: Result<T, E>| result.map_err(Error::Inner))
     }
 }
 
@@ -155,5 +157,50 @@ where
     type Replace<N> = (A, <(B, R) as Last>::Replace<N>);
     fn map_last<N>(self, f: impl FnOnce(Self::Layer) -> N) -> Self::Replace<N> {
         (self.0, self.1.map_last(f))
+    }
+}
+
+/// A future whose output is mapped by a function: the layers' adapter that adds no state
+/// machine of its own, so the future inside is not copied into one (a nest of `async`
+/// blocks copies each level's future into the next).
+#[must_use = "futures do nothing unless polled"]
+pub(crate) struct Map<Fut, G> {
+    /// Structurally pinned.
+    future: Fut,
+    /// Taken when the future completes.
+    map: Option<G>,
+}
+
+impl<Fut, G> Map<Fut, G> {
+    #[inline]
+    pub(crate) fn new(future: Fut, map: G) -> Self {
+        Map { future, map: Some(map) }
+    }
+}
+
+impl<Fut: Future, G: FnOnce(Fut::Output) -> O, O> Future for Map<Fut, G> {
+    type Output = O;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
+        // SAFETY: `future` is structurally pinned and nothing else is: it is never moved
+        // out of `self`, `Map` has no `Drop` impl, and it is `Unpin` only when `Fut` is
+        // (the auto trait). `map` is an ordinary field, taken by value.
+        let (future, map) = unsafe {
+            let this = self.get_unchecked_mut();
+            (Pin::new_unchecked(&mut this.future), &mut this.map)
+        };
+        let output = core::task::ready!(future.poll(cx));
+        match map.take() {
+            Some(map) => Poll::Ready(map(output)),
+            // Polled after it completed: it has nothing more to give.
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<Fut, G> fmt::Debug for Map<Fut, G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Map").field("done", &self.map.is_none()).finish_non_exhaustive()
     }
 }

@@ -89,7 +89,8 @@ pub(crate) fn fresh_seed<C: Clock + ?Sized>(clock: &C) -> u64 {
 impl RetryPolicy {
     /// Runs the future `make()` returns, and on failure makes a new one and runs it
     /// again, as the policy allows, waiting on `timer` in between: the plain-future face
-    /// of retry. A future cannot be run twice, hence the factory.
+    /// of retry. A future cannot be run twice, hence the factory. The first future is
+    /// made here (like any future, it does nothing until polled); the others when due.
     ///
     /// The result is the first success, or the last attempt's error. Every failure is
     /// retried unless told otherwise with [`when`](Retry::when); add
@@ -133,12 +134,18 @@ impl RetryPolicy {
     /// assert_eq!(clock.now().as_nanos(), 300_000_000);
     /// # Ok::<(), kompoz::retry::RetryError>(())
     /// ```
+    #[inline]
     pub fn retry<S, F, Fut>(&self, timer: S, make: F) -> Retry<S, F, Fut>
     where
         S: Sleep,
         F: FnMut() -> Fut,
         Fut: Future,
     {
+        // The first attempt's future is made at once (it does nothing until polled), so
+        // that the call is one value the compiler can keep in registers when it is ready
+        // at once; the later ones are made when due.
+        let mut make = make;
+        let first = make();
         Retry {
             policy: *self,
             timer,
@@ -147,15 +154,14 @@ impl RetryPolicy {
             hook: NoHook,
             budget: NoBudget,
             progress: None,
-            state: State::Idle,
+            state: State::Attempt(first),
         }
     }
 }
 
 /// The state of a [`Retry`] between polls.
 enum State<Fut, T> {
-    /// Between attempts with nothing running: before the first poll, or after a zero
-    /// backoff.
+    /// Between attempts with nothing running: after a backoff (or a zero one).
     Idle,
     /// An attempt is running.
     Attempt(Fut),
@@ -241,6 +247,7 @@ where
 
 impl<S: Sleep, F, Fut, W, O, B> Retry<S, F, Fut, W, O, B> {
     #[allow(clippy::type_complexity)]
+    #[inline]
     fn project(
         self: Pin<&mut Self>,
     ) -> (Pin<&mut State<Fut, S::Timer>>, &mut F, &mut Option<Progress>, &RetryPolicy, &S, &W, &O, &B)
@@ -277,8 +284,12 @@ where
 {
     type Output = Result<T, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let (mut state, make, progress, policy, timer, when, hook, budget) = self.project();
+        if progress.is_none() {
+            *progress = Some(Progress::begin(policy, timer, budget));
+        }
         loop {
             // SAFETY: projecting the pinned enum onto the field of its current variant;
             // the field is never moved out (the state is only ever replaced whole with
@@ -286,9 +297,6 @@ where
             let current = unsafe { state.as_mut().get_unchecked_mut() };
             match current {
                 State::Idle => {
-                    if progress.is_none() {
-                        *progress = Some(Progress::begin(policy, timer, budget));
-                    }
                     let attempt = make();
                     state.set(State::Attempt(attempt));
                 }
