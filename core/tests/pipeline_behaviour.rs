@@ -261,3 +261,36 @@ fn dropping_a_call_midway_gives_back_its_permit_and_probe_slot() {
     assert_eq!(clock.pending_timers(), 0);
     assert_eq!(breaker.stats().abandoned_calls, 1);
 }
+
+#[test]
+fn a_panicking_classifier_counts_nothing_and_gives_back_the_permit() {
+    let clock = ManualClock::new();
+    let permits = Semaphore::new(1).unwrap();
+    let breaker = CircuitBreaker::builder().failure_threshold(1).build_with(clock.clone()).unwrap();
+    let pipeline = Pipeline::<u32, Status, _>::with_timer(clock.clone())
+        .limit(&permits)
+        .breaker(&breaker)
+        .classify(|_| panic!("a classifier bug"));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drive(&clock, pipeline.call(|| async { Err(Status(500)) }))
+    }));
+    assert!(caught.is_err(), "the panic reaches the caller");
+    assert_eq!(breaker.state(), CircuitState::Closed, "not counted as a failure");
+    assert_eq!(breaker.stats().abandoned_calls, 1);
+    assert_eq!(permits.available_permits(), 1, "the permit came back");
+}
+
+#[test]
+fn a_panicking_on_retry_abandons_the_retry_and_leaves_nothing_running() {
+    let clock = ManualClock::new();
+    let runs = Cell::new(0);
+    let pipeline = Pipeline::<u32, Status, _>::with_timer(clock.clone())
+        .retry(RetryPolicy::builder().max_attempts(5).backoff(MS).build().unwrap())
+        .on_retry(|_, _, _| panic!("a hook bug"));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drive(&clock, pipeline.call(slow(&clock, &runs, 0, Err(Status(503)))))
+    }));
+    assert!(caught.is_err());
+    assert_eq!(runs.get(), 1);
+    assert_eq!(clock.pending_timers(), 0);
+}
