@@ -67,7 +67,7 @@ fn starts_of(policy: RetryPolicy, ok_at: u32) -> (Result<u32, String>, Vec<Durat
 fn no_backoff_retries_at_once_and_gives_up_after_max_attempts() {
     let (result, starts) = starts_of(RetryPolicy::default(), 10);
     assert_eq!(result, Err("attempt 3 failed".into()), "kompoz: 3 attempts, the last error");
-    assert_eq!(starts, [MS * 0, MS, MS * 2]);
+    assert_eq!(starts, [Duration::ZERO, MS, MS * 2]);
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn constant_backoff_waits_the_same_each_time() {
     let policy = RetryPolicy::builder().max_attempts(4).backoff(MS * 100).build().unwrap();
     let (result, starts) = starts_of(policy, 4);
     assert_eq!(result, Ok(4));
-    assert_eq!(starts, [MS * 0, MS * 101, MS * 202, MS * 303]);
+    assert_eq!(starts, [Duration::ZERO, MS * 101, MS * 202, MS * 303]);
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn exponential_backoff_doubles_up_to_its_cap() {
     let (result, starts) = starts_of(policy, 100);
     assert_eq!(result, Err("attempt 6 failed".into()));
     // Each attempt takes 1 ms; the waits are 10, 20, 40, 50, 50.
-    assert_eq!(starts, [MS * 0, MS * 11, MS * 32, MS * 73, MS * 124, MS * 175]);
+    assert_eq!(starts, [Duration::ZERO, MS * 11, MS * 32, MS * 73, MS * 124, MS * 175]);
 }
 
 #[test]
@@ -144,7 +144,7 @@ fn the_deadline_stops_retries_instead_of_waiting_past_it() {
         .unwrap();
     let result = drive(&clock, policy.retry(&clock, flaky(&clock, 100, MS, starts.clone())));
     assert_eq!(result, Err("attempt 3 failed".into()));
-    assert_eq!(starts.take(), [MS * 0, MS * 101, MS * 202]);
+    assert_eq!(starts.take(), [Duration::ZERO, MS * 101, MS * 202]);
     assert_eq!(at(&clock), MS * 203, "gave up when attempt 3 failed: 303 ms > 250 ms");
     assert_eq!(clock.pending_timers(), 0);
 }
@@ -243,7 +243,7 @@ fn a_retry_after_hint_is_waited_exactly_instead_of_the_backoff() {
         .retry(RetryPolicy::builder().backoff(MS * 10).build().unwrap())
         .retry_if(|error| Decision::from_hint(error.retry_after()));
     assert_eq!(drive(&clock, pipeline.call(call)), Ok(2));
-    assert_eq!(starts.take(), [MS * 0, MS * 1234]);
+    assert_eq!(starts.take(), [Duration::ZERO, MS * 1234]);
 }
 
 #[test]
@@ -290,7 +290,7 @@ fn a_hedge_starts_at_its_delay_and_the_loser_is_dropped() {
     };
     let result = drive(&clock, hedge.run(&clock, &kompoz::retry::NoBudget, call));
     assert_eq!(result, Ok(2), "the first hedge, started at 30 ms, won at 40 ms");
-    assert_eq!(starts.take(), [MS * 0, MS * 30]);
+    assert_eq!(starts.take(), [Duration::ZERO, MS * 30]);
     assert_eq!(at(&clock), MS * 40);
     assert_eq!(dropped.get(), 2, "the winner finished and the loser was dropped");
     assert_eq!(clock.pending_timers(), 0, "the loser's timer is gone too");
