@@ -127,7 +127,7 @@ impl<E: core::error::Error + 'static> core::error::Error for Error<E> {
 /// HTTP `Retry-After` header, a server's back-pressure hint.
 ///
 /// Retries honour it: by default a retry whose error carries a hint waits exactly that
-/// long instead of its backoff (see [`retry`](crate::retry)). Implement it for your own
+/// long instead of its backoff (see [`retry`](mod@crate::retry)). Implement it for your own
 /// error type to have your hints honoured:
 ///
 /// ```

@@ -40,9 +40,9 @@
 //! # How the flat error and the inferred closures work
 //!
 //! Every layer maps what it sees into [`Error<E>`](crate::Error): the innermost level
-//! wraps the call's own error in [`Error::Inner`](crate::Error::Inner), a timeout
-//! produces [`Error::TimedOut`](crate::Error::TimedOut), a guard
-//! [`Error::Rejected`](crate::Error::Rejected); outer layers pass these through (or act
+//! wraps the call's own error in [`Error::Inner`], a timeout
+//! produces [`Error::TimedOut`], a guard
+//! [`Error::Rejected`]; outer layers pass these through (or act
 //! on them: a retry reads them, a breaker classifies them, a fallback replaces them). No
 //! layer nests its error in another's.
 //!

@@ -1,6 +1,7 @@
-//! Retry on the manual clock: [`model::RetryModel`], a scripted call in [`Script`], and
-//! the [`driver`] that runs the script through `RetryPolicy::retry` and through the
-//! pipeline's retry layer, comparing attempt times, delays and the result with the model.
+//! Retry on the manual clock: the reference model ([`model::expected`]), a scripted
+//! call in [`Script`], and the [`driver`] that runs the script through
+//! `RetryPolicy::retry` and through the pipeline's retry layer, comparing attempt
+//! times, delays and the result with the model.
 
 pub mod driver;
 pub mod model;
