@@ -1,8 +1,9 @@
 //! # kompoz
 //!
 //! Guards for the calls async Rust code makes to things that fail: **timeouts**,
-//! **concurrency limits** (shared by name if you like) and **circuit breakers**, around
-//! any future, on any executor. This is the core crate: `no_std` + `alloc`, with time
+//! **concurrency limits** (shared by name if you like), **circuit breakers** and
+//! **retries** (with a shared budget, hedging and fallback), around any future, on any
+//! executor, stacked if you like in a [`Pipeline`] with one flat [`Error`]. This is the core crate: `no_std` + `alloc`, with time
 //! read from a [`Clock`] you choose. On a runtime, depend on its adapter instead, which
 //! re-exports this crate and plugs in the runtime's timers:
 //! [`kompoz-tokio`](https://docs.rs/kompoz-tokio),
@@ -47,11 +48,13 @@
 //!
 //! * **Plain futures**, for ordinary Rust code: [`timeout()`] and [`timeout_at()`],
 //!   [`Semaphore::run`] and [`Semaphore::acquire`], [`CircuitBreaker::call`] and
-//!   [`CircuitBreaker::try_acquire`].
+//!   [`CircuitBreaker::try_acquire`], [`RetryPolicy::retry`](retry::RetryPolicy::retry),
+//!   and all of them stacked around one call by a [`Pipeline`](mod@pipeline).
 //! * **Rules on a context**: async checks that run on a context you lend them (`&mut
 //!   Ctx`) and pass or not ([`AsyncCombinator`], [`async_rule`], [`async_pipe`]). The
 //!   guards wrap them and stack ([`with_timeout_on`], [`limited`], [`limited_named`],
-//!   [`circuit_breaker`]), and each run says how it ended ([`Outcome`]): passed, failed,
+//!   [`circuit_breaker`], [`retry_on`]), or run side by side ([`parallel_and`],
+//!   [`parallel_or`]), and each run says how it ended ([`Outcome`]): passed, failed,
 //!   timed out, or refused without running. This is also the face of the Python library
 //!   kompoz, whose `with_timeout`, `limited` and `circuit_breaker` it mirrors (the
 //!   repository's README maps one API onto the other).
