@@ -36,6 +36,8 @@ pub(crate) enum Order {
     Release { id: String, done: Option<oneshot::Sender<()>> },
     /// An acquisition of `id` was given up: it may be in line, or even granted.
     Abandon { id: String },
+    /// Tell `done` once every order sent before this one has been carried out.
+    Settle { done: oneshot::Sender<()> },
 }
 
 struct Held {
@@ -77,6 +79,13 @@ pub(crate) async fn keep(limit: Arc<LimitShared>, mut orders: mpsc::UnboundedRec
                     if !release(&limit, &id, true).await {
                         pending.push((Instant::now(), id, true));
                     }
+                    false
+                }
+                Some(Order::Settle { done }) => {
+                    if link.is_up() {
+                        flush(&limit, &mut pending).await;
+                    }
+                    let _ = done.send(());
                     false
                 }
                 None => {

@@ -381,6 +381,17 @@ impl FleetLimit {
         self.shared.local.as_deref()
     }
 
+    /// Waits until every release and abandonment this process ordered so far has reached
+    /// Redis (or, while Redis is unreachable, been put aside for when it returns). Call it
+    /// before the process exits, so that its permits come back at once rather than after
+    /// the lease time.
+    pub async fn settle(&self) {
+        let (done, told) = tokio::sync::oneshot::channel();
+        if self.keeper.send(Order::Settle { done }).is_ok() {
+            let _ = told.await;
+        }
+    }
+
     /// Leases held in the whole fleet right now, as Redis counts them (one round trip;
     /// expired leases are not counted).
     pub async fn in_use(&self) -> Result<u64, Unreachable> {
