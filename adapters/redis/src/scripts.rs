@@ -20,3 +20,8 @@ pub const LIMIT_RENEW: &str =
 /// The largest instant, in microseconds, that the limit's scripts track exactly (2^53 - 1);
 /// later expiries saturate there.
 pub const LIMIT_MAX_MICROS: u64 = (1 << 53) - 1;
+
+/// The fleet rate limit's GCRA decision: see `src/rate/gcra.lua`. It reproduces, value
+/// for value, the arithmetic of kompoz's local limiter (`kompoz::rate`), in exact integer
+/// nanoseconds over the whole 64-bit range.
+pub const RATE_GCRA: &str = include_str!("rate/gcra.lua");

@@ -38,7 +38,9 @@ fn main() {
         return;
     }
     let Some(server) = RedisServer::start() else {
-        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 2 filtered out (redis-server not found)");
+        println!(
+            "test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 2 filtered out (redis-server not found)"
+        );
         return;
     };
     let started = Instant::now();
@@ -63,7 +65,10 @@ fn main() {
     }
 }
 
-async fn scenario(name: &str, run: impl std::future::Future<Output = Result<String, String>>) -> bool {
+async fn scenario(
+    name: &str,
+    run: impl std::future::Future<Output = Result<String, String>>,
+) -> bool {
     match run.await {
         Ok(report) => {
             println!("test {name} ... ok\n    {report}");
@@ -110,7 +115,13 @@ async fn share(server: &RedisServer) -> Result<String, String> {
     let mut workers: Vec<_> = logs
         .iter()
         .map(|log| {
-            spawn_worker(&["share", &url, "share", &SHARE_SECONDS.to_string(), log.to_str().unwrap()])
+            spawn_worker(&[
+                "share",
+                &url,
+                "share",
+                &SHARE_SECONDS.to_string(),
+                log.to_str().unwrap(),
+            ])
         })
         .collect();
     let mut summaries = Vec::new();
@@ -153,14 +164,20 @@ async fn share(server: &RedisServer) -> Result<String, String> {
             held -= 1;
         }
     }
-    ensure(peak <= SHARE_CAPACITY, || format!("{peak} permits held at once, capacity {SHARE_CAPACITY}"))?;
-    ensure(peak == SHARE_CAPACITY, || format!("the limit was never full (peak {peak}): the test proves little"))?;
+    ensure(peak <= SHARE_CAPACITY, || {
+        format!("{peak} permits held at once, capacity {SHARE_CAPACITY}")
+    })?;
+    ensure(peak == SHARE_CAPACITY, || {
+        format!("the limit was never full (peak {peak}): the test proves little")
+    })?;
     // Every permit came back: nothing held, nobody in line.
     let fleet = Fleet::builder(&url).build().map_err(|e| e.to_string())?;
     let limit = fleet.limit("share", SHARE_CAPACITY as u32).build().map_err(|e| e.to_string())?;
     let in_use = limit.in_use().await.map_err(|e| e.to_string())?;
     let waiting = limit.waiting().await.map_err(|e| e.to_string())?;
-    ensure(in_use == 0 && waiting == 0, || format!("left behind: {in_use} leases, {waiting} waiters"))?;
+    ensure(in_use == 0 && waiting == 0, || {
+        format!("left behind: {in_use} leases, {waiting} waiters")
+    })?;
     Ok(format!(
         "{total} permits granted to 12 tasks in 4 processes, peak {peak} of {SHARE_CAPACITY}, all given back; per process: {}",
         summaries.join(" | ")
@@ -176,8 +193,12 @@ const CRASH_MARGIN: Duration = Duration::from_secs(1);
 /// holds is not lost meanwhile.
 async fn crash(server: &RedisServer) -> Result<String, String> {
     let url = server.url();
-    let fleet = Fleet::builder(&url).call_timeout(Duration::from_millis(200)).build().map_err(|e| e.to_string())?;
-    let limit = fleet.limit("crash", 3).lease_time(CRASH_LEASE).build().map_err(|e| e.to_string())?;
+    let fleet = Fleet::builder(&url)
+        .call_timeout(Duration::from_millis(200))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let limit =
+        fleet.limit("crash", 3).lease_time(CRASH_LEASE).build().map_err(|e| e.to_string())?;
     let mine = limit.acquire().await.map_err(|e| e.to_string())?;
     let mut holder = spawn_worker(&["hold", &url, "crash", "2"]);
     let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
@@ -204,22 +225,30 @@ async fn crash(server: &RedisServer) -> Result<String, String> {
     let taken = std::mem::take(&mut *taken.lock().unwrap());
     ensure(back.is_some(), || format!("the permits did not come back within {recovered:?}"))?;
     ensure(recovered <= CRASH_LEASE + CRASH_MARGIN, || {
-        format!("recovered after {recovered:?}, beyond lease {CRASH_LEASE:?} + margin {CRASH_MARGIN:?}")
+        format!(
+            "recovered after {recovered:?}, beyond lease {CRASH_LEASE:?} + margin {CRASH_MARGIN:?}"
+        )
     })?;
     // Nothing else was lost: this process's permit still counts.
-    ensure(limit.try_acquire().await.err() == Some(AcquireError::NoPermits), || "a fourth permit".into())?;
+    ensure(limit.try_acquire().await.err() == Some(AcquireError::NoPermits), || {
+        "a fourth permit".into()
+    })?;
     ensure(!mine.lapsed(), || "the survivor's lease lapsed".into())?;
     drop((mine, taken));
     limit.settle().await;
     let in_use = limit.in_use().await.map_err(|e| e.to_string())?;
     ensure(in_use == 0, || format!("{in_use} leases left"))?;
-    Ok(format!("permits of the killed process back {recovered:?} after SIGKILL (lease {CRASH_LEASE:?}, renewed every third)"))
+    Ok(format!(
+        "permits of the killed process back {recovered:?} after SIGKILL (lease {CRASH_LEASE:?}, renewed every third)"
+    ))
 }
 
 /// The worker processes' roles.
 async fn worker(args: &[String]) {
     match args.first().map(String::as_str) {
-        Some("share") => share_worker(&args[1], &args[2], args[3].parse().unwrap(), Path::new(&args[4])).await,
+        Some("share") => {
+            share_worker(&args[1], &args[2], args[3].parse().unwrap(), Path::new(&args[4])).await
+        }
         Some("hold") => hold_worker(&args[1], &args[2], args[3].parse().unwrap()).await,
         other => panic!("unknown worker role {other:?}"),
     }
@@ -257,7 +286,8 @@ async fn share_worker(url: &str, name: &str, seconds: u64, log: &Path) {
                     let key = match outcome {
                         Ok(permit) => {
                             events.lock().unwrap().push(('A', monotonic_nanos()));
-                            tokio::time::sleep(Duration::from_micros(fastrand::u64(0..15_000))).await;
+                            tokio::time::sleep(Duration::from_micros(fastrand::u64(0..15_000)))
+                                .await;
                             events.lock().unwrap().push(('R', monotonic_nanos()));
                             drop(permit);
                             "granted"

@@ -186,7 +186,8 @@ async fn while_redis_is_down_each_mode_degrades_and_local_permits_are_registered
     let Some(mut server) = RedisServer::start() else { return };
     let fleet = fleet(&server);
     let local = fleet.limit("down", 3).local_limit(2).build().unwrap();
-    let closed = fleet.limit("down-closed", 3).degradation(Degradation::FailClosed).build().unwrap();
+    let closed =
+        fleet.limit("down-closed", 3).degradation(Degradation::FailClosed).build().unwrap();
     let open = fleet.limit("down-open", 3).degradation(Degradation::FailOpen).build().unwrap();
     let before = local.acquire().await.unwrap();
     assert_eq!(before.admission(), Admission::Fleet);
@@ -208,8 +209,7 @@ async fn while_redis_is_down_each_mode_degrades_and_local_permits_are_registered
     assert!(fleet.wait_reachable(SOON).await);
     // Redis lost everything; the keeper registered both permits again (the fleet one,
     // now reported lapsed, and the local one).
-    let resynced =
-        eventually(SOON, || async { local.in_use().await.unwrap_or(0) == 2 }).await;
+    let resynced = eventually(SOON, || async { local.in_use().await.unwrap_or(0) == 2 }).await;
     assert!(resynced.is_some(), "held permits registered again after the restart");
     assert!(before.lapsed());
     assert!(!during.lapsed());

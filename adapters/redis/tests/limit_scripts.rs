@@ -225,7 +225,8 @@ async fn instants_near_the_end_of_range_saturate_and_keep_their_order() {
 async fn the_redis_clock_is_used_when_no_instant_is_given() {
     let Some(server) = RedisServer::start() else { return };
     let mut limit = Limit::new(&server, "clock", 1).await;
-    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut limit.connection).await.unwrap();
+    let (seconds, micros): (u64, u64) =
+        redis::cmd("TIME").query_async(&mut limit.connection).await.unwrap();
     let before = seconds * 1_000_000 + micros;
     let script = Script::new(LIMIT_ACQUIRE);
     let mut call = script.prepare_invoke();
@@ -236,5 +237,8 @@ async fn the_redis_clock_is_used_when_no_instant_is_given() {
     let (granted, expiry): (i64, i64) = call.invoke_async(&mut limit.connection).await.unwrap();
     assert_eq!(granted, 1);
     let expiry = expiry as u64;
-    assert!(expiry >= before + LEASE && expiry < before + LEASE + 60_000_000, "{expiry} vs {before}");
+    assert!(
+        expiry >= before + LEASE && expiry < before + LEASE + 60_000_000,
+        "{expiry} vs {before}"
+    );
 }

@@ -115,7 +115,11 @@ impl FleetLimit {
         Ok(future.await)
     }
 
-    async fn take(&self, mode: Mode, max_wait: Option<Duration>) -> Result<FleetPermit, AcquireError> {
+    async fn take(
+        &self,
+        mode: Mode,
+        max_wait: Option<Duration>,
+    ) -> Result<FleetPermit, AcquireError> {
         let shared = &self.shared;
         let deadline = max_wait.map(|wait| Instant::now() + wait);
         let local = match &shared.local {

@@ -57,6 +57,9 @@ impl<Ctx: ?Sized, R: AsyncCombinator<Ctx>> AsyncCombinator<Ctx> for FleetLimited
 
 impl<R: fmt::Debug> fmt::Debug for FleetLimited<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FleetLimited").field("rule", &self.rule).field("limit", &self.limit).finish()
+        f.debug_struct("FleetLimited")
+            .field("rule", &self.rule)
+            .field("limit", &self.limit)
+            .finish()
     }
 }

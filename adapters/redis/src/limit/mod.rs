@@ -286,11 +286,9 @@ impl LimitBuilder {
         check_name("name", &self.name)?;
         let count = |field: &'static str, value: u32| match value {
             0 => Err(ConfigError::Zero { field }),
-            value if value > MAX_CAPACITY => Err(ConfigError::TooLarge {
-                field,
-                value: value.into(),
-                max: MAX_CAPACITY.into(),
-            }),
+            value if value > MAX_CAPACITY => {
+                Err(ConfigError::TooLarge { field, value: value.into(), max: MAX_CAPACITY.into() })
+            }
             value => Ok(value),
         };
         let capacity = count("capacity", self.capacity)?;
@@ -317,13 +315,15 @@ impl LimitBuilder {
             .map(|part| format!("{tag}:{part}"));
         let channel = format!("{}:limit:{}:owed", fleet.prefix, self.name);
         let local = match self.degradation {
-            Degradation::Local => Some(Arc::new(Semaphore::new(local_limit as usize).map_err(
-                |_| ConfigError::TooLarge {
-                    field: "local_limit",
-                    value: local_limit.into(),
-                    max: MAX_CAPACITY.into(),
-                },
-            )?)),
+            Degradation::Local => {
+                Some(Arc::new(Semaphore::new(local_limit as usize).map_err(|_| {
+                    ConfigError::TooLarge {
+                        field: "local_limit",
+                        value: local_limit.into(),
+                        max: MAX_CAPACITY.into(),
+                    }
+                })?))
+            }
             Degradation::FailClosed | Degradation::FailOpen => None,
         };
         let shared = Arc::new(LimitShared {

@@ -72,7 +72,11 @@ impl Drop for Lease {
 }
 
 impl FleetPermit {
-    pub(crate) fn new(admission: Admission, lease: Option<Lease>, local: Option<OwnedPermit>) -> Self {
+    pub(crate) fn new(
+        admission: Admission,
+        lease: Option<Lease>,
+        local: Option<OwnedPermit>,
+    ) -> Self {
         FleetPermit { admission, lease, _local: local }
     }
 
