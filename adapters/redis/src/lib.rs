@@ -6,6 +6,9 @@
 //! * [`FleetLimit`](limit::FleetLimit): a concurrency limit whose permits are leases in
 //!   Redis, renewed while held, recovered after a crash, handed to waiters in order of
 //!   arrival (woken by pub/sub).
+//! * [`SharedBreaker`](breaker::SharedBreaker): a circuit breaker whose openings, failure
+//!   count and half-open probes are shared by the fleet, with each process's local
+//!   lock-free breaker on the hot path (a success touches Redis zero times).
 //!
 //! Every primitive is built from a [`Fleet`], one per process: the connection (with a
 //! timeout on every call, and reconnection with backoff) and the pub/sub subscriber they
@@ -33,6 +36,7 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod breaker;
 mod degrade;
 mod error;
 mod fleet;
@@ -41,6 +45,7 @@ mod link;
 mod notify;
 pub mod scripts;
 
+pub use breaker::SharedBreaker;
 pub use degrade::Degradation;
 pub use error::{ConfigError, Unreachable};
 pub use fleet::{DEFAULT_CALL_TIMEOUT, Fleet, FleetBuilder};

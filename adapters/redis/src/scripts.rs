@@ -25,3 +25,16 @@ pub const LIMIT_MAX_MICROS: u64 = (1 << 53) - 1;
 /// for value, the arithmetic of kompoz's local limiter (`kompoz::rate`), in exact integer
 /// nanoseconds over the whole 64-bit range.
 pub const RATE_GCRA: &str = include_str!("rate/gcra.lua");
+
+/// The shared breaker's failure reports and openings: see `src/breaker/report.lua`.
+pub const BREAKER_REPORT: &str =
+    concat!(include_str!("breaker/prelude.lua"), include_str!("breaker/report.lua"));
+/// The shared breaker's fleet-wide probe leases: see `src/breaker/probe.lua`.
+pub const BREAKER_PROBE: &str =
+    concat!(include_str!("breaker/prelude.lua"), include_str!("breaker/probe.lua"));
+/// The shared breaker's probe outcomes: see `src/breaker/settle.lua`.
+pub const BREAKER_SETTLE: &str =
+    concat!(include_str!("breaker/prelude.lua"), include_str!("breaker/settle.lua"));
+/// The shared breaker's state, read or restored: see `src/breaker/sync.lua`.
+pub const BREAKER_SYNC: &str =
+    concat!(include_str!("breaker/prelude.lua"), include_str!("breaker/sync.lua"));

@@ -66,6 +66,7 @@ mod keeper;
 mod permit;
 
 pub use acquire::AcquireError;
+pub(crate) use acquire::micros;
 pub use combinator::{FleetLimited, fleet_limited};
 pub use permit::{Admission, FleetPermit};
 

@@ -1,0 +1,187 @@
+//! The shared breaker against a real Redis: two `Fleet`s in one process stand for two
+//! processes (each has its own connections and subscriber). The multi-process test is
+//! in `fleet.rs`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use kompoz::breaker::{CallError, CircuitState};
+use kompoz_redis::{Degradation, Fleet, SharedBreaker};
+use support::{RedisServer, eventually};
+
+const SOON: Duration = Duration::from_secs(5);
+
+fn fleet(server: &RedisServer) -> Fleet {
+    Fleet::builder(server.url())
+        .call_timeout(Duration::from_millis(200))
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .build()
+        .unwrap()
+}
+
+async fn fail(breaker: &SharedBreaker) {
+    let _ = breaker.call(async { Err::<(), _>("down") }).await;
+}
+
+async fn evalsha_calls(server: &RedisServer) -> u64 {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String =
+        redis::cmd("INFO").arg("commandstats").query_async(&mut connection).await.unwrap();
+    info.lines()
+        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
+        .filter_map(|line| line.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_while_closed_touches_redis_zero_times() {
+    let Some(server) = RedisServer::start() else { return };
+    let fleet = fleet(&server);
+    let breaker = fleet.breaker("quiet").sync_interval(Duration::from_secs(3600)).build().unwrap();
+    breaker.refresh().await;
+    breaker.refresh().await;
+    let before = evalsha_calls(&server).await;
+    for _ in 0..10_000 {
+        breaker.try_acquire().await.unwrap().success();
+        assert!(breaker.call(async { Ok::<_, ()>(1) }).await.is_ok());
+    }
+    assert_eq!(evalsha_calls(&server).await, before, "20,000 successes, no script call");
+    assert_eq!(breaker.local().stats().success_count, 20_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_counted_fleet_wide_and_the_opening_reaches_every_process() {
+    let Some(server) = RedisServer::start() else { return };
+    let (one, two) = (fleet(&server), fleet(&server));
+    let build = |fleet: &Fleet| {
+        fleet
+            .breaker("fleet-count")
+            .failure_threshold(100)
+            .fleet_failure_threshold(4)
+            .recovery_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(&one), build(&two));
+    fail(&a).await;
+    fail(&a).await;
+    fail(&b).await;
+    // Three of four: still closed everywhere (each local breaker saw at most two).
+    assert_eq!(a.refresh().await, CircuitState::Closed);
+    assert_eq!(b.refresh().await, CircuitState::Closed);
+    fail(&b).await;
+    let opened = Instant::now();
+    let seen = eventually(SOON, || async { a.state() == CircuitState::Open }).await;
+    eprintln!("the fourth failure (in b) reached a's view after {:?}", opened.elapsed());
+    assert!(seen.is_some(), "a learned of the opening without a failure of its own");
+    assert!(matches!(a.call(async { Ok::<_, ()>(()) }).await, Err(CallError::Rejected(_))));
+    assert_eq!(a.generation(), 1);
+    assert_eq!(a.local().stats().total_failures, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_opening_is_published_and_probes_are_limited_fleet_wide() {
+    let Some(server) = RedisServer::start() else { return };
+    let (one, two) = (fleet(&server), fleet(&server));
+    let build = |fleet: &Fleet| {
+        fleet
+            .breaker("probes")
+            .failure_threshold(3)
+            .fleet_failure_threshold(1_000)
+            .recovery_timeout(Duration::from_millis(300))
+            .half_open_max_calls(1)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(&one), build(&two));
+    for _ in 0..3 {
+        fail(&a).await;
+    }
+    assert!(eventually(SOON, || async { b.state() == CircuitState::Open }).await.is_some());
+    assert!(b.try_acquire().await.is_err());
+    // After the recovery time: one probe in the whole fleet.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let probe = b.try_acquire().await.unwrap();
+    assert!(probe.is_probe());
+    let refused = a.try_acquire().await.unwrap_err();
+    assert_eq!(refused.state, CircuitState::HalfOpen);
+    assert!(b.try_acquire().await.is_err());
+    // An abandoned probe frees its slot; a successful one closes the circuit everywhere.
+    drop(probe);
+    let guard = loop {
+        match a.try_acquire().await {
+            Ok(guard) if guard.is_probe() => break guard,
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    guard.success();
+    assert!(eventually(SOON, || async { b.state() == CircuitState::Closed }).await.is_some());
+    assert!(b.call(async { Ok::<_, ()>(()) }).await.is_ok());
+    assert_eq!(a.state(), CircuitState::Closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_probe_opens_the_circuit_again_everywhere() {
+    let Some(server) = RedisServer::start() else { return };
+    let (one, two) = (fleet(&server), fleet(&server));
+    let build = |fleet: &Fleet| {
+        fleet
+            .breaker("reopen")
+            .failure_threshold(1)
+            .recovery_timeout(Duration::from_millis(200))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(&one), build(&two));
+    fail(&a).await;
+    assert!(eventually(SOON, || async { b.state() == CircuitState::Open }).await.is_some());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let probe = b.try_acquire().await.unwrap();
+    assert!(probe.is_probe());
+    let generation = b.generation();
+    probe.failure();
+    assert!(
+        eventually(SOON, || async {
+            a.generation() > generation && a.state() == CircuitState::Open
+        })
+        .await
+        .is_some()
+    );
+    assert!(a.try_acquire().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_the_local_breaker_decides_or_the_breaker_fails_closed() {
+    let Some(mut server) = RedisServer::start() else { return };
+    let fleet = fleet(&server);
+    let local = fleet
+        .breaker("down")
+        .failure_threshold(2)
+        .recovery_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let closed = fleet.breaker("down-closed").degradation(Degradation::FailClosed).build().unwrap();
+    local.refresh().await;
+    server.stop();
+    // Closed: successes need no Redis at all.
+    assert!(local.call(async { Ok::<_, ()>(()) }).await.is_ok());
+    fail(&local).await;
+    fail(&local).await;
+    assert_eq!(local.state(), CircuitState::Open, "the local breaker opened by itself");
+    // Fail closed: once the link is known down, calls are refused.
+    assert!(eventually(SOON, || async { !fleet.is_reachable() }).await.is_some());
+    assert!(closed.try_acquire().await.is_err());
+    // Redis returns: the local opening is reported to the fleet.
+    server.restart();
+    assert!(fleet.wait_reachable(SOON).await);
+    let other = Fleet::builder(server.url()).build().unwrap();
+    let observer = other.breaker("down").build().unwrap();
+    let reported = eventually(SOON, || async {
+        observer.refresh().await;
+        observer.generation() >= 1
+    })
+    .await;
+    assert!(reported.is_some(), "the opening made while Redis was away reached the fleet");
+}
