@@ -46,11 +46,15 @@ fn main() {
     let started = Instant::now();
     let results = runtime.block_on(async {
         let server = &server;
-        let (share, crash) = tokio::join!(
+        let (share, crash, breaker) = tokio::join!(
             scenario("four processes share a limit of 3 for 10 s", share(server)),
             scenario("a SIGKILLed holder's permits come back within the lease time", crash(server)),
+            scenario(
+                "an opening reaches other processes; probes are limited fleet-wide",
+                breaker(server)
+            ),
         );
-        [share, crash]
+        [share, crash, breaker]
     });
     let passed = results.iter().filter(|ok| **ok).count();
     let failed = results.len() - passed;
@@ -243,6 +247,131 @@ async fn crash(server: &RedisServer) -> Result<String, String> {
     ))
 }
 
+const BREAKER_RECOVERY: Duration = Duration::from_millis(1_500);
+const BREAKER_PROBES: usize = 2;
+const STALENESS_BOUND: Duration = Duration::from_millis(1_500);
+
+fn shared_breaker(fleet: &Fleet) -> kompoz_redis::SharedBreaker {
+    fleet
+        .breaker("shared")
+        .failure_threshold(3)
+        .recovery_timeout(BREAKER_RECOVERY)
+        .half_open_max_calls(BREAKER_PROBES as u32)
+        .build()
+        .unwrap()
+}
+
+/// This process (A) fails three calls and opens its breaker; two other processes (B, C),
+/// which saw no failure, watch their view and note when they start rejecting. Once the
+/// open period has passed, B and C try to probe from three tasks each for a second,
+/// holding each probe a few milliseconds: the merged probe intervals never exceed
+/// `half_open_max_calls` at once.
+async fn breaker(server: &RedisServer) -> Result<String, String> {
+    let url = server.url();
+    let logs: Vec<PathBuf> = (0..2).map(|i| log_path(&format!("probes-{i}"))).collect();
+    let mut observers: Vec<_> =
+        logs.iter().map(|log| spawn_worker(&["observe", &url, log.to_str().unwrap()])).collect();
+    let mut outputs = Vec::new();
+    for observer in &mut observers {
+        let mut lines = BufReader::new(observer.stdout.take().unwrap()).lines();
+        let ready = lines.next_line().await.map_err(|e| e.to_string())?;
+        ensure(ready.as_deref() == Some("ready"), || format!("an observer said {ready:?}"))?;
+        outputs.push(lines);
+    }
+    let fleet = Fleet::builder(&url).build().map_err(|e| e.to_string())?;
+    let breaker = shared_breaker(&fleet);
+    for _ in 0..2 {
+        let _ = breaker.call(async { Err::<(), _>("down") }).await;
+    }
+    let tripped = monotonic_nanos();
+    let _ = breaker.call(async { Err::<(), _>("down") }).await;
+    let mut staleness = Vec::new();
+    for lines in &mut outputs {
+        let said = lines.next_line().await.map_err(|e| e.to_string())?.unwrap_or_default();
+        let seen: u64 = said
+            .strip_prefix("open ")
+            .and_then(|t| t.parse().ok())
+            .ok_or(format!("an observer said {said:?}"))?;
+        staleness.push(Duration::from_nanos(seen.saturating_sub(tripped)));
+    }
+    for observer in &mut observers {
+        let status = observer.wait().await.map_err(|e| e.to_string())?;
+        ensure(status.success(), || format!("an observer failed: {status}"))?;
+    }
+    let worst = *staleness.iter().max().unwrap();
+    ensure(worst <= STALENESS_BOUND, || format!("an observer saw the opening after {worst:?}"))?;
+    let mut events = Vec::new();
+    for log in &logs {
+        let text = std::fs::read_to_string(log).map_err(|e| format!("{log:?}: {e}"))?;
+        let _ = std::fs::remove_file(log);
+        for line in text.lines() {
+            let (kind, at) = line.split_once(' ').ok_or("a malformed log line")?;
+            events.push((at.parse::<u64>().map_err(|_| "a malformed instant")?, kind == "P"));
+        }
+    }
+    events.sort();
+    let (mut running, mut peak, mut probes) = (0usize, 0usize, 0usize);
+    for &(_, start) in &events {
+        if start {
+            running += 1;
+            probes += 1;
+            peak = peak.max(running);
+        } else {
+            running -= 1;
+        }
+    }
+    ensure(peak <= BREAKER_PROBES, || {
+        format!("{peak} probes at once in the fleet, limit {BREAKER_PROBES}")
+    })?;
+    ensure(probes >= 10, || format!("only {probes} probes: the test proves little"))?;
+    Ok(format!(
+        "staleness (A's tripping failure to B's and C's first rejection): {staleness:?}, bound {STALENESS_BOUND:?}; \
+         {probes} probes from 6 tasks in 2 processes, at most {peak} at once (limit {BREAKER_PROBES})"
+    ))
+}
+
+async fn observe_worker(url: &str, log: &Path) {
+    let fleet = Fleet::builder(url).build().unwrap();
+    let breaker = shared_breaker(&fleet);
+    breaker.refresh().await;
+    println!("ready");
+    while breaker.state() == kompoz::breaker::CircuitState::Closed {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let seen = monotonic_nanos();
+    assert!(breaker.try_acquire().await.is_err(), "rejects once it sees the opening");
+    println!("open {seen}");
+    tokio::time::sleep(BREAKER_RECOVERY).await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let until = tokio::time::Instant::now() + Duration::from_secs(1);
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            let (breaker, events) = (breaker.clone(), Arc::clone(&events));
+            tokio::spawn(async move {
+                while tokio::time::Instant::now() < until {
+                    match breaker.try_acquire().await {
+                        Ok(guard) if guard.is_probe() => {
+                            events.lock().unwrap().push(('P', monotonic_nanos()));
+                            tokio::time::sleep(Duration::from_micros(fastrand::u64(2_000..6_000)))
+                                .await;
+                            events.lock().unwrap().push(('E', monotonic_nanos()));
+                            drop(guard); // abandoned: the slot comes back, the circuit stays half-open
+                        }
+                        Ok(guard) => panic!("an ordinary call admitted while half-open: {guard:?}"),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let text: String =
+        events.lock().unwrap().iter().map(|(kind, at)| format!("{kind} {at}\n")).collect();
+    std::fs::write(log, text).unwrap();
+}
+
 /// The worker processes' roles.
 async fn worker(args: &[String]) {
     match args.first().map(String::as_str) {
@@ -250,6 +379,7 @@ async fn worker(args: &[String]) {
             share_worker(&args[1], &args[2], args[3].parse().unwrap(), Path::new(&args[4])).await
         }
         Some("hold") => hold_worker(&args[1], &args[2], args[3].parse().unwrap()).await,
+        Some("observe") => observe_worker(&args[1], Path::new(&args[2])).await,
         other => panic!("unknown worker role {other:?}"),
     }
 }
