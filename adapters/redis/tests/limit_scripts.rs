@@ -47,7 +47,7 @@ impl Limit {
         for key in &self.keys {
             call.key(key);
         }
-        call.arg(now).arg(self.capacity).arg(id).arg(mode).arg(LEASE).arg(&self.channel);
+        call.arg(now).arg(self.capacity).arg(mode).arg(LEASE).arg(&self.channel).arg(id);
         call.invoke_async(&mut self.connection).await.unwrap()
     }
 

@@ -24,7 +24,7 @@ use super::SharedBreaker;
 /// assert_eq!(protected.run_owned(7).await, (true, 7));
 /// # Ok(()) }
 /// ```
-pub fn shared_circuit_breaker<R, C: Clock>(
+pub fn shared_circuit_breaker<R, C: Clock + Send + Sync>(
     rule: R,
     breaker: SharedBreaker<C>,
 ) -> SharedProtected<R, C> {
@@ -32,12 +32,12 @@ pub fn shared_circuit_breaker<R, C: Clock>(
 }
 
 /// A combinator protected by a shared breaker, made by [`shared_circuit_breaker`].
-pub struct SharedProtected<R, C: Clock> {
+pub struct SharedProtected<R, C: Clock + Send + Sync> {
     rule: R,
     breaker: SharedBreaker<C>,
 }
 
-impl<R, C: Clock> SharedProtected<R, C> {
+impl<R, C: Clock + Send + Sync> SharedProtected<R, C> {
     /// The breaker.
     pub fn breaker(&self) -> &SharedBreaker<C> {
         &self.breaker
@@ -49,7 +49,7 @@ impl<R, C: Clock> SharedProtected<R, C> {
     }
 }
 
-impl<Ctx: ?Sized, R: AsyncCombinator<Ctx>, C: Clock> AsyncCombinator<Ctx>
+impl<Ctx: ?Sized, R: AsyncCombinator<Ctx>, C: Clock + Send + Sync> AsyncCombinator<Ctx>
     for SharedProtected<R, C>
 {
     async fn run_detailed<'a>(&'a self, ctx: &'a mut Ctx) -> Outcome {
@@ -63,7 +63,7 @@ impl<Ctx: ?Sized, R: AsyncCombinator<Ctx>, C: Clock> AsyncCombinator<Ctx>
     }
 }
 
-impl<R: fmt::Debug, C: Clock> fmt::Debug for SharedProtected<R, C> {
+impl<R: fmt::Debug, C: Clock + Send + Sync> fmt::Debug for SharedProtected<R, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedProtected")
             .field("rule", &self.rule)

@@ -9,12 +9,12 @@ use kompoz::breaker::{BreakerGuard, CircuitState, Verdict};
 use super::BreakerShared;
 use super::reporter::Report;
 
-enum Kind<'a, C: Clock> {
+enum Kind<'a, C: Clock + Send + Sync> {
     /// An ordinary call, admitted by the local breaker while the fleet's view was closed
     /// in `generation`.
     Local { guard: BreakerGuard<'a, C>, generation: u64 },
-    /// A fleet-wide probe, holding the probe lease `id` of `generation`.
-    Probe { id: String, generation: u64 },
+    /// A fleet-wide probe, holding the probe lease `n` (of this process) of `generation`.
+    Probe { n: u64, generation: u64 },
     /// A probe admitted locally while Redis was unreachable (`Degradation::Local`).
     LocalProbe,
     /// Admitted without a probe lease while Redis was unreachable (`FailOpen`).
@@ -28,12 +28,12 @@ enum Kind<'a, C: Clock> {
 /// nothing. A success of an ordinary call touches only the local breaker; a failure is
 /// also sent to the fleet (by a background task: recording never waits on Redis).
 #[must_use = "a guard dropped at once records nothing; call success() or failure()"]
-pub struct SharedGuard<'a, C: Clock> {
+pub struct SharedGuard<'a, C: Clock + Send + Sync> {
     breaker: &'a BreakerShared<C>,
     kind: Option<Kind<'a, C>>,
 }
 
-impl<'a, C: Clock> SharedGuard<'a, C> {
+impl<'a, C: Clock + Send + Sync> SharedGuard<'a, C> {
     #[inline]
     pub(crate) fn local(
         breaker: &'a BreakerShared<C>,
@@ -43,8 +43,8 @@ impl<'a, C: Clock> SharedGuard<'a, C> {
         SharedGuard { breaker, kind: Some(Kind::Local { guard, generation }) }
     }
 
-    pub(crate) fn probe(breaker: &'a BreakerShared<C>, id: String, generation: u64) -> Self {
-        SharedGuard { breaker, kind: Some(Kind::Probe { id, generation }) }
+    pub(crate) fn probe(breaker: &'a BreakerShared<C>, n: u64, generation: u64) -> Self {
+        SharedGuard { breaker, kind: Some(Kind::Probe { n, generation }) }
     }
 
     pub(crate) fn local_probe(breaker: &'a BreakerShared<C>) -> Self {
@@ -90,7 +90,11 @@ impl<'a, C: Clock> SharedGuard<'a, C> {
     }
 }
 
-fn settle<C: Clock>(breaker: &BreakerShared<C>, kind: Option<Kind<'_, C>>, verdict: Verdict) {
+fn settle<C: Clock + Send + Sync>(
+    breaker: &BreakerShared<C>,
+    kind: Option<Kind<'_, C>>,
+    verdict: Verdict,
+) {
     match kind {
         None | Some(Kind::Unguarded) => {}
         Some(Kind::Local { guard, generation }) => {
@@ -103,8 +107,8 @@ fn settle<C: Clock>(breaker: &BreakerShared<C>, kind: Option<Kind<'_, C>>, verdi
                 }
             }
         }
-        Some(Kind::Probe { id, generation }) => {
-            let _ = breaker.reporter.send(Report::Settle { id, generation, verdict });
+        Some(Kind::Probe { n, generation }) => {
+            let _ = breaker.reporter.send(Report::Settle { n, generation, verdict });
         }
         Some(Kind::LocalProbe) => {
             breaker.local_probes.fetch_sub(1, Ordering::AcqRel);
@@ -117,7 +121,7 @@ fn settle<C: Clock>(breaker: &BreakerShared<C>, kind: Option<Kind<'_, C>>, verdi
     }
 }
 
-impl<C: Clock> Drop for SharedGuard<'_, C> {
+impl<C: Clock + Send + Sync> Drop for SharedGuard<'_, C> {
     fn drop(&mut self) {
         if let Some(kind) = self.kind.take() {
             settle(self.breaker, Some(kind), Verdict::Ignore);
@@ -125,7 +129,7 @@ impl<C: Clock> Drop for SharedGuard<'_, C> {
     }
 }
 
-impl<C: Clock> fmt::Debug for SharedGuard<'_, C> {
+impl<C: Clock + Send + Sync> fmt::Debug for SharedGuard<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedGuard").field("probe", &self.is_probe()).finish_non_exhaustive()
     }

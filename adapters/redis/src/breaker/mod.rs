@@ -126,17 +126,17 @@ struct View {
 /// assert!(answer.is_ok());
 /// # Ok(()) }
 /// ```
-pub struct SharedBreaker<C: Clock = StdClock> {
+pub struct SharedBreaker<C: Clock + Send + Sync = StdClock> {
     pub(crate) shared: Arc<BreakerShared<C>>,
 }
 
-impl<C: Clock> Clone for SharedBreaker<C> {
+impl<C: Clock + Send + Sync> Clone for SharedBreaker<C> {
     fn clone(&self) -> Self {
         SharedBreaker { shared: Arc::clone(&self.shared) }
     }
 }
 
-pub(crate) struct BreakerShared<C: Clock> {
+pub(crate) struct BreakerShared<C: Clock + Send + Sync> {
     pub(crate) local: CircuitBreaker<C>,
     view: View,
     pub(crate) fleet: Arc<crate::fleet::Shared>,
@@ -162,7 +162,7 @@ pub(crate) struct Config {
     pub(crate) degradation: Degradation,
 }
 
-impl<C: Clock> BreakerShared<C> {
+impl<C: Clock + Send + Sync> BreakerShared<C> {
     pub(crate) fn keys(&self, call: &mut ScriptInvocation<'_>) {
         for key in &self.keys {
             call.key(key.as_str());
@@ -459,24 +459,25 @@ impl fmt::Debug for SharedBreakerBuilder {
     }
 }
 
-impl<C: Clock> SharedBreaker<C> {
+impl<C: Clock + Send + Sync> SharedBreaker<C> {
     /// Asks to make a call. While the fleet's circuit is closed this is the local
-    /// breaker's admission and touches Redis zero times; once its open period has passed,
-    /// it asks Redis for a probe lease (one round trip). Fails with [`CircuitOpen`].
+    /// breaker's admission and touches Redis zero times (the returned future is ready at
+    /// once); once its open period has passed, it asks Redis for a probe lease (one round
+    /// trip). Fails with [`CircuitOpen`].
     #[inline]
-    pub async fn try_acquire(&self) -> Result<SharedGuard<'_, C>, CircuitOpen> {
+    pub fn try_acquire(&self) -> TryAcquire<'_, C> {
         let shared = &*self.shared;
         if shared.view.mode.load(Ordering::Acquire) == CLOSED {
             if shared.config.degradation == Degradation::FailClosed && !shared.fleet.link.is_up() {
-                return Err(CircuitOpen { state: CircuitState::Open });
+                return TryAcquire::ready(Err(CircuitOpen { state: CircuitState::Open }));
             }
             let generation = shared.view.generation.load(Ordering::Acquire);
-            return shared
-                .local
-                .try_acquire()
-                .map(|guard| SharedGuard::local(shared, guard, generation));
+            let admitted = shared.local.try_acquire();
+            return TryAcquire::ready(
+                admitted.map(|guard| SharedGuard::local(shared, guard, generation)),
+            );
         }
-        self.admit_open().await
+        TryAcquire { state: Stage::Probing(Box::pin(self.admit_open())) }
     }
 
     #[cold]
@@ -489,7 +490,7 @@ impl<C: Clock> SharedBreaker<C> {
         let half_open = Err(CircuitOpen { state: CircuitState::HalfOpen });
         let link = &shared.fleet.link;
         if link.is_up() {
-            let (_, id) = shared.fleet.new_id();
+            let (n, id) = shared.fleet.new_id();
             let mut call = scripts().probe.prepare_invoke();
             shared.keys(&mut call);
             call.arg("")
@@ -497,7 +498,7 @@ impl<C: Clock> SharedBreaker<C> {
                 .arg(shared.config.half_open_max_calls)
                 .arg(crate::limit::micros(shared.config.probe_lease));
             match link.eval::<(i64, u64, u64)>(&call).await {
-                Ok((1, generation, _)) => return Ok(SharedGuard::probe(shared, id, generation)),
+                Ok((1, generation, _)) => return Ok(SharedGuard::probe(shared, n, generation)),
                 Ok((verdict, generation, remaining)) => {
                     let open = verdict != 0;
                     shared.apply(generation, open, Duration::from_micros(remaining), false);
@@ -578,7 +579,59 @@ impl<C: Clock> SharedBreaker<C> {
     }
 }
 
-impl<C: Clock> fmt::Debug for SharedBreaker<C> {
+/// The future of [`SharedBreaker::try_acquire`]: ready at once while the fleet's circuit
+/// is closed (no allocation, no Redis); a boxed round trip for a probe lease otherwise.
+#[must_use = "futures do nothing unless polled"]
+pub struct TryAcquire<'a, C: Clock + Send + Sync> {
+    state: Stage<'a, C>,
+}
+
+type Admission<'a, C> = Result<SharedGuard<'a, C>, CircuitOpen>;
+
+enum Stage<'a, C: Clock + Send + Sync> {
+    Ready(Option<Admission<'a, C>>),
+    Probing(std::pin::Pin<Box<dyn std::future::Future<Output = Admission<'a, C>> + Send + 'a>>),
+}
+
+impl<'a, C: Clock + Send + Sync> TryAcquire<'a, C> {
+    #[inline]
+    fn ready(admission: Admission<'a, C>) -> Self {
+        TryAcquire { state: Stage::Ready(Some(admission)) }
+    }
+}
+
+impl<'a, C: Clock + Send + Sync> std::future::Future for TryAcquire<'a, C> {
+    type Output = Admission<'a, C>;
+
+    #[inline]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        // Every field is `Unpin` (the probing future is boxed).
+        let this = self.get_mut();
+        match &mut this.state {
+            Stage::Ready(admission) => match admission.take() {
+                Some(admission) => std::task::Poll::Ready(admission),
+                // Polled after it completed: it has nothing more to give.
+                None => std::task::Poll::Pending,
+            },
+            Stage::Probing(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<C: Clock + Send + Sync> fmt::Debug for TryAcquire<'_, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stage = match self.state {
+            Stage::Ready(_) => "ready",
+            Stage::Probing(_) => "probing",
+        };
+        f.debug_struct("TryAcquire").field("stage", &stage).finish()
+    }
+}
+
+impl<C: Clock + Send + Sync> fmt::Debug for SharedBreaker<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedBreaker")
             .field("name", &self.shared.name)

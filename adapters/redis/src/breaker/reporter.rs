@@ -19,8 +19,8 @@ pub(crate) enum Report {
     Failure { generation: u64 },
     /// The local breaker opened by itself while the view was closed in `generation`.
     Opened { generation: u64 },
-    /// A probe of `generation` ended.
-    Settle { id: String, generation: u64, verdict: Verdict },
+    /// The probe `n` (of this process) of `generation` ended.
+    Settle { n: u64, generation: u64, verdict: Verdict },
     /// Read the fleet's state (a missed message, or the periodic read).
     Sync,
     /// Read the fleet's state and tell `done`.
@@ -29,7 +29,10 @@ pub(crate) enum Report {
 
 /// Handles a message on the breaker's channel (`None`: the subscriber reconnected and
 /// may have missed some).
-pub(crate) fn on_message<C: Clock>(breaker: &BreakerShared<C>, payload: Option<&str>) {
+pub(crate) fn on_message<C: Clock + Send + Sync>(
+    breaker: &BreakerShared<C>,
+    payload: Option<&str>,
+) {
     let mut words = payload.unwrap_or("").split(' ');
     let generation = |word: Option<&str>| word.and_then(|word| word.parse::<u64>().ok());
     match words.next() {
@@ -51,7 +54,7 @@ pub(crate) fn on_message<C: Clock>(breaker: &BreakerShared<C>, payload: Option<&
 }
 
 /// Runs the reporter until the breaker is dropped.
-pub(crate) async fn run<C: Clock>(
+pub(crate) async fn run<C: Clock + Send + Sync>(
     breaker: Weak<BreakerShared<C>>,
     mut orders: mpsc::UnboundedReceiver<Report>,
 ) {
@@ -104,7 +107,8 @@ pub(crate) async fn run<C: Clock>(
                 report(&breaker, "fail", generation, failures).await;
             }
             Some(Report::Opened { generation }) => report(&breaker, "open", generation, 0).await,
-            Some(Report::Settle { id, generation, verdict }) => {
+            Some(Report::Settle { n, generation, verdict }) => {
+                let id = format!("{}:{n}", breaker.fleet.instance);
                 settle(&breaker, &id, generation, verdict).await;
             }
             Some(Report::Sync) => {
@@ -123,12 +127,17 @@ pub(crate) async fn run<C: Clock>(
 
 type Reply = (u64, u8, u64);
 
-fn applied<C: Clock>(breaker: &BreakerShared<C>, reply: Reply, resync: bool) {
+fn applied<C: Clock + Send + Sync>(breaker: &BreakerShared<C>, reply: Reply, resync: bool) {
     let (generation, open, remaining) = reply;
     breaker.apply(generation, open == 1, Duration::from_micros(remaining), resync);
 }
 
-async fn report<C: Clock>(breaker: &BreakerShared<C>, mode: &str, generation: u64, failures: u32) {
+async fn report<C: Clock + Send + Sync>(
+    breaker: &BreakerShared<C>,
+    mode: &str,
+    generation: u64,
+    failures: u32,
+) {
     let config = &breaker.config;
     let mut call = scripts().report.prepare_invoke();
     breaker.keys(&mut call);
@@ -147,7 +156,12 @@ async fn report<C: Clock>(breaker: &BreakerShared<C>, mode: &str, generation: u6
     }
 }
 
-async fn settle<C: Clock>(breaker: &BreakerShared<C>, id: &str, generation: u64, verdict: Verdict) {
+async fn settle<C: Clock + Send + Sync>(
+    breaker: &BreakerShared<C>,
+    id: &str,
+    generation: u64,
+    verdict: Verdict,
+) {
     let config = &breaker.config;
     let verdict = match verdict {
         Verdict::Success => "success",
@@ -170,7 +184,11 @@ async fn settle<C: Clock>(breaker: &BreakerShared<C>, id: &str, generation: u64,
 
 /// Reads the fleet's state; with `push`, restores this process's opening in a Redis that
 /// forgot its state.
-async fn sync<C: Clock>(breaker: &BreakerShared<C>, push: Option<Duration>, resync: bool) -> bool {
+async fn sync<C: Clock + Send + Sync>(
+    breaker: &BreakerShared<C>,
+    push: Option<Duration>,
+    resync: bool,
+) -> bool {
     let mut call = scripts().sync.prepare_invoke();
     breaker.keys(&mut call);
     call.arg("")
@@ -186,14 +204,14 @@ async fn sync<C: Clock>(breaker: &BreakerShared<C>, push: Option<Duration>, resy
     }
 }
 
-async fn read<C: Clock>(breaker: &BreakerShared<C>, resync: bool) -> bool {
+async fn read<C: Clock + Send + Sync>(breaker: &BreakerShared<C>, resync: bool) -> bool {
     sync(breaker, None, resync).await
 }
 
 /// The link came back: Redis may have restarted. Restore this process's opening if
 /// Redis forgot it, adopt whatever Redis says, and report a local opening that could not
 /// be reported while Redis was away.
-async fn resynchronise<C: Clock>(breaker: &BreakerShared<C>) {
+async fn resynchronise<C: Clock + Send + Sync>(breaker: &BreakerShared<C>) {
     let push = if breaker.view_is_closed() {
         None
     } else {

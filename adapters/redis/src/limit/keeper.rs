@@ -45,6 +45,38 @@ struct Held {
     in_redis: bool,
 }
 
+/// Orders taken together.
+#[derive(Default)]
+struct Batch {
+    released: Vec<String>,
+    abandoned: Vec<String>,
+    /// Told once the batch is carried out.
+    settled: Vec<oneshot::Sender<()>>,
+    /// A lease taken locally arrived: register it now.
+    adopt: bool,
+}
+
+impl Batch {
+    fn take(&mut self, order: Order, held: &mut HashMap<String, Held>) {
+        match order {
+            Order::Hold { id, state, in_redis } => {
+                self.adopt |= !in_redis;
+                held.insert(id, Held { state, in_redis });
+            }
+            Order::Release { id, done } => {
+                if let Some(lease) = held.remove(&id) {
+                    if lease.in_redis {
+                        self.released.push(id);
+                    }
+                }
+                self.settled.extend(done);
+            }
+            Order::Abandon { id } => self.abandoned.push(id),
+            Order::Settle { done } => self.settled.push(done),
+        }
+    }
+}
+
 /// Runs the keeper of `limit` until every sender (the limit and its permits) is gone.
 pub(crate) async fn keep(limit: Arc<LimitShared>, mut orders: mpsc::UnboundedReceiver<Order>) {
     let link = Arc::clone(&limit.fleet.link);
@@ -58,42 +90,33 @@ pub(crate) async fn keep(limit: Arc<LimitShared>, mut orders: mpsc::UnboundedRec
     loop {
         let renew_now = tokio::select! {
             biased;
-            order = orders.recv() => match order {
-                Some(Order::Hold { id, state, in_redis }) => {
-                    held.insert(id, Held { state, in_redis });
-                    // A lease taken locally is registered as soon as Redis is reachable.
-                    !in_redis && link.is_up()
-                }
-                Some(Order::Release { id, done }) => {
-                    if let Some(lease) = held.remove(&id) {
-                        if lease.in_redis && !release(&limit, &id, false).await {
-                            pending.push((Instant::now(), id, false));
-                        }
-                    }
-                    if let Some(done) = done {
-                        let _ = done.send(());
-                    }
-                    false
-                }
-                Some(Order::Abandon { id }) => {
-                    if !release(&limit, &id, true).await {
-                        pending.push((Instant::now(), id, true));
-                    }
-                    false
-                }
-                Some(Order::Settle { done }) => {
-                    if link.is_up() {
-                        flush(&limit, &mut pending).await;
-                    }
-                    let _ = done.send(());
-                    false
-                }
-                None => {
+            order = orders.recv() => {
+                let Some(order) = order else {
                     // The limit and all its permits are gone: a last attempt, then stop.
                     flush(&limit, &mut pending).await;
                     return;
+                };
+                // Take every order already queued: releases and abandonments go to Redis
+                // together, one round trip each, in the order they came.
+                let mut batch = Batch::default();
+                batch.take(order, &mut held);
+                while let Ok(order) = orders.try_recv() {
+                    batch.take(order, &mut held);
                 }
-            },
+                for (ids, abandon) in [(&batch.released, false), (&batch.abandoned, true)] {
+                    if !release(&limit, ids, abandon).await {
+                        let now = Instant::now();
+                        pending.extend(ids.iter().map(|id| (now, id.clone(), abandon)));
+                    }
+                }
+                if !batch.settled.is_empty() && link.is_up() {
+                    flush(&limit, &mut pending).await;
+                }
+                for done in batch.settled {
+                    let _ = done.send(());
+                }
+                batch.adopt && link.is_up()
+            }
             changed = link_state.changed() => {
                 if changed.is_err() {
                     return;
@@ -117,17 +140,22 @@ pub(crate) async fn keep(limit: Arc<LimitShared>, mut orders: mpsc::UnboundedRec
     }
 }
 
-/// Gives back (or abandons) `id`; returns whether Redis heard it.
-async fn release(limit: &LimitShared, id: &str, abandon: bool) -> bool {
+/// Gives back (or abandons) `ids` in one round trip; returns whether Redis heard it.
+async fn release(limit: &LimitShared, ids: &[String], abandon: bool) -> bool {
+    if ids.is_empty() {
+        return true;
+    }
     let script = &super::scripts().release;
     let mut call = script.prepare_invoke();
     limit.keys(&mut call);
     call.arg("")
         .arg(limit.capacity)
-        .arg(id)
         .arg(if abandon { "abandon" } else { "release" })
         .arg(limit.lease_time.as_micros() as u64)
         .arg(&limit.channel);
+    for id in ids {
+        call.arg(id.as_str());
+    }
     limit.fleet.link.eval::<i64>(&call).await.is_ok()
 }
 
@@ -135,13 +163,13 @@ async fn release(limit: &LimitShared, id: &str, abandon: bool) -> bool {
 async fn flush(limit: &LimitShared, pending: &mut Vec<(Instant, String, bool)>) {
     let now = Instant::now();
     pending.retain(|(at, _, _)| now.duration_since(*at) < limit.lease_time);
-    let mut unsent = Vec::new();
-    for (at, id, abandon) in pending.drain(..) {
-        if !release(limit, &id, abandon).await {
-            unsent.push((at, id, abandon));
+    for abandon in [false, true] {
+        let ids: Vec<String> =
+            pending.iter().filter(|(_, _, a)| *a == abandon).map(|(_, id, _)| id.clone()).collect();
+        if release(limit, &ids, abandon).await {
+            pending.retain(|(_, _, a)| *a != abandon);
         }
     }
-    *pending = unsent;
 }
 
 /// Renews every lease held, registering those Redis does not have.

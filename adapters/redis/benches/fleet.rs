@@ -1,0 +1,164 @@
+//! Fleet-wide primitives on a loopback Redis, beside the naive alternatives, and the
+//! shared breaker's closed path beside the local breaker's. Run by hand:
+//!
+//! ```sh
+//! cargo bench -p kompoz-redis --bench fleet
+//! ```
+//!
+//! It starts its own `redis-server` (persistence off) on a free loopback port. Each case
+//! runs for a fixed time; the Redis cases report operations per second and the round
+//! trips per operation (Redis's own command counts); the breaker case reports medians of
+//! interleaved rounds, in nanoseconds per call, and their ratio.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use kompoz::breaker::CircuitBreaker;
+use kompoz_redis::{Degradation, Fleet};
+use redis::AsyncCommands;
+use support::RedisServer;
+
+const RUN: Duration = Duration::from_secs(2);
+
+/// Commands clients have sent so far (from `INFO commandstats`, which also counts the
+/// commands scripts run inside Redis: only those a client sends are summed, one round
+/// trip each).
+async fn commands(url: &str) -> u64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String =
+        redis::cmd("INFO").arg("commandstats").query_async(&mut connection).await.unwrap();
+    info.lines()
+        .filter(|line| {
+            [
+                "cmdstat_eval:",
+                "cmdstat_evalsha:",
+                "cmdstat_script:",
+                "cmdstat_incr:",
+                "cmdstat_decr:",
+            ]
+            .iter()
+            .any(|command| line.starts_with(command))
+        })
+        .filter_map(|line| line.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Runs `op` from `tasks` tasks for `RUN`; returns (operations per second, round trips
+/// per operation).
+async fn measure<F, Fut>(url: &str, tasks: usize, op: F) -> (f64, f64)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let done = Arc::new(AtomicU64::new(0));
+    let before = commands(url).await;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (op, done) = (Arc::clone(&op), Arc::clone(&done));
+            tokio::spawn(async move {
+                while started.elapsed() < RUN {
+                    if op().await {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let ops = done.load(Ordering::Relaxed);
+    let trips = commands(url).await - before;
+    (ops as f64 / elapsed, trips as f64 / ops.max(1) as f64)
+}
+
+fn main() {
+    let Some(server) = RedisServer::start() else { return };
+    let url = server.url();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let fleet = Fleet::builder(&url).build().unwrap();
+        println!("kompoz-redis on a loopback redis-server ({}), {RUN:?} per case, 2 tokio workers", url);
+        println!("\n| case | tasks | kompoz-redis ops/s | round trips/op | naive INCR/DECR ops/s | round trips/op | ratio |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        for (round, tasks) in [1usize, 16].into_iter().enumerate() {
+            // Permits are plentiful: this measures the cost of taking and giving one back.
+            let limit = fleet.limit(format!("bench-{round}"), 1_000).degradation(Degradation::FailClosed).build().unwrap();
+            let (ours, our_trips) = measure(&url, tasks, {
+                let limit = limit.clone();
+                move || {
+                    let limit = limit.clone();
+                    async move {
+                        match limit.try_acquire().await {
+                            Ok(permit) => {
+                                permit.release().await;
+                                true
+                            }
+                            Err(_) => false,
+                        }
+                    }
+                }
+            })
+            .await;
+            let client = redis::Client::open(url.as_str()).unwrap();
+            let connection = client.get_multiplexed_async_connection().await.unwrap();
+            let key = format!("naive-{round}");
+            let (naive, naive_trips) = measure(&url, tasks, move || {
+                let (mut connection, key) = (connection.clone(), key.clone());
+                async move {
+                    // The naive limiter: INCR to take, DECR to give back (or to undo a
+                    // take beyond the capacity). No leases: a crash leaks its permits.
+                    let held: i64 = connection.incr(&key, 1).await.unwrap();
+                    let _: i64 = connection.decr(&key, 1).await.unwrap();
+                    held <= 1_000
+                }
+            })
+            .await;
+            println!(
+                "| fleet limit: try_acquire + release | {tasks} | {ours:.0} | {our_trips:.2} | {naive:.0} | {naive_trips:.2} | {:.2}x |",
+                ours / naive
+            );
+        }
+
+        // The shared breaker's closed path beside the local breaker's, in one thread.
+        let shared = fleet.breaker("bench").sync_interval(Duration::from_secs(3600)).build().unwrap();
+        shared.refresh().await;
+        let local = CircuitBreaker::builder().build().unwrap();
+        const CALLS: u32 = 1_000_000;
+        let (mut local_ns, mut shared_ns) = (Vec::new(), Vec::new());
+        for _ in 0..21 {
+            let started = Instant::now();
+            for _ in 0..CALLS {
+                black_box(&local).try_acquire().unwrap().success();
+            }
+            local_ns.push(started.elapsed().as_nanos() as f64 / f64::from(CALLS));
+            let started = Instant::now();
+            for _ in 0..CALLS {
+                black_box(&shared).try_acquire().await.unwrap().success();
+            }
+            shared_ns.push(started.elapsed().as_nanos() as f64 / f64::from(CALLS));
+        }
+        let median = |values: &mut Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        let (local_ns, shared_ns) = (median(&mut local_ns), median(&mut shared_ns));
+        println!("\n| case | local breaker ns/call | shared breaker ns/call | ratio | target |");
+        println!("|---|---:|---:|---:|---|");
+        println!(
+            "| closed: try_acquire + success, 1 thread (21 rounds of 1M, medians) | {local_ns:.1} | {shared_ns:.1} | {:.2}x | <= 2.00x ({}) |",
+            shared_ns / local_ns,
+            if shared_ns <= 2.0 * local_ns { "met" } else { "NOT met" }
+        );
+    });
+}
