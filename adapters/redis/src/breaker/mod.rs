@@ -39,7 +39,7 @@
 //! the pub/sub delivery time, and at worst within `sync_interval` (plus a call timeout).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -78,16 +78,15 @@ pub(crate) fn scripts() -> &'static Scripts {
     })
 }
 
-const CLOSED: u8 = 0;
-const OPEN: u8 = 1;
+/// The view's word: the generation seen, shifted left once, and this bit while open
+/// (half-open from `until` on). One load tells a closed call all it needs.
+const OPEN: u64 = 1;
 
 /// This process's view of the fleet's circuit.
 struct View {
-    /// `CLOSED`, or `OPEN` (half-open from `until` on).
-    mode: AtomicU8,
+    word: AtomicU64,
     /// The end of the open period, in nanoseconds of the breaker's clock.
     until: AtomicU64,
-    generation: AtomicU64,
     /// Serialises updates (never taken by callers).
     update: Mutex<()>,
 }
@@ -137,8 +136,9 @@ impl<C: Clock + Send + Sync> Clone for SharedBreaker<C> {
 }
 
 pub(crate) struct BreakerShared<C: Clock + Send + Sync> {
-    pub(crate) local: CircuitBreaker<C>,
+    // The view and the local breaker first: the closed path reads only them.
     view: View,
+    pub(crate) local: CircuitBreaker<C>,
     pub(crate) fleet: Arc<crate::fleet::Shared>,
     pub(crate) name: String,
     keys: [String; 3],
@@ -170,7 +170,7 @@ impl<C: Clock + Send + Sync> BreakerShared<C> {
     }
 
     pub(crate) fn seen_generation(&self) -> u64 {
-        self.view.generation.load(Ordering::Acquire)
+        self.view.word.load(Ordering::Acquire) >> 1
     }
 
     pub(crate) fn view_until(&self) -> u64 {
@@ -178,29 +178,28 @@ impl<C: Clock + Send + Sync> BreakerShared<C> {
     }
 
     pub(crate) fn view_is_closed(&self) -> bool {
-        self.view.mode.load(Ordering::Acquire) == CLOSED
+        self.view.word.load(Ordering::Acquire) & OPEN == 0
     }
 
     /// Moves the view to what Redis said, if it is newer (or, with `resync`, whatever it
     /// is: Redis may have restarted and counted from zero again).
     pub(crate) fn apply(&self, generation: u64, open: bool, remaining: Duration, resync: bool) {
         let _update = self.view.update.lock().unwrap_or_else(PoisonError::into_inner);
-        let seen = self.view.generation.load(Ordering::Acquire);
-        let mode = self.view.mode.load(Ordering::Acquire);
-        let same = generation == seen && (mode == OPEN) == open;
+        let word = self.view.word.load(Ordering::Acquire);
+        let (seen, was_open) = (word >> 1, word & OPEN != 0);
+        let same = generation == seen && was_open == open;
         if same || (generation < seen && !resync) || (generation == seen && !resync) {
             return;
         }
-        self.view.generation.store(generation, Ordering::Release);
         if open {
             let until = self.local.clock().now().saturating_add(remaining);
             self.view.until.store(until.as_nanos(), Ordering::Release);
             self.local_probes.store(0, Ordering::Release);
             self.local_successes.store(0, Ordering::Release);
-            self.view.mode.store(OPEN, Ordering::Release);
+            self.view.word.store(generation << 1 | OPEN, Ordering::Release);
             self.local.force_open();
         } else {
-            self.view.mode.store(CLOSED, Ordering::Release);
+            self.view.word.store(generation << 1, Ordering::Release);
             self.local.reset();
         }
     }
@@ -208,7 +207,8 @@ impl<C: Clock + Send + Sync> BreakerShared<C> {
     /// Degraded half-open: the view opens again for a recovery time, or closes.
     fn settle_locally(&self, success: bool) {
         let _update = self.view.update.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.view.mode.load(Ordering::Acquire) != OPEN {
+        let word = self.view.word.load(Ordering::Acquire);
+        if word & OPEN == 0 {
             return;
         }
         if !success {
@@ -218,7 +218,7 @@ impl<C: Clock + Send + Sync> BreakerShared<C> {
         } else if self.local_successes.fetch_add(1, Ordering::AcqRel) + 1
             >= self.config.success_threshold
         {
-            self.view.mode.store(CLOSED, Ordering::Release);
+            self.view.word.store(word & !OPEN, Ordering::Release);
             self.local.reset();
         }
     }
@@ -413,9 +413,8 @@ impl SharedBreakerBuilder {
         let shared = Arc::new(BreakerShared {
             local,
             view: View {
-                mode: AtomicU8::new(CLOSED),
+                word: AtomicU64::new(0),
                 until: AtomicU64::new(0),
-                generation: AtomicU64::new(0),
                 update: Mutex::new(()),
             },
             fleet,
@@ -466,18 +465,25 @@ impl<C: Clock + Send + Sync> SharedBreaker<C> {
     /// trip). Fails with [`CircuitOpen`].
     #[inline]
     pub fn try_acquire(&self) -> TryAcquire<'_, C> {
-        let shared = &*self.shared;
-        if shared.view.mode.load(Ordering::Acquire) == CLOSED {
-            if shared.config.degradation == Degradation::FailClosed && !shared.fleet.link.is_up() {
-                return TryAcquire::ready(Err(CircuitOpen { state: CircuitState::Open }));
-            }
-            let generation = shared.view.generation.load(Ordering::Acquire);
-            let admitted = shared.local.try_acquire();
-            return TryAcquire::ready(
-                admitted.map(|guard| SharedGuard::local(shared, guard, generation)),
-            );
+        match self.admit_closed() {
+            Some(admission) => TryAcquire::ready(admission),
+            None => TryAcquire { state: Stage::Probing(Box::pin(self.admit_open())) },
         }
-        TryAcquire { state: Stage::Probing(Box::pin(self.admit_open())) }
+    }
+
+    /// Admission while the view is closed: `None` if it is open (the fleet decides).
+    #[inline(always)]
+    fn admit_closed(&self) -> Option<Admission<'_, C>> {
+        let shared = &*self.shared;
+        let word = shared.view.word.load(Ordering::Acquire);
+        if word & OPEN != 0 {
+            return None;
+        }
+        if shared.config.degradation == Degradation::FailClosed && !shared.fleet.link.is_up() {
+            return Some(Err(CircuitOpen { state: CircuitState::Open }));
+        }
+        let generation = word >> 1;
+        Some(shared.local.try_acquire().map(|guard| SharedGuard::local(shared, guard, generation)))
     }
 
     #[cold]
@@ -536,7 +542,11 @@ impl<C: Clock + Send + Sync> SharedBreaker<C> {
     where
         F: std::future::IntoFuture<Output = Result<T, E>>,
     {
-        let guard = self.try_acquire().await.map_err(kompoz::breaker::CallError::Rejected)?;
+        let admission = match self.admit_closed() {
+            Some(admission) => admission,
+            None => Box::pin(self.admit_open()).await,
+        };
+        let guard = admission.map_err(kompoz::breaker::CallError::Rejected)?;
         let result = future.await;
         guard.record(kompoz::breaker::Verdict::from(result.is_ok()));
         result.map_err(kompoz::breaker::CallError::Inner)
@@ -546,7 +556,7 @@ impl<C: Clock + Send + Sync> SharedBreaker<C> {
     /// period has passed) if it is not closed, else the local breaker's.
     pub fn state(&self) -> CircuitState {
         let shared = &*self.shared;
-        if shared.view.mode.load(Ordering::Acquire) == CLOSED {
+        if shared.view.word.load(Ordering::Acquire) & OPEN == 0 {
             return shared.local.state();
         }
         let until = kompoz::Instant::from_nanos(shared.view.until.load(Ordering::Acquire));
@@ -589,14 +599,16 @@ pub struct TryAcquire<'a, C: Clock + Send + Sync> {
 type Admission<'a, C> = Result<SharedGuard<'a, C>, CircuitOpen>;
 
 enum Stage<'a, C: Clock + Send + Sync> {
-    Ready(Option<Admission<'a, C>>),
+    Ready(Admission<'a, C>),
+    /// Polled to completion.
+    Taken,
     Probing(std::pin::Pin<Box<dyn std::future::Future<Output = Admission<'a, C>> + Send + 'a>>),
 }
 
 impl<'a, C: Clock + Send + Sync> TryAcquire<'a, C> {
     #[inline]
     fn ready(admission: Admission<'a, C>) -> Self {
-        TryAcquire { state: Stage::Ready(Some(admission)) }
+        TryAcquire { state: Stage::Ready(admission) }
     }
 }
 
@@ -610,13 +622,13 @@ impl<'a, C: Clock + Send + Sync> std::future::Future for TryAcquire<'a, C> {
     ) -> std::task::Poll<Self::Output> {
         // Every field is `Unpin` (the probing future is boxed).
         let this = self.get_mut();
-        match &mut this.state {
-            Stage::Ready(admission) => match admission.take() {
-                Some(admission) => std::task::Poll::Ready(admission),
-                // Polled after it completed: it has nothing more to give.
-                None => std::task::Poll::Pending,
-            },
-            Stage::Probing(future) => future.as_mut().poll(cx),
+        if let Stage::Probing(future) = &mut this.state {
+            return future.as_mut().poll(cx);
+        }
+        match std::mem::replace(&mut this.state, Stage::Taken) {
+            Stage::Ready(admission) => std::task::Poll::Ready(admission),
+            // Polled after it completed: it has nothing more to give.
+            _ => std::task::Poll::Pending,
         }
     }
 }
@@ -625,6 +637,7 @@ impl<C: Clock + Send + Sync> fmt::Debug for TryAcquire<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let stage = match self.state {
             Stage::Ready(_) => "ready",
+            Stage::Taken => "done",
             Stage::Probing(_) => "probing",
         };
         f.debug_struct("TryAcquire").field("stage", &stage).finish()
