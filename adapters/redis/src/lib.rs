@@ -3,10 +3,10 @@
 //! Fleet-wide versions of [kompoz](https://docs.rs/kompoz)'s primitives, on Redis: for a
 //! service that runs as many processes, on many machines, that must share one limit.
 //!
-//! * [`FleetLimit`](limit::FleetLimit): a concurrency limit whose permits are leases in
+//! * [`FleetLimit`]: a concurrency limit whose permits are leases in
 //!   Redis, renewed while held, recovered after a crash, handed to waiters in order of
 //!   arrival (woken by pub/sub).
-//! * [`SharedBreaker`](breaker::SharedBreaker): a circuit breaker whose openings, failure
+//! * [`SharedBreaker`]: a circuit breaker whose openings, failure
 //!   count and half-open probes are shared by the fleet, with each process's local
 //!   lock-free breaker on the hot path (a success touches Redis zero times).
 //!
@@ -34,7 +34,8 @@
 //! # let _ = rows;
 //! # Ok(()) }
 //! ```
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![doc(html_root_url = "https://docs.rs/kompoz-redis/0.1.0")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod breaker;
 mod degrade;

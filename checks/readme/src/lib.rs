@@ -34,16 +34,22 @@ pub struct AsyncStdReadme;
 #[cfg(doctest)]
 pub struct EmbassyReadme;
 
+/// `kompoz-redis`'s README.
+#[doc = include_str!("../../../adapters/redis/README.md")]
+#[cfg(doctest)]
+pub struct RedisReadme;
+
 #[cfg(test)]
 mod tests {
     /// Every README, by path, with its text.
-    const READMES: [(&str, &str); 6] = [
+    const READMES: [(&str, &str); 7] = [
         ("README.md", include_str!("../../../README.md")),
         ("core/README.md", include_str!("../../../core/README.md")),
         ("adapters/tokio/README.md", include_str!("../../../adapters/tokio/README.md")),
         ("adapters/smol/README.md", include_str!("../../../adapters/smol/README.md")),
         ("adapters/async-std/README.md", include_str!("../../../adapters/async-std/README.md")),
         ("adapters/embassy/README.md", include_str!("../../../adapters/embassy/README.md")),
+        ("adapters/redis/README.md", include_str!("../../../adapters/redis/README.md")),
     ];
 
     /// The Rust code blocks of `markdown`, as (first line number, code).
@@ -118,6 +124,7 @@ mod tests {
             ("kompoz-smol", include_str!("../../../adapters/smol/src/lib.rs")),
             ("kompoz-async-std", include_str!("../../../adapters/async-std/src/lib.rs")),
             ("kompoz-embassy", include_str!("../../../adapters/embassy/src/lib.rs")),
+            ("kompoz-redis", include_str!("../../../adapters/redis/src/lib.rs")),
         ] {
             let expected =
                 format!("#![doc(html_root_url = \"https://docs.rs/{crate_name}/{version}\")]");

@@ -64,10 +64,10 @@ impl Batch {
                 held.insert(id, Held { state, in_redis });
             }
             Order::Release { id, done } => {
-                if let Some(lease) = held.remove(&id) {
-                    if lease.in_redis {
-                        self.released.push(id);
-                    }
+                if let Some(lease) = held.remove(&id)
+                    && lease.in_redis
+                {
+                    self.released.push(id);
                 }
                 self.settled.extend(done);
             }
@@ -194,10 +194,10 @@ async fn renew(limit: &LimitShared, held: &mut HashMap<String, Held>) {
             return;
         };
         for id in missing {
-            if let Some(lease) = held.get(&id) {
-                if lease.in_redis {
-                    lease.state.lapsed.store(true, Ordering::Release);
-                }
+            if let Some(lease) = held.get(&id)
+                && lease.in_redis
+            {
+                lease.state.lapsed.store(true, Ordering::Release);
             }
         }
     }

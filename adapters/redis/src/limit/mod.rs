@@ -296,14 +296,14 @@ impl LimitBuilder {
         let local_limit = count("local_limit", self.local_limit.unwrap_or(capacity))?;
         check_duration("lease_time", self.lease_time)?;
         check_duration("poll_interval", self.poll_interval)?;
-        if let Some(max_wait) = self.max_wait {
-            if max_wait > crate::fleet::MAX_SCRIPT_SPAN {
-                return Err(ConfigError::TooLarge {
-                    field: "max_wait",
-                    value: max_wait.as_micros(),
-                    max: crate::fleet::MAX_SCRIPT_SPAN.as_micros(),
-                });
-            }
+        if let Some(max_wait) = self.max_wait
+            && max_wait > crate::fleet::MAX_SCRIPT_SPAN
+        {
+            return Err(ConfigError::TooLarge {
+                field: "max_wait",
+                value: max_wait.as_micros(),
+                max: crate::fleet::MAX_SCRIPT_SPAN.as_micros(),
+            });
         }
         let call_timeout = self.fleet.call_timeout();
         if self.lease_time < call_timeout.saturating_mul(4) {

@@ -69,11 +69,11 @@ impl RedisServer {
         self.child = Some(child);
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(_exited)) = child.try_wait() {
-                    self.child = None;
-                    return false; // the port was taken: try another
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(_exited)) = child.try_wait()
+            {
+                self.child = None;
+                return false; // the port was taken: try another
             }
             if ping(self.port) {
                 return true;
