@@ -6,6 +6,9 @@
 //! * [`FleetLimit`]: a concurrency limit whose permits are leases in
 //!   Redis, renewed while held, recovered after a crash, handed to waiters in order of
 //!   arrival (woken by pub/sub).
+//! * [`FleetRateLimiter`] and [`FleetKeyedRateLimiter`]: GCRA in a Lua script, with
+//!   exactly the arithmetic of kompoz's local limiter, one round trip per check (or a
+//!   local reservation of `k` cells per round trip).
 //! * [`SharedBreaker`]: a circuit breaker whose openings, failure
 //!   count and half-open probes are shared by the fleet, with each process's local
 //!   lock-free breaker on the hot path (a success touches Redis zero times).
@@ -44,6 +47,7 @@ mod fleet;
 pub mod limit;
 mod link;
 mod notify;
+pub mod rate;
 pub mod scripts;
 
 pub use breaker::SharedBreaker;
@@ -51,3 +55,4 @@ pub use degrade::Degradation;
 pub use error::{ConfigError, Unreachable};
 pub use fleet::{DEFAULT_CALL_TIMEOUT, Fleet, FleetBuilder};
 pub use limit::{FleetLimit, FleetPermit};
+pub use rate::{FleetKeyedRateLimiter, FleetRateLimiter};
