@@ -9,16 +9,22 @@ use kompoz::breaker::{BreakerGuard, CircuitState, Verdict};
 use super::BreakerShared;
 use super::reporter::Report;
 
-enum Kind<'a, C: Clock + Send + Sync> {
-    /// An ordinary call, admitted by the local breaker while the fleet's view was closed
-    /// in `generation`.
-    Local { guard: BreakerGuard<'a, C>, generation: u64 },
-    /// A fleet-wide probe, holding the probe lease `n` (of this process) of `generation`.
-    Probe { n: u64, generation: u64 },
+/// What a guard holds. Plain fields (no nested enums), so that moving a guard through
+/// the admission future is a few plain copies on the closed path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// An ordinary call, admitted by the local breaker (`local`) while the fleet's view
+    /// was closed in `generation`.
+    Local,
+    /// A fleet-wide probe, holding the probe lease `probe` (of this process) of
+    /// `generation`.
+    Probe,
     /// A probe admitted locally while Redis was unreachable (`Degradation::Local`).
     LocalProbe,
     /// Admitted without a probe lease while Redis was unreachable (`FailOpen`).
     Unguarded,
+    /// The verdict is recorded.
+    Settled,
 }
 
 /// Permission to make one call, from
@@ -30,7 +36,10 @@ enum Kind<'a, C: Clock + Send + Sync> {
 #[must_use = "a guard dropped at once records nothing; call success() or failure()"]
 pub struct SharedGuard<'a, C: Clock + Send + Sync> {
     breaker: &'a BreakerShared<C>,
-    kind: Option<Kind<'a, C>>,
+    local: Option<BreakerGuard<'a, C>>,
+    generation: u64,
+    probe: u64,
+    mode: Mode,
 }
 
 impl<'a, C: Clock + Send + Sync> SharedGuard<'a, C> {
@@ -40,91 +49,90 @@ impl<'a, C: Clock + Send + Sync> SharedGuard<'a, C> {
         guard: BreakerGuard<'a, C>,
         generation: u64,
     ) -> Self {
-        SharedGuard { breaker, kind: Some(Kind::Local { guard, generation }) }
+        SharedGuard { breaker, local: Some(guard), generation, probe: 0, mode: Mode::Local }
     }
 
     pub(crate) fn probe(breaker: &'a BreakerShared<C>, n: u64, generation: u64) -> Self {
-        SharedGuard { breaker, kind: Some(Kind::Probe { n, generation }) }
+        SharedGuard { breaker, local: None, generation, probe: n, mode: Mode::Probe }
     }
 
     pub(crate) fn local_probe(breaker: &'a BreakerShared<C>) -> Self {
-        SharedGuard { breaker, kind: Some(Kind::LocalProbe) }
+        SharedGuard { breaker, local: None, generation: 0, probe: 0, mode: Mode::LocalProbe }
     }
 
     pub(crate) fn unguarded(breaker: &'a BreakerShared<C>) -> Self {
-        SharedGuard { breaker, kind: Some(Kind::Unguarded) }
+        SharedGuard { breaker, local: None, generation: 0, probe: 0, mode: Mode::Unguarded }
     }
 
     /// The call succeeded.
     #[inline]
     pub fn success(mut self) {
-        match self.kind.take() {
-            Some(Kind::Local { guard, .. }) => guard.success(),
-            other => settle(self.breaker, other, Verdict::Success),
+        if let Some(guard) = self.local.take() {
+            self.mode = Mode::Settled;
+            guard.success();
+        } else {
+            self.settle(Verdict::Success);
         }
     }
 
     /// The call failed.
     pub fn failure(mut self) {
-        let kind = self.kind.take();
-        settle(self.breaker, kind, Verdict::Failure);
+        self.settle(Verdict::Failure);
     }
 
     /// Records `verdict` for the call.
     #[inline]
-    pub fn record(self, verdict: Verdict) {
+    pub fn record(mut self, verdict: Verdict) {
         match verdict {
             Verdict::Success => self.success(),
-            other => {
-                let mut this = self;
-                let kind = this.kind.take();
-                settle(this.breaker, kind, other);
-            }
+            other => self.settle(other),
         }
     }
 
     /// Whether this call is a half-open probe (fleet-wide, or local while Redis is
     /// unreachable).
     pub fn is_probe(&self) -> bool {
-        matches!(self.kind, Some(Kind::Probe { .. } | Kind::LocalProbe))
+        matches!(self.mode, Mode::Probe | Mode::LocalProbe)
     }
-}
 
-fn settle<C: Clock + Send + Sync>(
-    breaker: &BreakerShared<C>,
-    kind: Option<Kind<'_, C>>,
-    verdict: Verdict,
-) {
-    match kind {
-        None | Some(Kind::Unguarded) => {}
-        Some(Kind::Local { guard, generation }) => {
-            guard.record(verdict);
-            if verdict == Verdict::Failure {
-                let _ = breaker.reporter.send(Report::Failure { generation });
-                // The local breaker opened by itself: tell the fleet.
-                if breaker.view_is_closed() && breaker.local.state() == CircuitState::Open {
-                    let _ = breaker.reporter.send(Report::Opened { generation });
+    fn settle(&mut self, verdict: Verdict) {
+        let breaker = self.breaker;
+        match std::mem::replace(&mut self.mode, Mode::Settled) {
+            Mode::Settled | Mode::Unguarded => {}
+            Mode::Local => {
+                if let Some(guard) = self.local.take() {
+                    guard.record(verdict);
+                }
+                if verdict == Verdict::Failure {
+                    let generation = self.generation;
+                    let _ = breaker.reporter.send(Report::Failure { generation });
+                    // The local breaker opened by itself: tell the fleet.
+                    if breaker.view_is_closed() && breaker.local.state() == CircuitState::Open {
+                        let _ = breaker.reporter.send(Report::Opened { generation });
+                    }
                 }
             }
-        }
-        Some(Kind::Probe { n, generation }) => {
-            let _ = breaker.reporter.send(Report::Settle { n, generation, verdict });
-        }
-        Some(Kind::LocalProbe) => {
-            breaker.local_probes.fetch_sub(1, Ordering::AcqRel);
-            match verdict {
-                Verdict::Success => breaker.settle_locally(true),
-                Verdict::Failure => breaker.settle_locally(false),
-                Verdict::Ignore => {}
+            Mode::Probe => {
+                let (n, generation) = (self.probe, self.generation);
+                let _ = breaker.reporter.send(Report::Settle { n, generation, verdict });
+            }
+            Mode::LocalProbe => {
+                breaker.local_probes.fetch_sub(1, Ordering::AcqRel);
+                match verdict {
+                    Verdict::Success => breaker.settle_locally(true),
+                    Verdict::Failure => breaker.settle_locally(false),
+                    Verdict::Ignore => {}
+                }
             }
         }
     }
 }
 
 impl<C: Clock + Send + Sync> Drop for SharedGuard<'_, C> {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(kind) = self.kind.take() {
-            settle(self.breaker, Some(kind), Verdict::Ignore);
+        if self.mode != Mode::Settled {
+            self.settle(Verdict::Ignore);
         }
     }
 }

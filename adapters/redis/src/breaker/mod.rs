@@ -463,12 +463,20 @@ impl<C: Clock + Send + Sync> SharedBreaker<C> {
     /// breaker's admission and touches Redis zero times (the returned future is ready at
     /// once); once its open period has passed, it asks Redis for a probe lease (one round
     /// trip). Fails with [`CircuitOpen`].
-    #[inline]
+    #[inline(always)]
     pub fn try_acquire(&self) -> TryAcquire<'_, C> {
         match self.admit_closed() {
             Some(admission) => TryAcquire::ready(admission),
-            None => TryAcquire { state: Stage::Probing(Box::pin(self.admit_open())) },
+            None => self.probing(),
         }
+    }
+
+    /// The future of an admission while the view is open: kept out of line, so that the
+    /// closed path's frame stays small.
+    #[cold]
+    #[inline(never)]
+    fn probing(&self) -> TryAcquire<'_, C> {
+        TryAcquire { ready: None, probing: Some(Box::pin(self.admit_open())) }
     }
 
     /// Admission while the view is closed: `None` if it is open (the fleet decides).
@@ -544,7 +552,7 @@ impl<C: Clock + Send + Sync> SharedBreaker<C> {
     {
         let admission = match self.admit_closed() {
             Some(admission) => admission,
-            None => Box::pin(self.admit_open()).await,
+            None => self.probing().await,
         };
         let guard = admission.map_err(kompoz::breaker::CallError::Rejected)?;
         let result = future.await;
@@ -593,22 +601,19 @@ impl<C: Clock + Send + Sync> SharedBreaker<C> {
 /// is closed (no allocation, no Redis); a boxed round trip for a probe lease otherwise.
 #[must_use = "futures do nothing unless polled"]
 pub struct TryAcquire<'a, C: Clock + Send + Sync> {
-    state: Stage<'a, C>,
+    /// The answer, while closed (taken when polled).
+    ready: Option<Admission<'a, C>>,
+    /// The round trip for a probe lease, once open.
+    probing:
+        Option<std::pin::Pin<Box<dyn std::future::Future<Output = Admission<'a, C>> + Send + 'a>>>,
 }
 
 type Admission<'a, C> = Result<SharedGuard<'a, C>, CircuitOpen>;
 
-enum Stage<'a, C: Clock + Send + Sync> {
-    Ready(Admission<'a, C>),
-    /// Polled to completion.
-    Taken,
-    Probing(std::pin::Pin<Box<dyn std::future::Future<Output = Admission<'a, C>> + Send + 'a>>),
-}
-
 impl<'a, C: Clock + Send + Sync> TryAcquire<'a, C> {
     #[inline]
     fn ready(admission: Admission<'a, C>) -> Self {
-        TryAcquire { state: Stage::Ready(admission) }
+        TryAcquire { ready: Some(admission), probing: None }
     }
 }
 
@@ -622,23 +627,27 @@ impl<'a, C: Clock + Send + Sync> std::future::Future for TryAcquire<'a, C> {
     ) -> std::task::Poll<Self::Output> {
         // Every field is `Unpin` (the probing future is boxed).
         let this = self.get_mut();
-        if let Stage::Probing(future) = &mut this.state {
-            return future.as_mut().poll(cx);
+        if let Some(admission) = this.ready.take() {
+            return std::task::Poll::Ready(admission);
         }
-        match std::mem::replace(&mut this.state, Stage::Taken) {
-            Stage::Ready(admission) => std::task::Poll::Ready(admission),
+        match &mut this.probing {
+            Some(future) => {
+                let admission = std::task::ready!(future.as_mut().poll(cx));
+                this.probing = None;
+                std::task::Poll::Ready(admission)
+            }
             // Polled after it completed: it has nothing more to give.
-            _ => std::task::Poll::Pending,
+            None => std::task::Poll::Pending,
         }
     }
 }
 
 impl<C: Clock + Send + Sync> fmt::Debug for TryAcquire<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let stage = match self.state {
-            Stage::Ready(_) => "ready",
-            Stage::Taken => "done",
-            Stage::Probing(_) => "probing",
+        let stage = match (&self.ready, &self.probing) {
+            (Some(_), _) => "ready",
+            (None, Some(_)) => "probing",
+            (None, None) => "done",
         };
         f.debug_struct("TryAcquire").field("stage", &stage).finish()
     }
