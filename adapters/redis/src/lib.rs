@@ -47,6 +47,7 @@ mod fleet;
 pub mod limit;
 mod link;
 mod notify;
+pub mod pipeline;
 pub mod rate;
 pub mod scripts;
 
