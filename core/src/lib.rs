@@ -101,7 +101,8 @@
 #![doc(html_root_url = "https://docs.rs/kompoz/0.1.0")]
 
 extern crate alloc;
-#[cfg(feature = "std")]
+// Unit tests use std (threads, catch_unwind) even when the crate is built without it.
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
 pub mod breaker;
@@ -111,8 +112,11 @@ pub mod limit;
 pub mod pipeline;
 pub mod retry;
 mod sync;
+#[cfg(all(test, not(loom)))]
+mod test_wakers;
 pub mod time;
 mod timeout;
+mod wake;
 
 pub use breaker::{CircuitBreaker, CircuitState};
 #[cfg(all(target_has_atomic = "ptr", not(loom)))]

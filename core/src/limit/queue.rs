@@ -1,13 +1,54 @@
 //! The FIFO list of tasks waiting for a permit: an intrusive doubly linked list whose
-//! nodes live inside the acquire futures themselves.
+//! nodes live inside the acquire futures themselves, so waiting allocates nothing.
 //!
-//! A waiting future is pinned, so its [`Waiter`] node has a fixed address for as long as
-//! it is linked; its `Drop` unlinks it (under the semaphore's lock) before that memory
-//! can be reused. The links and the waker are only touched under the lock (`&mut
-//! WaitList` is the proof). The node's `state` is written under the lock too, but read
-//! by its owner without it: once the owner sees `GRANTED` or `CLOSED` the node is no longer
-//! linked and nobody else touches it again, so a woken waiter takes its permit without
-//! taking the lock. Waiting allocates nothing.
+//! # How it works
+//!
+//! Each [`Acquire`](super::Acquire) future embeds a [`Waiter`] node. When a task must
+//! wait, the semaphore links the node at the tail of its [`WaitList`] (with a clone of
+//! the task's waker) and the future keeps its `queued` flag set. Permits are handed out
+//! from the head: [`settle_front`](WaitList::settle_front) unlinks the oldest node, moves
+//! its waker out, and only then publishes the node's outcome. The owner of the node
+//! finds that outcome on its next poll, without the lock.
+//!
+//! # The states of a node
+//!
+//! ```text
+//!   new (not linked, WAITING) --push_back--> linked, WAITING
+//!   linked, WAITING --settle_front--> not linked, GRANTED (a permit is the owner's)
+//!   linked, WAITING --settle_front--> not linked, CLOSED  (the semaphore closed)
+//!   linked, WAITING --unlink--------> not linked, WAITING (the owner gave up)
+//! ```
+//!
+//! `GRANTED` and `CLOSED` are final: nobody but the owner touches the node again.
+//!
+//! # Who may touch what
+//!
+//! * The list itself (`head`, `tail`, `len`, `granted`) and every linked node's `links`
+//!   (neighbours and waker) are touched only under the semaphore's lock; holding
+//!   `&mut WaitList` is the proof (the list lives inside that lock).
+//! * A node's `state` is written only under the lock, and only while the node is linked
+//!   (the last write, `settle_front`'s Release store, also ends the list's access to it).
+//!   Its owner reads it without the lock (Acquire): once it reads `GRANTED` or `CLOSED`,
+//!   the node is unlinked for good and the owner may move on or free it.
+//! * A node's memory belongs to its owner, a pinned future. **Invariant (linked nodes
+//!   live):** a linked node stays alive and in place until it is unlinked. The owner
+//!   upholds it: it is `!Unpin`, so the node cannot move while linked, and its `Drop`
+//!   takes the lock and unlinks the node if it is still linked (pinning guarantees `Drop`
+//!   runs before the memory is reused). The owner must therefore always be able to reach
+//!   its semaphore while its node is linked: `AcquireOwned` keeps its `Arc` in place
+//!   for as long as it may be queued.
+//!
+//! # User code
+//!
+//! Wakers are user code: cloning, waking or dropping one may panic, or re-enter the
+//! semaphore (a waker that owns a permit releases it when dropped). The list never runs
+//! any of them: [`push_back`](WaitList::push_back) takes a waker cloned before the lock,
+//! and every method that removes a waker from a node ([`settle_front`](WaitList::settle_front),
+//! [`unlink`](WaitList::unlink), [`replace_waker`](WaitList::replace_waker)) returns it, so
+//! the caller drops or wakes it after the lock is released, when the list and the
+//! semaphore's counts are whole again. [`will_wake`](WaitList::will_wake) compares wakers
+//! without calling into them. A panic in user code therefore never leaves a node half
+//! linked or a count half updated.
 
 use core::cell::UnsafeCell;
 use core::marker::PhantomPinned;
@@ -23,7 +64,7 @@ pub(crate) const GRANTED: usize = 1;
 /// The semaphore was closed while the waiter was queued.
 pub(crate) const CLOSED: usize = 2;
 
-/// One waiting task's node, inside its acquire future.
+/// One waiting task's node, inside its acquire future (see the module's docs).
 #[derive(Debug)]
 pub(crate) struct Waiter {
     /// `WAITING`, `GRANTED` or `CLOSED`: written under the lock, read by the owner
@@ -39,6 +80,7 @@ pub(crate) struct Waiter {
 struct Links {
     prev: Option<NonNull<Waiter>>,
     next: Option<NonNull<Waiter>>,
+    /// `Some` while linked: the waker of the owner's latest poll.
     waker: Option<Waker>,
 }
 
@@ -136,7 +178,8 @@ impl WaitList {
     }
 
     /// Unlinks the oldest waiter, gives it `outcome` (`GRANTED` or `CLOSED`) and returns
-    /// its waker. The node must not be touched afterwards: its owner may return and free
+    /// its waker (`None`: the list is empty), for the caller to wake once the lock is
+    /// released. The node must not be touched afterwards: its owner may return and free
     /// it as soon as it sees the new state.
     pub(crate) fn settle_front(&mut self, outcome: usize) -> Option<Waker> {
         let node = self.head?;
@@ -153,28 +196,43 @@ impl WaitList {
         waker
     }
 
-    /// Unlinks `waiter` (its owner gave up) and drops its waker.
+    /// Unlinks `waiter` (its owner gave up) and returns its waker, for the caller to drop
+    /// once the lock is released.
     ///
     /// # Safety
     ///
     /// `waiter` is linked in this list.
-    pub(crate) unsafe fn unlink(&mut self, waiter: &Waiter) {
+    #[must_use = "drop the waker after releasing the lock"]
+    pub(crate) unsafe fn unlink(&mut self, waiter: &Waiter) -> Option<Waker> {
         // SAFETY: forwarded: the node is linked in this list.
-        drop(unsafe { self.detach(waiter) });
+        unsafe { self.detach(waiter) }
     }
 
-    /// Replaces the waker of a linked waiter (the owner polled again).
+    /// Whether the waker stored in a linked waiter wakes the same task as `waker`: then a
+    /// re-poll need not replace it. Calls no user code (it compares the wakers' data and
+    /// vtable pointers).
     ///
     /// # Safety
     ///
     /// `waiter` is linked in this list.
-    pub(crate) unsafe fn set_waker(&mut self, waiter: &Waiter, waker: &Waker) {
+    pub(crate) unsafe fn will_wake(&self, waiter: &Waiter, waker: &Waker) -> bool {
+        // SAFETY: linked, so alive and in place; its links are ours under the lock, and
+        // only read here.
+        let links = unsafe { &*waiter.links.get() };
+        links.waker.as_ref().is_some_and(|stored| stored.will_wake(waker))
+    }
+
+    /// Stores `waker` (cloned by the caller before taking the lock) in a linked waiter and
+    /// returns the one it replaces, for the caller to drop once the lock is released.
+    ///
+    /// # Safety
+    ///
+    /// `waiter` is linked in this list.
+    #[must_use = "drop the old waker after releasing the lock"]
+    pub(crate) unsafe fn replace_waker(&mut self, waiter: &Waiter, waker: Waker) -> Option<Waker> {
         // SAFETY: linked, so alive and in place; its links are ours under the lock.
         let links = unsafe { &mut *waiter.links.get() };
-        match &mut links.waker {
-            Some(current) => current.clone_from(waker),
-            None => links.waker = Some(waker.clone()),
-        }
+        links.waker.replace(waker)
     }
 
     /// Takes `waiter` out of the list and returns its waker.
@@ -222,7 +280,7 @@ mod tests {
             list.push_back(&a, noop());
             list.push_back(&b, noop());
             list.push_back(&c, noop());
-            list.unlink(&b);
+            assert!(list.unlink(&b).is_some());
         }
         assert_eq!(list.len(), 2);
         assert!(list.settle_front(GRANTED).is_some());
@@ -241,11 +299,11 @@ mod tests {
         // SAFETY: as above.
         unsafe {
             list.push_back(&a, noop());
-            list.unlink(&a);
+            assert!(list.unlink(&a).is_some());
             assert_eq!((list.head, list.tail, list.len()), (None, None, 0));
             list.push_back(&a, noop());
             list.push_back(&b, noop());
-            list.unlink(&b);
+            assert!(list.unlink(&b).is_some());
         }
         assert!(list.settle_front(GRANTED).is_some());
         assert_eq!(a.state(), GRANTED);

@@ -1,9 +1,83 @@
 //! A fair, cancellation-safe async semaphore.
+//!
+//! # The algorithm
+//!
+//! The semaphore is one atomic state word, a wait list behind a short spin lock, and a
+//! few counters. The state word holds the number of free permits (in units of `ONE`) and
+//! two flags:
+//!
+//! * `QUEUED`: the wait list is not empty. While it is set the free count is zero, and
+//!   a released permit goes to the oldest waiter rather than to the count, so nobody
+//!   (neither `try_acquire` nor a newly arriving `acquire`) can barge ahead of a waiter.
+//! * `CLOSED`: set once by `close`, never cleared. Every later acquisition fails.
+//!
+//! The paths:
+//!
+//! * **Take** (`try_acquire`, and the first thing `acquire` tries): a compare-exchange
+//!   that takes one permit from the count if it is at least one and `CLOSED` is clear. No
+//!   lock, no allocation.
+//! * **Wait** (`acquire` when no permit is free): clone the task's waker, then under the
+//!   lock re-read the state: if a permit came back meanwhile, give up the lock and retry
+//!   the take (dropping the spare clone first); if closed, fail; otherwise set `QUEUED`
+//!   and link the future's own node at the tail (see `queue.rs`).
+//! * **Release** (dropping a permit, `add_permits`): while `QUEUED` is clear, add to the
+//!   count with a compare-exchange. Otherwise, under the lock, grant permits to the
+//!   oldest waiters (unlinking each and moving its waker into a bounded batch); when the
+//!   list empties, clear `QUEUED` and add what is left to the count in the same atomic
+//!   step. Wake the batch after the lock; repeat while permits and waiters remain.
+//! * **Close**: set `CLOSED`, then under the lock settle every waiter as closed, in
+//!   batches, waking each batch after the lock; clear `QUEUED` once the list is empty.
+//! * **Cancel** (dropping a queued future): under the lock, unlink the node if it is
+//!   still waiting; if a permit was granted to it but never taken, hand that permit on
+//!   as a release would (no lost wake-up); if it was closed, there is nothing to do.
+//!   Clear `QUEUED` if the list became empty. Clearing only that flag matters: `close`
+//!   may have set `CLOSED` an instant before and not yet taken the lock.
+//!
+//! # Who may touch what
+//!
+//! * The state word: anyone, with atomic read-modify-writes. The count may be raised
+//!   without the lock only while `QUEUED` is clear; `QUEUED` is set and cleared only
+//!   under the lock, together with linking the first node or unlinking the last.
+//! * The wait list and every linked node's links and waker: only under the lock.
+//! * A node's outcome (`GRANTED`, `CLOSED`): written under the lock by whoever settles
+//!   it, read by its owner without the lock.
+//!
+//! # Why it is sound
+//!
+//! Every node in the list is alive and pinned (`queue.rs`'s invariant, upheld by the
+//! futures: they are `!Unpin`, their `Drop` unlinks a node that is still linked, and they
+//! always keep what they need to reach the semaphore while queued). Permits are
+//! conserved: each permit is at every moment in exactly one place (the count, a holder,
+//! a granted node, or the hands of a release or cancel that is handing it out, which
+//! finishes the hand-out whatever happens; see below).
+//!
+//! # User code: never under the lock, never half-way
+//!
+//! Wakers are user code: their clone, wake and drop may panic or re-enter the semaphore
+//! (a waker that owns a permit releases it when dropped; an executor may poll, or drop,
+//! the woken future from inside `wake`). So:
+//!
+//! * **None runs under the lock.** Wakers are cloned before it is taken; those removed
+//!   from the list (settled, unlinked, replaced) are moved out and woken or dropped after
+//!   it is released. A re-poll keeps the stored waker if it `will_wake` the same task,
+//!   which calls no user code. The spin lock therefore never waits on its own thread.
+//! * **None runs while a node's linkage or the counts are half-done.** Each critical
+//!   section leaves the list and the counts consistent before any user code runs, and a
+//!   future records only states the semaphore has committed: if a waker panics mid-poll,
+//!   the future is still queued (with its old or new waker) or not queued at all, and its
+//!   `Drop` does the right thing. A spare waker is dropped before retrying, never while
+//!   holding a permit that nobody would return.
+//! * **Hand-outs finish.** `release`, `add_permits` and `close` settle waiters in rounds
+//!   (`crate::wake`): a round under the lock, its wake-ups after. The rounds always run
+//!   to the end, whatever a wake does: with `std` each wake's panic is caught and the first
+//!   one resumed once the accounting is complete; without `std` a guard's `Drop` runs the
+//!   remaining rounds during the unwind (a second panic then aborts). So a panicking wake
+//!   loses no permit and leaves no waiter queued on a closed semaphore.
 
 use core::fmt;
 use core::future::{Future, IntoFuture};
 use core::pin::Pin;
-use core::task::{Context, Poll, Waker};
+use core::task::{Context, Poll, ready};
 use core::time::Duration;
 
 use super::LimitError;
@@ -11,6 +85,7 @@ use super::queue::{CLOSED as WAITER_CLOSED, GRANTED, WaitList, Waiter};
 use crate::sync::{AtomicU64, AtomicUsize, Ordering, SpinMutex};
 use crate::time::Sleep;
 use crate::timeout::timeout;
+use crate::wake::WakeBatch;
 
 /// Set in the state word once the semaphore is closed.
 const CLOSED: usize = 1;
@@ -21,16 +96,6 @@ const ONE: usize = 4;
 
 /// The largest number of permits a [`Semaphore`] can hold.
 pub const MAX_PERMITS: usize = usize::MAX >> 2;
-
-/// Wakers collected under the lock, woken after it is released; bounded so that waking
-/// never allocates (large hand-outs go in rounds).
-type WakeList = heapless::Vec<Waker, 16>;
-
-fn wake_all(wakers: WakeList) {
-    for waker in wakers {
-        waker.wake();
-    }
-}
 
 /// An async semaphore: at most its number of permits are held at once.
 ///
@@ -176,31 +241,25 @@ impl Semaphore {
     /// [`AcquireError::Closed`]. Permits already held stay valid and are returned as usual.
     pub fn close(&self) {
         self.state.fetch_or(CLOSED, Ordering::AcqRel);
-        loop {
-            let mut wakers = WakeList::new();
-            let drained = self.waiters.with(|queue| {
-                while !wakers.is_full() {
-                    match queue.settle_front(WAITER_CLOSED) {
-                        Some(waker) => {
-                            let _ = wakers.push(waker);
-                        }
-                        None => break,
+        self.in_rounds(|queue, wakers| {
+            let mut closed_now = 0;
+            while !wakers.is_full() {
+                match queue.settle_front(WAITER_CLOSED) {
+                    Some(waker) => {
+                        wakers.push(waker);
+                        closed_now += 1;
                     }
+                    None => break,
                 }
-                self.waiting.store(queue.len(), Ordering::Relaxed);
-                if queue.len() == 0 {
-                    self.state.fetch_and(!QUEUED, Ordering::AcqRel);
-                    return true;
-                }
-                false
-            });
-            let closed_now = wakers.len() as u64;
-            self.rejected.fetch_add(closed_now, Ordering::Relaxed);
-            wake_all(wakers);
-            if drained {
-                return;
             }
-        }
+            self.rejected.fetch_add(closed_now, Ordering::Relaxed);
+            self.waiting.store(queue.len(), Ordering::Relaxed);
+            let drained = queue.len() == 0;
+            if drained {
+                self.state.fetch_and(!QUEUED, Ordering::AcqRel);
+            }
+            drained
+        });
     }
 
     /// Whether [`close`](Semaphore::close) has been called.
@@ -284,7 +343,9 @@ impl Semaphore {
     }
 
     /// Polls on behalf of the future owning `waiter`; `queued` says whether the node is
-    /// (or was, until its owner saw the outcome) in the wait list.
+    /// (or was, until its owner saw the outcome) in the wait list. `queued` changes only
+    /// when the semaphore has committed the change: if a waker panics half-way, the
+    /// owner's `Drop` still finds the truth.
     fn poll_acquire(
         &self,
         waiter: &Waiter,
@@ -292,100 +353,146 @@ impl Semaphore {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), AcquireError>> {
         if *queued {
-            // A woken waiter learns its outcome without the lock.
-            if let Some(outcome) = settled(waiter.state()) {
-                *queued = false;
-                return Poll::Ready(outcome);
-            }
-            return self.waiters.with(|queue| match settled(waiter.state()) {
-                Some(outcome) => {
-                    *queued = false;
-                    Poll::Ready(outcome)
-                }
-                None => {
-                    // SAFETY: still waiting, so still linked in this list.
-                    unsafe { queue.set_waker(waiter, cx.waker()) };
-                    Poll::Pending
-                }
-            });
+            return self.poll_queued(waiter, queued, cx);
         }
-        match self.try_take() {
-            Ok(()) => return Poll::Ready(Ok(())),
-            Err(AcquireError::Closed) => {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
-                return Poll::Ready(Err(AcquireError::Closed));
-            }
-            // None free: queue up below.
-            Err(_) => {}
-        }
-        // Cloned before the lock, to keep the critical section short.
-        let waker = cx.waker().clone();
-        self.waiters.with(|queue| {
-            let mut state = self.state.load(Ordering::Acquire);
-            loop {
-                if state & CLOSED != 0 {
+        loop {
+            match self.try_take() {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(AcquireError::Closed) => {
                     self.rejected.fetch_add(1, Ordering::Relaxed);
                     return Poll::Ready(Err(AcquireError::Closed));
                 }
-                // A permit freed since the fast path: take it. Otherwise set `QUEUED`,
-                // which keeps the count at zero so that nobody can barge ahead.
-                let (next, takes) =
-                    if state >= ONE { (state - ONE, true) } else { (state | QUEUED, false) };
-                match self.state.compare_exchange_weak(
-                    state,
-                    next,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) if takes => {
-                        self.acquired.fetch_add(1, Ordering::Relaxed);
-                        return Poll::Ready(Ok(()));
-                    }
-                    Ok(_) => break,
-                    Err(actual) => state = actual,
-                }
+                // None free: queue up below.
+                Err(_) => {}
             }
-            // SAFETY: the node is not queued (`queued` is false), and its owner is a
-            // pinned future that unlinks it in `Drop` (`cancel_waiter`) before its memory
-            // can be reused.
-            unsafe { queue.push_back(waiter, waker) };
-            self.waiting.store(queue.len(), Ordering::Relaxed);
-            *queued = true;
-            Poll::Pending
-        })
+            // Cloned before the lock: no user code runs under it.
+            let mut waker = Some(cx.waker().clone());
+            let outcome = self.waiters.with(|queue| {
+                let mut state = self.state.load(Ordering::Acquire);
+                loop {
+                    if state & CLOSED != 0 {
+                        return Enqueue::Closed;
+                    }
+                    if state >= ONE {
+                        // A permit came back since the fast path: take it there.
+                        return Enqueue::Retry;
+                    }
+                    // `QUEUED` keeps the count at zero, so nobody can barge ahead.
+                    match self.state.compare_exchange_weak(
+                        state,
+                        state | QUEUED,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => break,
+                        Err(actual) => state = actual,
+                    }
+                }
+                if let Some(waker) = waker.take() {
+                    // SAFETY: the node is not queued (`queued` is false), and its owner is
+                    // a pinned future that unlinks it in `Drop` (`cancel_waiter`) before its
+                    // memory can be reused, and keeps the semaphore within reach until then.
+                    unsafe { queue.push_back(waiter, waker) };
+                }
+                self.waiting.store(queue.len(), Ordering::Relaxed);
+                Enqueue::Queued
+            });
+            // The spare clone (if not queued) is dropped here, outside the lock, while
+            // this call holds nothing: a panic in its drop loses nothing.
+            drop(waker);
+            match outcome {
+                Enqueue::Queued => {
+                    *queued = true;
+                    return Poll::Pending;
+                }
+                Enqueue::Closed => {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    return Poll::Ready(Err(AcquireError::Closed));
+                }
+                Enqueue::Retry => {}
+            }
+        }
+    }
+
+    /// [`poll_acquire`](Semaphore::poll_acquire) for a node that is (or was) queued.
+    fn poll_queued(
+        &self,
+        waiter: &Waiter,
+        queued: &mut bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), AcquireError>> {
+        // A woken waiter learns its outcome without the lock.
+        if let Some(outcome) = settled(waiter.state()) {
+            *queued = false;
+            return Poll::Ready(outcome);
+        }
+        let keeps_waker = self.waiters.with(|queue| {
+            if settled(waiter.state()).is_some() {
+                return true; // settled meanwhile: no waker is needed any more
+            }
+            // SAFETY: still waiting (read under the lock), so still linked in this list.
+            unsafe { queue.will_wake(waiter, cx.waker()) }
+        });
+        if !keeps_waker {
+            // A different task (or executor) polls now: store its waker, cloned outside
+            // the lock, and drop the old one outside it too.
+            let fresh = cx.waker().clone();
+            let swapped = self.waiters.with(|queue| match settled(waiter.state()) {
+                Some(_) => Err(fresh),
+                // SAFETY: still waiting (read under the lock), so still linked in this list.
+                None => Ok(unsafe { queue.replace_waker(waiter, fresh) }),
+            });
+            // Outside the lock. If a drop panics, `queued` is still true and the node is
+            // either linked (with the fresh waker) or settled: `Drop` handles both.
+            match swapped {
+                Ok(old) => drop(old),
+                Err(spare) => drop(spare),
+            }
+        }
+        match settled(waiter.state()) {
+            Some(outcome) => {
+                *queued = false;
+                Poll::Ready(outcome)
+            }
+            None => Poll::Pending,
+        }
     }
 
     /// The future owning `waiter`, which is queued (or was, until its outcome), is being
     /// dropped: unlink it, or pass on a permit that was handed to it but never taken.
     fn cancel_waiter(&self, waiter: &Waiter) {
-        if waiter.state() == WAITER_CLOSED {
-            return;
-        }
-        let mut wakers = WakeList::new();
-        self.waiters.with(|queue| match waiter.state() {
+        let mut wakers = WakeBatch::new();
+        let unlinked = self.waiters.with(|queue| match waiter.state() {
             GRANTED => {
                 // No lost wake-up: the permit goes on to the next waiter (or the count).
                 // This waiter never took it, so the hand-over is taken back from the
-                // count of acquisitions. One permit and an empty wake list: `hand_out`
-                // always finishes.
+                // count of acquisitions. One permit and an empty batch: `hand_out`
+                // always finishes in this one round.
                 queue.take_back_grant();
                 self.hand_out(queue, 1, &mut wakers);
+                None
             }
-            WAITER_CLOSED => {}
+            // `close` settled it: nothing is linked, nothing is owed.
+            WAITER_CLOSED => None,
             _ => {
                 // SAFETY: still waiting, so still linked in this list.
-                unsafe { queue.unlink(waiter) };
+                let waker = unsafe { queue.unlink(waiter) };
                 self.waiting.store(queue.len(), Ordering::Relaxed);
                 if queue.len() == 0 {
+                    // Only `QUEUED`: a `close` may have set `CLOSED` an instant ago.
                     self.state.fetch_and(!QUEUED, Ordering::AcqRel);
                 }
+                waker
             }
         });
-        wake_all(wakers);
+        // Outside the lock, with the list and the counts whole.
+        drop(unlinked);
+        wakers.wake_all();
+        wakers.resume_panic();
     }
 
     /// Returns `n` permits: to queued waiters first, oldest first, then to the count.
-    fn release(&self, mut n: usize) {
+    fn release(&self, n: usize) {
         let mut state = self.state.load(Ordering::Acquire);
         while state & QUEUED == 0 {
             match self.state.compare_exchange_weak(
@@ -398,21 +505,31 @@ impl Semaphore {
                 Err(actual) => state = actual,
             }
         }
-        while n > 0 {
-            let mut wakers = WakeList::new();
-            n = self.waiters.with(|queue| self.hand_out(queue, n, &mut wakers));
-            wake_all(wakers);
-        }
+        let mut left = n;
+        self.in_rounds(move |queue, wakers| {
+            left = self.hand_out(queue, left, wakers);
+            left == 0
+        });
+    }
+
+    /// Runs `round` under the lock until it reports that it is done, waking the wakers it
+    /// collects after each round, outside the lock. The rounds run to the end whatever a
+    /// wake does (see `Rounds`); the first panic of a wake is then resumed.
+    fn in_rounds(&self, round: impl FnMut(&mut WaitList, &mut WakeBatch) -> bool) {
+        let mut rounds =
+            Rounds { waiters: &self.waiters, round, wakers: WakeBatch::new(), done: false };
+        rounds.run();
+        rounds.wakers.resume_panic();
     }
 
     /// Under the lock: grants up to `n` permits to the oldest waiters (as many as `wakers`
     /// has room for); once the queue is empty, clears `QUEUED` and adds the rest to the
     /// count in one atomic step. Returns the permits still to hand out.
-    fn hand_out(&self, queue: &mut WaitList, mut n: usize, wakers: &mut WakeList) -> usize {
+    fn hand_out(&self, queue: &mut WaitList, mut n: usize, wakers: &mut WakeBatch) -> usize {
         while n > 0 && !wakers.is_full() {
             match queue.settle_front(GRANTED) {
                 Some(waker) => {
-                    let _ = wakers.push(waker);
+                    wakers.push(waker);
                     n -= 1;
                 }
                 None => break,
@@ -427,6 +544,50 @@ impl Semaphore {
             n = 0;
         }
         n
+    }
+}
+
+/// What the wait path decided under the lock.
+enum Enqueue {
+    /// The node is linked; the waker went into it.
+    Queued,
+    /// The semaphore is closed.
+    Closed,
+    /// A permit is free after all: take it on the fast path.
+    Retry,
+}
+
+/// Work on the wait list done in rounds: `round` under the lock (collecting at most a
+/// batch of wakers), then the wake-ups outside it, until `round` reports it is done.
+///
+/// A hand-out holds permits that are in nobody else's hands until it finishes, and a close
+/// leaves waiters queued until it finishes, so the rounds must run to the end even if a
+/// wake panics. With `std`, [`WakeBatch::wake_all`] catches each panic, so `run` simply
+/// goes on. Without `std` a panic unwinds out of `run`, and this guard's `Drop` runs the
+/// remaining rounds during the unwind.
+struct Rounds<'a, F: FnMut(&mut WaitList, &mut WakeBatch) -> bool> {
+    waiters: &'a SpinMutex<WaitList>,
+    round: F,
+    wakers: WakeBatch,
+    done: bool,
+}
+
+impl<F: FnMut(&mut WaitList, &mut WakeBatch) -> bool> Rounds<'_, F> {
+    fn run(&mut self) {
+        loop {
+            self.wakers.wake_all();
+            if self.done {
+                return;
+            }
+            let (round, wakers) = (&mut self.round, &mut self.wakers);
+            self.done = self.waiters.with(|queue| round(queue, wakers));
+        }
+    }
+}
+
+impl<F: FnMut(&mut WaitList, &mut WakeBatch) -> bool> Drop for Rounds<'_, F> {
+    fn drop(&mut self) {
+        self.run();
     }
 }
 
@@ -613,7 +774,8 @@ mod owned {
     /// The future of [`Semaphore::acquire_owned`]; `!Unpin`, like [`Acquire`].
     #[must_use = "futures do nothing unless polled"]
     pub struct AcquireOwned {
-        /// `None` once the future has completed.
+        /// `None` once the future has completed, never before: while the node may be
+        /// linked, `Drop` needs the semaphore to unlink it.
         semaphore: Option<Arc<Semaphore>>,
         waiter: Waiter,
         queued: bool,
@@ -625,18 +787,19 @@ mod owned {
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
             // SAFETY: as for `Acquire`: `waiter` is never moved, and `Drop` unlinks it.
             let this = unsafe { self.get_unchecked_mut() };
-            let Some(semaphore) = this.semaphore.take() else {
+            // Borrowed, not taken, for the poll: if a waker panics during it, the future
+            // still has its semaphore, so its `Drop` can unlink a node that is still
+            // linked. (Taking the `Arc` out here once freed a linked node.)
+            let Some(semaphore) = this.semaphore.as_deref() else {
                 // Polled after it completed: it has nothing more to give.
                 return Poll::Pending;
             };
-            match semaphore.poll_acquire(&this.waiter, &mut this.queued, cx) {
-                Poll::Pending => {
-                    // Still queued: `Drop` needs the semaphore back to unlink the node.
-                    this.semaphore = Some(semaphore);
-                    Poll::Pending
-                }
-                Poll::Ready(result) => Poll::Ready(result.map(|()| OwnedPermit { semaphore })),
-            }
+            let result = ready!(semaphore.poll_acquire(&this.waiter, &mut this.queued, cx));
+            // Ready: the node is no longer queued, so `Drop` no longer needs the semaphore.
+            let semaphore = this.semaphore.take();
+            Poll::Ready(result.map(|()| OwnedPermit {
+                semaphore: semaphore.expect("a pending future has its semaphore"),
+            }))
         }
     }
 

@@ -330,3 +330,6 @@ fn errors_explain_themselves() {
     assert_eq!(alloc::format!("{}", AcquireError::Closed), "the semaphore is closed");
     let _: &dyn core::error::Error = &AcquireError::WaitElapsed;
 }
+
+/// Wakers that panic or re-enter: the semaphore's accounting and its list survive them.
+mod hostile;
