@@ -292,3 +292,79 @@ fn close_wakes_every_waiter_exactly_once() {
         assert_eq!(semaphore.available_permits(), 1);
     });
 }
+
+/// `close()` racing the cancellation of the only queued waiter. Whichever comes first,
+/// the semaphore ends closed (a cancellation that empties the list clears only `QUEUED`,
+/// even when it lands between `close`'s `fetch_or` and its lock), nobody is left queued,
+/// and the held permit still comes back.
+///
+/// Kills two mutants that no sequential test can: deleting `cancel_waiter`'s arm for a
+/// node `close` already settled (the cancel would then unlink a node that is not linked,
+/// and the list's length would wrap), and clearing the wrong bits in its `fetch_and`
+/// (which would reopen the semaphore).
+#[test]
+fn close_racing_the_cancellation_of_a_queued_waiter() {
+    model(|| {
+        let semaphore = Arc::new(Semaphore::new(1).unwrap());
+        let held = semaphore.clone().try_acquire_owned().unwrap();
+        let (wakes, waker) = counting_waker();
+        let mut queued = Box::pin(semaphore.clone().acquire_owned());
+        assert!(poll_once(&mut queued, &waker).is_pending());
+
+        let canceller = thread::spawn(move || drop(queued));
+        let closer = {
+            let semaphore = semaphore.clone();
+            thread::spawn(move || semaphore.close())
+        };
+        canceller.join().unwrap();
+        closer.join().unwrap();
+
+        assert!(semaphore.is_closed(), "a cancellation reopened the semaphore");
+        let stats = semaphore.stats();
+        assert_eq!((stats.available, stats.in_flight, stats.waiting), (0, 1, 0), "{stats:?}");
+        assert!(wakes.0.load(Ordering::SeqCst) <= 1);
+        assert_eq!(semaphore.try_acquire().map(drop), Err(AcquireError::Closed));
+        drop(held);
+        assert_eq!(semaphore.available_permits(), 1);
+        assert!(semaphore.is_closed());
+    });
+}
+
+/// A queued waiter re-polled with a different waker (the stored waker is swapped in two
+/// short critical sections, cloned and dropped outside them) while a permit is released:
+/// if the re-poll says `Pending`, the release must have woken the new waker; otherwise
+/// the re-poll took the permit itself. Either way the permit is not lost.
+#[test]
+fn a_repoll_with_a_new_waker_racing_a_release_loses_no_wake_up() {
+    model(|| {
+        let semaphore = Arc::new(Semaphore::new(1).unwrap());
+        let held = semaphore.clone().try_acquire_owned().unwrap();
+        let (old_wakes, old_waker) = counting_waker();
+        let mut queued = Box::pin(semaphore.clone().acquire_owned());
+        assert!(poll_once(&mut queued, &old_waker).is_pending());
+
+        let releaser = thread::spawn(move || drop(held));
+        let (new_wakes, new_waker) = counting_waker();
+        let permit = match poll_once(&mut queued, &new_waker) {
+            Poll::Ready(Ok(permit)) => Some(permit),
+            Poll::Ready(Err(error)) => panic!("{error}"),
+            Poll::Pending => None,
+        };
+        releaser.join().unwrap();
+
+        let woken = (old_wakes.0.load(Ordering::SeqCst), new_wakes.0.load(Ordering::SeqCst));
+        let permit = match permit {
+            Some(permit) => permit,
+            None => {
+                assert_eq!(woken, (0, 1), "Pending, so the release came later: it woke the new waker");
+                match poll_once(&mut queued, &new_waker) {
+                    Poll::Ready(Ok(permit)) => permit,
+                    other => panic!("woken without the permit: {other:?}"),
+                }
+            }
+        };
+        assert_eq!(woken.0 + woken.1, 1, "woken exactly once: {woken:?}");
+        drop(permit);
+        assert_eq!(semaphore.available_permits(), 1);
+    });
+}

@@ -164,6 +164,24 @@ fn close_fails_every_waiter_and_later_acquire_but_keeps_held_permits() {
     assert_eq!((stats.available, stats.waiting, stats.total_rejected), (1, 0, 22));
 }
 
+/// A waiter that `close` failed but that is dropped before it looks: its node is already
+/// out of the list, so dropping it must not touch the list again.
+#[test]
+fn a_closed_waiter_dropped_before_it_looks_leaves_the_others_alone() {
+    let semaphore = Semaphore::new(0).unwrap();
+    let mut first = Task::new(semaphore.acquire());
+    let mut second = Task::new(semaphore.acquire());
+    assert!(first.poll().is_pending());
+    assert!(second.poll().is_pending());
+    semaphore.close();
+    drop(first);
+    let stats = semaphore.stats();
+    assert_eq!((stats.waiting, stats.total_rejected, stats.closed), (0, 2, true));
+    assert_eq!(ready(second.poll()).unwrap_err(), AcquireError::Closed);
+    semaphore.add_permits(1).unwrap();
+    assert_eq!(semaphore.available_permits(), 1);
+}
+
 #[test]
 fn added_permits_go_to_waiters_first_in_order_even_past_a_wake_batch() {
     let semaphore = Semaphore::new(0).unwrap();
