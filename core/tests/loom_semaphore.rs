@@ -356,7 +356,11 @@ fn a_repoll_with_a_new_waker_racing_a_release_loses_no_wake_up() {
         let permit = match permit {
             Some(permit) => permit,
             None => {
-                assert_eq!(woken, (0, 1), "Pending, so the release came later: it woke the new waker");
+                assert_eq!(
+                    woken,
+                    (0, 1),
+                    "Pending, so the release came later: it woke the new waker"
+                );
                 match poll_once(&mut queued, &new_waker) {
                     Poll::Ready(Ok(permit)) => permit,
                     other => panic!("woken without the permit: {other:?}"),
