@@ -95,6 +95,16 @@ const QUEUED: usize = 2;
 const ONE: usize = 4;
 
 /// The largest number of permits a [`Semaphore`] can hold.
+///
+/// ```
+/// use kompoz::limit::{LimitError, MAX_PERMITS, Semaphore};
+///
+/// assert!(Semaphore::new(MAX_PERMITS).is_ok());
+/// assert_eq!(
+///     Semaphore::new(MAX_PERMITS + 1).unwrap_err(),
+///     LimitError::TooManyPermits { requested: MAX_PERMITS + 1, max: MAX_PERMITS }
+/// );
+/// ```
 pub const MAX_PERMITS: usize = usize::MAX >> 2;
 
 /// An async semaphore: at most its number of permits are held at once.
@@ -145,6 +155,17 @@ pub struct Semaphore {
 impl Semaphore {
     /// A semaphore with `permits` permits. Zero is allowed (add permits later with
     /// [`add_permits`](Semaphore::add_permits)); more than [`MAX_PERMITS`] is an error.
+    ///
+    /// ```
+    /// use kompoz::limit::{LimitError, MAX_PERMITS, Semaphore};
+    ///
+    /// let pool = Semaphore::new(10)?;
+    /// assert_eq!(pool.available_permits(), 10);
+    /// // A typed error, never a panic, for a count that cannot be held.
+    /// let error = Semaphore::new(usize::MAX).unwrap_err();
+    /// assert_eq!(error, LimitError::TooManyPermits { requested: usize::MAX, max: MAX_PERMITS });
+    /// # Ok::<(), LimitError>(())
+    /// ```
     pub fn new(permits: usize) -> Result<Semaphore, LimitError> {
         if permits > MAX_PERMITS {
             return Err(LimitError::TooManyPermits { requested: permits, max: MAX_PERMITS });
@@ -173,7 +194,22 @@ impl Semaphore {
     }
 
     /// Waits for a permit. Resolves to [`AcquireError::Closed`] if the semaphore is or
-    /// becomes closed first.
+    /// becomes closed first. Waiters are served in arrival order; dropping the future
+    /// gives up its place (or passes on a permit handed to it meanwhile).
+    ///
+    /// ```
+    /// use kompoz::limit::Semaphore;
+    ///
+    /// let semaphore = Semaphore::new(1)?;
+    /// futures::executor::block_on(async {
+    ///     let permit = semaphore.acquire().await?;
+    ///     assert_eq!(semaphore.available_permits(), 0);
+    ///     drop(permit); // returned to the semaphore
+    ///     assert_eq!(semaphore.available_permits(), 1);
+    ///     Ok::<(), kompoz::limit::AcquireError>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn acquire(&self) -> Acquire<'_> {
         Acquire { semaphore: self, waiter: Waiter::new(), queued: false }
     }
@@ -181,6 +217,17 @@ impl Semaphore {
     /// Takes a permit if one is free and nobody is queued for it; never waits.
     ///
     /// Fails with [`AcquireError::NoPermits`] or [`AcquireError::Closed`].
+    ///
+    /// ```
+    /// use kompoz::limit::{AcquireError, Semaphore};
+    ///
+    /// let semaphore = Semaphore::new(1)?;
+    /// let permit = semaphore.try_acquire()?;
+    /// assert_eq!(semaphore.try_acquire().unwrap_err(), AcquireError::NoPermits);
+    /// drop(permit);
+    /// assert!(semaphore.try_acquire().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_acquire(&self) -> Result<Permit<'_>, AcquireError> {
         match self.try_take() {
             Ok(()) => Ok(Permit { semaphore: self }),
@@ -194,6 +241,22 @@ impl Semaphore {
     /// Waits for a permit for at most `max_wait` on `timer`: a long queue becomes
     /// [`AcquireError::WaitElapsed`] instead of a hang. The abandoned place in the queue
     /// is given up cleanly. A `max_wait` of zero takes a permit only if one is free now.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::ManualClock;
+    /// use kompoz::limit::{AcquireError, Semaphore};
+    ///
+    /// let clock = ManualClock::new();
+    /// let semaphore = Semaphore::new(1)?;
+    /// let _held = semaphore.try_acquire()?;
+    /// let mut wait = Box::pin(semaphore.acquire_with_max_wait(&clock, Duration::from_millis(50)));
+    /// let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    /// assert!(wait.as_mut().poll(&mut cx).is_pending());
+    /// clock.advance(Duration::from_millis(50));
+    /// assert!(matches!(wait.as_mut().poll(&mut cx), core::task::Poll::Ready(Err(AcquireError::WaitElapsed))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn acquire_with_max_wait<S: Sleep>(
         &self,
         timer: S,
@@ -227,6 +290,22 @@ impl Semaphore {
 
     /// [`run`](Semaphore::run), but waiting at most `max_wait` on `timer` for the permit;
     /// the run itself is not limited in time.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::ManualClock;
+    /// use kompoz::limit::{AcquireError, Semaphore};
+    ///
+    /// let clock = ManualClock::new();
+    /// let semaphore = Semaphore::new(1)?;
+    /// let run = semaphore.run_with_max_wait(&clock, Duration::from_secs(1), async { "done" });
+    /// assert_eq!(futures::executor::block_on(run), Ok("done"));
+    /// // With the only permit held and no wait allowed, the call is refused at once.
+    /// let _held = semaphore.try_acquire()?;
+    /// let refused = semaphore.run_with_max_wait(&clock, Duration::ZERO, async { "done" });
+    /// assert_eq!(futures::executor::block_on(refused), Err(AcquireError::WaitElapsed));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn run_with_max_wait<S: Sleep, F: IntoFuture>(
         &self,
         timer: S,
@@ -239,6 +318,20 @@ impl Semaphore {
 
     /// Closes the semaphore: every queued and every later acquire fails with
     /// [`AcquireError::Closed`]. Permits already held stay valid and are returned as usual.
+    ///
+    /// ```
+    /// use kompoz::limit::{AcquireError, Semaphore};
+    ///
+    /// let semaphore = Semaphore::new(2)?;
+    /// let held = semaphore.try_acquire()?;
+    /// semaphore.close();
+    /// assert!(semaphore.is_closed());
+    /// assert_eq!(semaphore.try_acquire().unwrap_err(), AcquireError::Closed);
+    /// assert_eq!(futures::executor::block_on(semaphore.acquire()).unwrap_err(), AcquireError::Closed);
+    /// drop(held); // still returned
+    /// assert_eq!(semaphore.available_permits(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn close(&self) {
         self.state.fetch_or(CLOSED, Ordering::AcqRel);
         self.in_rounds(|queue, wakers| {
@@ -263,12 +356,36 @@ impl Semaphore {
     }
 
     /// Whether [`close`](Semaphore::close) has been called.
+    ///
+    /// ```
+    /// let semaphore = kompoz::limit::Semaphore::new(1)?;
+    /// assert!(!semaphore.is_closed());
+    /// semaphore.close();
+    /// assert!(semaphore.is_closed());
+    /// # Ok::<(), kompoz::limit::LimitError>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.state.load(Ordering::Acquire) & CLOSED != 0
     }
 
     /// Adds `n` permits, handing them to queued waiters first (oldest first). Fails,
     /// adding nothing, if the total would exceed [`MAX_PERMITS`].
+    ///
+    /// ```
+    /// use kompoz::limit::{MAX_PERMITS, Semaphore};
+    ///
+    /// let semaphore = Semaphore::new(0)?;
+    /// let mut waiter = Box::pin(semaphore.acquire());
+    /// let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    /// assert!(waiter.as_mut().poll(&mut cx).is_pending());
+    /// semaphore.add_permits(2)?;
+    /// // The waiter was served first (one permit is handed to it); the other one is free.
+    /// assert_eq!(semaphore.available_permits(), 1);
+    /// assert!(waiter.as_mut().poll(&mut cx).is_ready());
+    /// assert!(semaphore.add_permits(MAX_PERMITS).is_err());
+    /// assert_eq!(semaphore.stats().capacity, 2);
+    /// # Ok::<(), kompoz::limit::LimitError>(())
+    /// ```
     pub fn add_permits(&self, n: usize) -> Result<(), LimitError> {
         let mut grown = self.capacity.load(Ordering::Relaxed);
         loop {
@@ -294,12 +411,28 @@ impl Semaphore {
     }
 
     /// Permits free right now.
+    ///
+    /// ```
+    /// let semaphore = kompoz::limit::Semaphore::new(3)?;
+    /// let _permit = semaphore.try_acquire()?;
+    /// assert_eq!(semaphore.available_permits(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn available_permits(&self) -> usize {
         self.state.load(Ordering::Acquire) / ONE
     }
 
     /// A snapshot of the semaphore's counters. Each field is read atomically, but not all
     /// together: under concurrent use they may be a moment apart.
+    ///
+    /// ```
+    /// let semaphore = kompoz::limit::Semaphore::new(2)?;
+    /// let _permit = semaphore.try_acquire()?;
+    /// let stats = semaphore.stats();
+    /// assert_eq!((stats.capacity, stats.available, stats.in_flight), (2, 1, 1));
+    /// assert_eq!((stats.total_acquired, stats.total_rejected, stats.closed), (1, 0, false));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> SemaphoreStats {
         let capacity = self.capacity.load(Ordering::Relaxed);
         let available = self.available_permits();
@@ -598,6 +731,17 @@ impl fmt::Debug for Semaphore {
 }
 
 /// Counters of a [`Semaphore`], from [`Semaphore::stats`].
+///
+/// ```
+/// use kompoz::limit::Semaphore;
+///
+/// let semaphore = Semaphore::new(1)?;
+/// let _held = semaphore.try_acquire()?;
+/// assert!(semaphore.try_acquire().is_err());
+/// let stats = semaphore.stats();
+/// assert_eq!((stats.in_flight, stats.waiting, stats.total_rejected), (1, 0, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct SemaphoreStats {
@@ -621,6 +765,19 @@ pub struct SemaphoreStats {
 }
 
 /// Why a permit was not acquired.
+///
+/// ```
+/// use kompoz::limit::{AcquireError, Semaphore};
+///
+/// let semaphore = Semaphore::new(1)?;
+/// let _held = semaphore.try_acquire()?;
+/// match semaphore.try_acquire() {
+///     Err(AcquireError::NoPermits) => {} // busy: shed the work, or wait with `acquire`
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// assert_eq!(AcquireError::Closed.to_string(), "the semaphore is closed");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AcquireError {
@@ -645,6 +802,17 @@ impl fmt::Display for AcquireError {
 impl core::error::Error for AcquireError {}
 
 /// A permit of a [`Semaphore`]; returned to it when dropped.
+///
+/// ```
+/// let semaphore = kompoz::limit::Semaphore::new(1)?;
+/// {
+///     let permit = semaphore.try_acquire()?;
+///     assert!(core::ptr::eq(permit.semaphore(), &semaphore));
+///     assert_eq!(semaphore.available_permits(), 0);
+/// } // dropped here: returned
+/// assert_eq!(semaphore.available_permits(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "the permit is released as soon as it is dropped"]
 pub struct Permit<'a> {
     semaphore: &'a Semaphore,
@@ -652,6 +820,13 @@ pub struct Permit<'a> {
 
 impl Permit<'_> {
     /// The semaphore this permit belongs to.
+    ///
+    /// ```
+    /// let semaphore = kompoz::limit::Semaphore::new(1)?;
+    /// let permit = semaphore.try_acquire()?;
+    /// assert_eq!(permit.semaphore().available_permits(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn semaphore(&self) -> &Semaphore {
         self.semaphore
     }
@@ -680,6 +855,22 @@ fn settled(state: usize) -> Option<Result<(), AcquireError>> {
 
 /// The future of [`Semaphore::acquire`]. While it waits, its node is linked in the
 /// semaphore's wait list, so it is `!Unpin`: pin it to poll it by hand (`.await` does).
+///
+/// ```
+/// use core::pin::pin;
+/// use core::task::{Context, Poll, Waker};
+/// use kompoz::limit::Semaphore;
+///
+/// let semaphore = Semaphore::new(1)?;
+/// let held = semaphore.try_acquire()?;
+/// let mut acquire = pin!(semaphore.acquire());
+/// let mut cx = Context::from_waker(Waker::noop());
+/// assert!(acquire.as_mut().poll(&mut cx).is_pending());
+/// assert_eq!(semaphore.stats().waiting, 1);
+/// drop(held); // handed straight to the queued future
+/// assert!(matches!(acquire.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Acquire<'a> {
     semaphore: &'a Semaphore,
@@ -740,6 +931,17 @@ mod owned {
         }
 
         /// [`try_acquire`](Semaphore::try_acquire) for a shared semaphore.
+        ///
+        /// ```
+        /// use std::sync::Arc;
+        /// use kompoz::limit::{AcquireError, Semaphore};
+        ///
+        /// let semaphore = Arc::new(Semaphore::new(1)?);
+        /// let permit = semaphore.clone().try_acquire_owned()?;
+        /// assert_eq!(semaphore.clone().try_acquire_owned().unwrap_err(), AcquireError::NoPermits);
+        /// drop(permit);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedPermit, AcquireError> {
             self.try_acquire().map(core::mem::forget)?;
             Ok(OwnedPermit { semaphore: self })
@@ -747,6 +949,18 @@ mod owned {
     }
 
     /// A permit that owns an `Arc` of its [`Semaphore`]; returned to it when dropped.
+    /// It is `'static`, so it can move into a spawned task or another thread.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kompoz::limit::Semaphore;
+    ///
+    /// let semaphore = Arc::new(Semaphore::new(1)?);
+    /// let permit = semaphore.clone().try_acquire_owned()?;
+    /// std::thread::spawn(move || drop(permit)).join().unwrap();
+    /// assert_eq!(semaphore.available_permits(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use = "the permit is released as soon as it is dropped"]
     pub struct OwnedPermit {
         semaphore: Arc<Semaphore>,
@@ -754,6 +968,15 @@ mod owned {
 
     impl OwnedPermit {
         /// The semaphore this permit belongs to.
+        ///
+        /// ```
+        /// use std::sync::Arc;
+        ///
+        /// let semaphore = Arc::new(kompoz::limit::Semaphore::new(1)?);
+        /// let permit = semaphore.clone().try_acquire_owned()?;
+        /// assert!(Arc::ptr_eq(permit.semaphore(), &semaphore));
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub fn semaphore(&self) -> &Arc<Semaphore> {
             &self.semaphore
         }
@@ -771,7 +994,23 @@ mod owned {
         }
     }
 
-    /// The future of [`Semaphore::acquire_owned`]; `!Unpin`, like [`Acquire`].
+    /// The future of [`Semaphore::acquire_owned`]; `!Unpin`, like [`Acquire`]. It owns an
+    /// `Arc` of the semaphore until it completes, so it can be stored or spawned freely.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kompoz::limit::Semaphore;
+    ///
+    /// let semaphore = Arc::new(Semaphore::new(1)?);
+    /// let held = semaphore.clone().try_acquire_owned()?;
+    /// let waiter = std::thread::spawn({
+    ///     let acquire = semaphore.clone().acquire_owned();
+    ///     move || futures::executor::block_on(acquire).map(drop)
+    /// });
+    /// drop(held);
+    /// assert_eq!(waiter.join().unwrap(), Ok(()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct AcquireOwned {
         /// `None` once the future has completed, never before: while the node may be
