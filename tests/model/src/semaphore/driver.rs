@@ -105,6 +105,15 @@ struct Waiter<'s> {
     future: RealFuture<'s>,
     wakes: Arc<WakeCounter>,
     waker: Waker,
+    /// Wake-ups counted by the wakers this waiter was polled with before `waker`.
+    earlier_wakes: usize,
+}
+
+impl Waiter<'_> {
+    /// Every wake-up this waiter received, through any of its wakers.
+    fn wake_count(&self) -> usize {
+        self.earlier_wakes + self.wakes.count()
+    }
 }
 
 struct Harness<'s> {
@@ -153,6 +162,19 @@ impl<'s> Harness<'s> {
                 None => (Outcome::Skipped, Outcome::Skipped),
                 Some(index) => {
                     let id = self.waiters[index].id;
+                    let real = self.poll_waiter(index);
+                    (Outcome::Poll(real), Outcome::Poll(self.model.poll(id)))
+                }
+            },
+            Op::PollWithNewWaker { waiter } => match self.pick_waiter(waiter) {
+                None => (Outcome::Skipped, Outcome::Skipped),
+                Some(index) => {
+                    let waiter = &mut self.waiters[index];
+                    let id = waiter.id;
+                    let (wakes, waker) = WakeCounter::new();
+                    waiter.earlier_wakes += waiter.wakes.count();
+                    waiter.wakes = wakes;
+                    waiter.waker = waker;
                     let real = self.poll_waiter(index);
                     (Outcome::Poll(real), Outcome::Poll(self.model.poll(id)))
                 }
@@ -214,7 +236,7 @@ impl<'s> Harness<'s> {
     /// Polls a new real waiter once; keeps it if pending.
     fn start(&mut self, id: WaiterId, future: RealFuture<'s>) -> Outcome {
         let (wakes, waker) = WakeCounter::new();
-        self.waiters.push(Waiter { id, future, wakes, waker });
+        self.waiters.push(Waiter { id, future, wakes, waker, earlier_wakes: 0 });
         Outcome::Poll(self.poll_waiter(self.waiters.len() - 1))
     }
 
@@ -257,7 +279,7 @@ impl<'s> Harness<'s> {
         check(step, op, "the permits held", self.permits.len(), self.model.held())?;
         check(step, op, "available_permits()", self.semaphore.available_permits(), real.available)?;
         check(step, op, "is_closed()", self.semaphore.is_closed(), real.closed)?;
-        let real_wakes: Vec<usize> = self.waiters.iter().map(|w| w.wakes.count()).collect();
+        let real_wakes: Vec<usize> = self.waiters.iter().map(Waiter::wake_count).collect();
         let model_wakes: Vec<usize> = self.waiters.iter().map(|w| self.model.wakes(w.id)).collect();
         check(step, op, "the wake-ups of each pending waiter", real_wakes, model_wakes)?;
         check(

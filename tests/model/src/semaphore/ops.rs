@@ -49,6 +49,13 @@ pub enum Op {
         /// Which waiter.
         waiter: u8,
     },
+    /// Polls a waiter again with a new waker, as when a task moves to another executor:
+    /// the semaphore (and a maximum wait's timer) must swap the stored waker, and later
+    /// wake-ups reach only the new one. Its wake-ups are counted on from the old one's.
+    PollWithNewWaker {
+        /// Which waiter.
+        waiter: u8,
+    },
     /// Drops a waiter's future, whether a permit was handed to it or not.
     DropWaiter {
         /// Which waiter.
