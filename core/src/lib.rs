@@ -95,7 +95,24 @@
 //!   closed-state calls write nothing shared; a spin lock that yields to the scheduler.
 //! * `critical-section`: atomic read-modify-write through the `critical-section` crate,
 //!   for targets without compare-and-swap (`thumbv6m-none-eabi`,
-//!   `riscv32imc-unknown-none-elf`); the application provides the implementation.
+//!   `riscv32imc-unknown-none-elf`); the application provides the implementation. It
+//!   also makes kompoz safe to use from interrupt handlers (below).
+//!
+//! # Embedded targets and interrupt handlers
+//!
+//! A few short internal sections (a semaphore's wait list, the limit registries, the
+//! manual clock's timers) take a spin lock. No waker or other user code ever runs under
+//! it, but on a single core an **interrupt handler** that preempts a holder and then
+//! waits for the same lock would spin forever. So:
+//!
+//! * **With the `critical-section` feature**, every such section runs inside
+//!   `critical_section::with` (interrupts masked, with a single-core implementation such
+//!   as cortex-m's `critical-section-single-core`, for a few dozen instructions), and
+//!   interrupt handlers may use kompoz freely: drop a permit, add permits, close a
+//!   semaphore.
+//! * **Without it**, do not touch a kompoz primitive from an interrupt handler, nor from
+//!   any context that preempts code using the same primitive (a higher-priority RTIC
+//!   task, a signal handler): signal a task and let the task do it.
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(html_root_url = "https://docs.rs/kompoz/0.1.0")]

@@ -19,7 +19,7 @@
 //!    single core, an interrupt handler that spins on a lock held by the code it
 //!    interrupted spins forever: the holder cannot run again until the handler returns.
 //!    * With the `critical-section` feature, every critical section of this lock runs
-//!      inside [`critical_section::with`], which (with a single-core implementation such
+//!      inside `critical_section::with`, which (with a single-core implementation such
 //!      as cortex-m's `critical-section-single-core`) masks interrupts: no handler can
 //!      preempt a holder, so handlers may use kompoz freely (drop a permit, add permits,
 //!      close a semaphore, move a manual clock). The sections are short and call no user
@@ -44,7 +44,7 @@ pub(crate) use portable_atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 /// released even if the closure panics. Critical sections must stay short and must not
 /// call user code (see the module's docs: wakers are cloned before the lock and dropped or
 /// woken after it). With the `critical-section` feature each section also runs inside
-/// [`critical_section::with`], so interrupt handlers may take the lock.
+/// `critical_section::with`, so interrupt handlers may take the lock.
 ///
 /// Under loom it is loom's own mutex: a spin lock makes loom explore endless spinning
 /// schedules when three threads contend, while a blocking mutex has the same mutual
