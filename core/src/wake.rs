@@ -75,10 +75,18 @@ impl WakeBatch {
 
     /// Resumes the first panic caught by [`wake_all`](WakeBatch::wake_all), if any: call
     /// it once the work the wake-ups belonged to is complete.
+    ///
+    /// If this thread is already unwinding (a permit dropped by a panicking task, whose
+    /// release woke a waker that panicked too), the waker's panic is dropped instead:
+    /// resuming it would be a panic while panicking, which aborts the process.
     pub(crate) fn resume_panic(&mut self) {
         #[cfg(feature = "std")]
         if let Some(panic) = self.panic.take() {
-            std::panic::resume_unwind(panic);
+            if std::thread::panicking() {
+                drop(panic);
+            } else {
+                std::panic::resume_unwind(panic);
+            }
         }
     }
 }

@@ -293,6 +293,25 @@ mod tests {
     }
 
     #[test]
+    fn a_linked_waiter_keeps_a_waker_that_wakes_the_same_task_and_swaps_another() {
+        let a = pin!(Waiter::new());
+        let mut list = WaitList::new();
+        let first = crate::test_wakers::Hostile::new().waker().1;
+        let other = crate::test_wakers::Hostile::new().waker().1;
+        // SAFETY: as above.
+        unsafe {
+            list.push_back(&a, first.clone());
+            assert!(list.will_wake(&a, &first));
+            assert!(!list.will_wake(&a, &other));
+            let old = list.replace_waker(&a, other.clone());
+            assert!(old.is_some_and(|old| old.will_wake(&first)));
+            assert!(list.will_wake(&a, &other));
+        }
+        let stored = list.settle_front(GRANTED);
+        assert!(stored.is_some_and(|stored| stored.will_wake(&other)));
+    }
+
+    #[test]
     fn unlinking_the_tail_or_the_only_node_keeps_the_ends_right() {
         let (a, b) = (pin!(Waiter::new()), pin!(Waiter::new()));
         let mut list = WaitList::new();

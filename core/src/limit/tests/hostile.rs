@@ -439,3 +439,26 @@ fn several_panicking_wakes_still_complete_the_hand_out() {
     assert_eq!(counts(&semaphore), (25, 5, 20, 0));
     assert!(waiters.iter().all(|waiter| waiter.hostile.wakes() == 1));
 }
+
+/// A task panics while it holds a permit; the permit is returned during the unwind, and
+/// the next waiter's wake panics too. The permit still reaches that waiter, and the
+/// task's own panic carries on (resuming the waker's would abort the process).
+#[cfg(feature = "std")]
+#[test]
+fn a_permit_returned_during_an_unwind_tolerates_a_panicking_wake() {
+    let semaphore = Semaphore::new(1).unwrap();
+    let held = semaphore.try_acquire().unwrap();
+    let mut next = Waiting::new(semaphore.acquire(), Hostile::new());
+    assert!(next.poll().is_pending());
+    next.hostile.panic_on_wake(true);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _permit = held;
+        panic!("the guarded call failed");
+    }));
+    let payload = outcome.unwrap_err();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"the guarded call failed"));
+    next.hostile.panic_on_wake(false);
+    assert_eq!(next.hostile.wakes(), 1);
+    drop(ready(next.poll()).unwrap());
+    assert_eq!(counts(&semaphore), (1, 1, 0, 0));
+}
