@@ -78,6 +78,11 @@ impl Hostile {
         self.panic_on_drop.store(armed, Ordering::SeqCst);
     }
 
+    /// Clones made so far.
+    pub(crate) fn clones(&self) -> usize {
+        self.clones.load(Ordering::SeqCst)
+    }
+
     /// Wake-ups so far (by value and by reference).
     pub(crate) fn wakes(&self) -> usize {
         self.wakes.load(Ordering::SeqCst)

@@ -462,3 +462,20 @@ fn a_permit_returned_during_an_unwind_tolerates_a_panicking_wake() {
     drop(ready(next.poll()).unwrap());
     assert_eq!(counts(&semaphore), (1, 1, 0, 0));
 }
+
+/// Re-polling a queued waiter with the waker it already stored (the common case: the same
+/// task polls again) keeps the stored one: no clone, no drop, no swap.
+#[test]
+fn a_repoll_with_the_same_waker_clones_nothing() {
+    let semaphore = Semaphore::new(0).unwrap();
+    let mut waiter = Waiting::new(semaphore.acquire(), Hostile::new());
+    assert!(waiter.poll().is_pending());
+    assert_eq!((waiter.hostile.clones(), waiter.hostile.live()), (1, 2));
+    for _ in 0..3 {
+        assert!(waiter.poll().is_pending());
+    }
+    assert_eq!((waiter.hostile.clones(), waiter.hostile.live()), (1, 2));
+    semaphore.add_permits(1).unwrap();
+    assert_eq!(waiter.hostile.wakes(), 1);
+    drop(ready(waiter.poll()).unwrap());
+}
