@@ -8,10 +8,14 @@
 use alloc::borrow::Cow;
 use core::fmt;
 
+#[cfg(target_has_atomic = "ptr")]
+mod owned;
 mod queue;
 mod registry;
 mod semaphore;
 
+#[cfg(target_has_atomic = "ptr")]
+pub use owned::{AcquireOwned, OwnedPermit};
 #[cfg(not(loom))]
 pub use registry::FixedRegistry;
 #[cfg(target_has_atomic = "ptr")]
@@ -19,8 +23,6 @@ pub use registry::Registry;
 #[cfg(all(target_has_atomic = "ptr", not(loom)))]
 pub use registry::default_registry;
 pub use semaphore::{Acquire, AcquireError, MAX_PERMITS, Permit, Semaphore, SemaphoreStats};
-#[cfg(target_has_atomic = "ptr")]
-pub use semaphore::{AcquireOwned, OwnedPermit};
 
 /// A limit that cannot be built as asked. Each variant names the bad value.
 ///
