@@ -351,3 +351,24 @@ fn errors_explain_themselves() {
 
 /// Wakers that panic or re-enter: the semaphore's accounting and its list survive them.
 mod hostile;
+
+/// Every type prints something a person can read in a log or a failed assertion.
+#[test]
+fn debug_output_says_what_each_thing_is() {
+    let semaphore = Arc::new(Semaphore::new(1).unwrap());
+    let permit = semaphore.try_acquire().unwrap();
+    assert_eq!(alloc::format!("{permit:?}"), "Permit { .. }");
+    let mut waiter = Task::new(semaphore.acquire());
+    assert_eq!(alloc::format!("{:?}", waiter.future), "Acquire { queued: false }");
+    assert!(waiter.poll().is_pending());
+    assert_eq!(alloc::format!("{:?}", waiter.future), "Acquire { queued: true }");
+    let mut owned = Task::new(semaphore.clone().acquire_owned());
+    assert!(owned.poll().is_pending());
+    assert_eq!(alloc::format!("{:?}", owned.future), "AcquireOwned { queued: true }");
+    let printed = alloc::format!("{semaphore:?}");
+    assert!(printed.starts_with("Semaphore { stats: SemaphoreStats { capacity: 1,"), "{printed}");
+    assert!(printed.contains("waiting: 2"), "{printed}");
+    drop((permit, waiter, owned));
+    let owned = semaphore.clone().try_acquire_owned().unwrap();
+    assert_eq!(alloc::format!("{owned:?}"), "OwnedPermit { .. }");
+}
