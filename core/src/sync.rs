@@ -92,6 +92,8 @@ impl<T> SpinMutex<T> {
         }
         #[cfg(test)]
         HELD.with(|held| held.set(held.get() + 1));
+        #[cfg(test)]
+        TAKEN.with(|taken| taken.set(taken.get() + 1));
         let _unlock = Unlock(&self.locked);
         // SAFETY: `acquire` set `locked` with Acquire ordering and it is cleared only by
         // `_unlock` after `f` returns or unwinds, so no other `&mut T` exists while this
@@ -134,6 +136,14 @@ fn relax(spins: u32) {
 #[cfg(all(test, not(loom)))]
 std::thread_local! {
     static HELD: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    static TAKEN: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+}
+
+/// How many times this thread has taken a kompoz lock, in unit tests: the paths promised
+/// to be lock-free (an uncontended acquire and release) are checked with it.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn locks_taken() -> u64 {
+    TAKEN.with(core::cell::Cell::get)
 }
 
 /// Panics if this thread holds a kompoz lock: called by the tests' hostile wakers on every

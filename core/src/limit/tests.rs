@@ -372,3 +372,21 @@ fn debug_output_says_what_each_thing_is() {
     let owned = semaphore.clone().try_acquire_owned().unwrap();
     assert_eq!(alloc::format!("{owned:?}"), "OwnedPermit { .. }");
 }
+
+/// The uncontended paths take no lock: acquiring and releasing a free permit (borrowed or
+/// owned, waiting or not) are compare-exchanges on the state word only.
+#[test]
+fn uncontended_acquire_and_release_take_no_lock() {
+    let semaphore = Arc::new(Semaphore::new(2).unwrap());
+    let before = crate::sync::locks_taken();
+    for _ in 0..10 {
+        let a = semaphore.try_acquire().unwrap();
+        let b = ready(Task::new(semaphore.acquire()).poll()).unwrap();
+        drop((a, b));
+        let owned = semaphore.clone().try_acquire_owned().unwrap();
+        drop(owned);
+        semaphore.add_permits(0).unwrap();
+    }
+    assert_eq!(crate::sync::locks_taken() - before, 0);
+    assert_eq!(semaphore.available_permits(), 2);
+}
