@@ -61,6 +61,7 @@ fn permits_are_counted_and_returned() {
     let stats = semaphore.stats();
     assert_eq!((stats.capacity, stats.available, stats.in_flight), (2, 0, 2));
     assert_eq!((stats.total_acquired, stats.total_rejected), (2, 1));
+    assert!(!stats.closed && !semaphore.is_closed(), "open until closed");
     drop((a, b));
     assert_eq!(semaphore.available_permits(), 2);
 }
