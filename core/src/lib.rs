@@ -128,6 +128,8 @@ mod error;
 pub mod limit;
 pub mod pipeline;
 pub mod retry;
+#[cfg(all(feature = "sim", target_has_atomic = "ptr", not(loom)))]
+pub mod sim;
 mod sync;
 #[cfg(all(test, not(loom)))]
 mod test_wakers;
