@@ -11,8 +11,27 @@
 //!   ready tasks in an order drawn from a seed, jumps time to the next timer when every
 //!   task waits, reports a deadlock as [`SimError::Deadlock`] instead of hanging, and
 //!   cancels tasks by dropping them. The same seed gives the same run, bit for bit.
+//! * [`Op`], the vocabulary of a scenario (advance time, a call that succeeds, fails or
+//!   hangs, cancel a call, reset, force open, the dependency going down and coming back),
+//!   and a simulated dependency that answers as told, [`Backend`].
+//! * Configurations as plain values ([`BreakerConfig`], [`LimitConfig`],
+//!   [`TimeoutConfig`]) that build the real primitives through their public builders.
+//! * Invariant checkers to call after each step: [`LimitWatch`] (never more than
+//!   `max_concurrent` inside a limit), [`BreakerWatch`] (nothing let through an open
+//!   circuit, half-open probes within `half_open_max_calls`, nothing around the breaker),
+//!   and, once idle, [`semaphore_idle`] and [`breaker_idle`] (every permit and probe slot
+//!   returned). Each failure is a [`Violation`] that says what broke.
+//! * With the `arbitrary` feature, `Arbitrary` for [`Op`], [`Reply`], the configurations,
+//!   [`BreakerBuilder`](crate::breaker::BreakerBuilder) and
+//!   [`Semaphore`](crate::Semaphore): a fuzzer's bytes decode into valid values only.
 //!
-//! Everything here runs without `std`.
+//! Everything here runs without `std`. The `arbitrary` crate itself needs `std` (it has
+//! no `no_std` support yet), so on bare-metal targets (`target_os = "none"`) the
+//! `arbitrary` feature adds nothing: fuzz on the host, where the same core runs.
+//!
+//! The repository's `fuzz/fuzz_targets/flaky_client.rs` is a worked example: a client of a
+//! flaky dependency, `breaker(timeout(limit(call)))`, fuzzed in the simulation against
+//! these invariants and a property of its own.
 //!
 //! ```
 //! use core::time::Duration;
@@ -46,11 +65,23 @@ use core::fmt;
 
 use crate::time::Instant;
 
+#[cfg(all(feature = "arbitrary", not(target_os = "none")))]
+mod arbitrary;
+mod backend;
+mod config;
 mod executor;
+mod invariants;
+mod ops;
 mod task;
 mod trace;
 
+pub use backend::{Backend, BackendError, BackendStats};
+pub use config::{BreakerConfig, LimitConfig, TimeoutConfig};
 pub use executor::{DEFAULT_POLL_LIMIT, Sim, Spawner};
+pub use invariants::{
+    Admission, BreakerWatch, Inside, LimitWatch, Violation, breaker_idle, semaphore_idle,
+};
+pub use ops::{Op, Reply};
 pub use task::{JoinError, JoinHandle, TaskId};
 pub use trace::SimEvent;
 

@@ -1,0 +1,114 @@
+//! `Arbitrary` gives valid configurations whatever the bytes, reaches the edges as well
+//! as the small values where behaviour happens, and decodes every kind of operation.
+#![cfg(all(feature = "arbitrary", not(target_os = "none")))]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use arbitrary::{Arbitrary, Unstructured};
+use kompoz::breaker::{BreakerBuilder, MAX_COUNT};
+use kompoz::limit::Semaphore;
+use kompoz::sim::{BreakerConfig, LimitConfig, Op, Reply, TimeoutConfig};
+use kompoz::{ManualClock, limited};
+
+/// 5,000 byte strings of every length from 0 to 63, from a fixed xorshift generator.
+fn inputs() -> impl Iterator<Item = Vec<u8>> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..5_000).map(move |n| {
+        (0..n % 64)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn every_generated_breaker_configuration_builds() {
+    let mut failure_thresholds = BTreeSet::new();
+    let mut recovery_timeouts = BTreeSet::new();
+    for bytes in inputs() {
+        let config = BreakerConfig::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        let breaker = config.build_with(ManualClock::new());
+        assert!(breaker.is_ok(), "{config:?} does not build: {:?}", breaker.err());
+        let builder = BreakerBuilder::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        assert!(builder.build_with(ManualClock::new()).is_ok());
+        failure_thresholds.insert(config.failure_threshold);
+        recovery_timeouts.insert(config.recovery_timeout);
+    }
+    // Mostly small, where the state machine turns, but the edges too.
+    assert!((1..=5).all(|n| failure_thresholds.contains(&n)), "{failure_thresholds:?}");
+    assert!(failure_thresholds.contains(&MAX_COUNT));
+    assert!(failure_thresholds.iter().any(|&n| n > 5 && n < MAX_COUNT));
+    for edge in [Duration::ZERO, Duration::MAX] {
+        assert!(recovery_timeouts.contains(&edge), "{edge:?} never generated");
+    }
+    assert!(recovery_timeouts.iter().any(|d| d.subsec_nanos() % 1_000_000 != 0), "nanoseconds");
+}
+
+#[test]
+fn every_generated_limit_builds_and_limited_accepts_it() {
+    let mut sizes = BTreeSet::new();
+    let mut waits = 0;
+    for bytes in inputs() {
+        let config = LimitConfig::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        let semaphore = config.semaphore().unwrap();
+        assert_eq!(semaphore.available_permits(), config.max_concurrent);
+        assert!(limited((), config.max_concurrent).is_ok());
+        assert!(Semaphore::arbitrary(&mut Unstructured::new(&bytes)).is_ok());
+        sizes.insert(config.max_concurrent);
+        waits += usize::from(config.max_wait.is_some());
+    }
+    assert!(sizes.contains(&1) && sizes.contains(&kompoz::limit::MAX_PERMITS), "{sizes:?}");
+    assert!(waits > 500 && waits < 4_500, "some limits wait for ever, some do not: {waits}");
+}
+
+#[test]
+fn every_kind_of_operation_and_reply_is_generated() {
+    let mut kinds = BTreeSet::new();
+    let mut replies = BTreeSet::new();
+    let mut limits = BTreeSet::new();
+    for bytes in inputs() {
+        let ops = Vec::<Op>::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        for op in ops {
+            kinds.insert(match op {
+                Op::Advance(by) => {
+                    assert_ne!(by, Duration::MAX, "time keeps moving");
+                    "advance"
+                }
+                Op::Call(reply) => {
+                    replies.insert(match reply {
+                        Reply::Succeed { .. } => "succeed",
+                        Reply::Fail { .. } => "fail",
+                        Reply::Hang => "hang",
+                    });
+                    "call"
+                }
+                Op::Cancel { .. } => "cancel",
+                Op::Reset => "reset",
+                Op::ForceOpen => "force open",
+                Op::BackendDown => "down",
+                Op::BackendUp => "up",
+                _ => "new",
+            });
+        }
+        limits.insert(TimeoutConfig::arbitrary(&mut Unstructured::new(&bytes)).unwrap().time_limit);
+    }
+    assert_eq!(kinds.len(), 7, "{kinds:?}");
+    assert_eq!(replies.len(), 3, "{replies:?}");
+    assert!(limits.contains(&Duration::ZERO) && limits.contains(&Duration::MAX));
+}
+
+#[test]
+fn one_input_decodes_to_one_scenario() {
+    for bytes in inputs().take(200) {
+        let decode = || {
+            let mut u = Unstructured::new(&bytes);
+            (BreakerConfig::arbitrary(&mut u).unwrap(), Vec::<Op>::arbitrary_take_rest(u).unwrap())
+        };
+        assert_eq!(decode(), decode());
+    }
+}
