@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use kompoz::breaker::{CallError, CircuitBreaker};
 use kompoz::limit::{AcquireError, Permit, Semaphore};
-use kompoz::sim::{Admission, Backend, BreakerWatch, LimitWatch, Reply};
+use kompoz::sim::{Backend, BreakerWatch, LimitWatch, Reply};
 use kompoz::{ManualClock, timeout};
 
-use crate::outage::OutageWatch;
+use crate::outage::{AdmittedAs, OutageWatch};
 
 /// Which client: the correct one, or one of two deliberately broken ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -125,12 +125,12 @@ impl<'a> Client<'a> {
                 let number = self.next_request.get();
                 self.next_request.set(number + 1);
                 self.in_flight.borrow_mut().insert(number, permit);
-                let answer = self.send(reply, Some(&admission)).await;
+                let answer = self.send(reply, Some(AdmittedAs::of(&admission))).await;
                 self.in_flight.borrow_mut().remove(&number);
                 answer
             } else {
                 let _permit = permit;
-                self.send(reply, Some(&admission)).await
+                self.send(reply, Some(AdmittedAs::of(&admission))).await
             }
         };
         let answer = timeout(&self.clock, self.time_limit, limited).await;
@@ -139,13 +139,9 @@ impl<'a> Client<'a> {
     }
 
     /// Sends the request to the backend.
-    async fn send(
-        &self,
-        reply: Reply,
-        admission: Option<&Admission<'_>>,
-    ) -> Result<(), FetchError> {
+    async fn send(&self, reply: Reply, admitted: Option<AdmittedAs>) -> Result<(), FetchError> {
         let _request = self.watches.breaker.at_dependency();
-        self.watches.outage.request(admission, self.breaker, self.backend.is_down());
+        self.watches.outage.request(admitted, self.breaker, self.backend.is_down());
         self.backend.request(reply).await.map_err(|_| FetchError::Backend)
     }
 }

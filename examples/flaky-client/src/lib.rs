@@ -14,9 +14,10 @@
 //! the breaker refuses, one that leaks a permit when a call is cancelled.
 
 pub mod client;
+pub mod demo;
 pub mod harness;
 mod outage;
 
 pub use client::{Client, FetchError, Variant};
 pub use harness::{Failure, Scenario, Summary, run};
-pub use outage::{OutageViolation, OutageWatch};
+pub use outage::{AdmittedAs, OutageViolation, OutageWatch, ProbeEnd};

@@ -72,19 +72,19 @@ impl OutageWatch {
         ProbeEnd { watch: self, cycle, finished: false }
     }
 
-    /// A request reaches the backend, admitted as `admission` (`None`: not through the
+    /// A request reaches the backend, admitted as `admitted` (`None`: not through the
     /// breaker at all).
     pub fn request<C: Clock>(
         &self,
-        admission: Option<&Admission<'_>>,
+        admitted: Option<AdmittedAs>,
         breaker: &CircuitBreaker<C>,
         backend_down: bool,
     ) {
         if !backend_down {
             return;
         }
-        let cycle = match admission {
-            Some(admission) if admission.is_probe() => admission.times_opened(),
+        let cycle = match admitted {
+            Some(AdmittedAs { probe: true, times_opened }) => times_opened,
             // Let in while the circuit was closed.
             Some(_) => return,
             None if breaker.state() == CircuitState::Closed => return,
@@ -115,6 +115,22 @@ impl OutageWatch {
     /// The first violation, if any.
     pub fn check(&self) -> Result<(), OutageViolation> {
         self.violation.get().map_or(Ok(()), Err)
+    }
+}
+
+/// How a call was admitted, carried to where its request reaches the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AdmittedAs {
+    /// Whether it is a half-open probe.
+    pub probe: bool,
+    /// How many times the circuit had opened when it was admitted.
+    pub times_opened: u64,
+}
+
+impl AdmittedAs {
+    /// How `admission` was admitted.
+    pub fn of(admission: &Admission<'_>) -> AdmittedAs {
+        AdmittedAs { probe: admission.is_probe(), times_opened: admission.times_opened() }
     }
 }
 
