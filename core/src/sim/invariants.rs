@@ -6,6 +6,7 @@
 //! enough to pin the step that broke the rule.
 
 use core::fmt;
+use core::time::Duration;
 
 use crate::breaker::{CircuitBreaker, CircuitState};
 use crate::limit::Semaphore;
@@ -59,6 +60,16 @@ pub enum Violation {
         /// Probes it counts in flight.
         in_flight: u32,
     },
+    /// More cells passed a rate limit over a window of time than its rate and burst
+    /// allow.
+    RateExceeded {
+        /// Cells admitted in the window.
+        admitted: u64,
+        /// The window's length (from the first of those admissions to the last).
+        window: Duration,
+        /// What the rate allows over it: `burst + floor(window / interval)`.
+        allowed: u64,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -89,6 +100,10 @@ impl fmt::Display for Violation {
             Violation::ProbeSlotsNotReturned { in_flight } => {
                 write!(f, "idle, yet the breaker counts {in_flight} probes in flight")
             }
+            Violation::RateExceeded { admitted, window, allowed } => write!(
+                f,
+                "{admitted} cells passed the rate limit within {window:?}, where it allows {allowed}"
+            ),
         }
     }
 }
@@ -97,16 +112,16 @@ impl core::error::Error for Violation {}
 
 /// The first violation a watch saw.
 #[derive(Debug, Default)]
-struct FirstViolation(SpinMutex<Option<Violation>>);
+pub(super) struct FirstViolation(SpinMutex<Option<Violation>>);
 
 impl FirstViolation {
-    fn record(&self, violation: Violation) {
+    pub(super) fn record(&self, violation: Violation) {
         self.0.with(|first| {
             first.get_or_insert(violation);
         });
     }
 
-    fn check(&self) -> Result<(), Violation> {
+    pub(super) fn check(&self) -> Result<(), Violation> {
         self.0.with(|first| first.map_or(Ok(()), Err))
     }
 }

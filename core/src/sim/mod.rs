@@ -19,8 +19,9 @@
 //! * Invariant checkers to call after each step: [`LimitWatch`] (never more than
 //!   `max_concurrent` inside a limit), [`BreakerWatch`] (nothing let through an open
 //!   circuit, half-open probes within `half_open_max_calls`, nothing around the breaker),
-//!   and, once idle, [`semaphore_idle`] and [`breaker_idle`] (every permit and probe slot
-//!   returned). Each failure is a [`Violation`] that says what broke.
+//!   [`RateWatch`] (a rate limit never exceeded over any window), and, once idle,
+//!   [`semaphore_idle`] and [`breaker_idle`] (every permit and probe slot returned). Each
+//!   failure is a [`Violation`] that says what broke.
 //! * With the `arbitrary` feature, `Arbitrary` for [`Op`], [`Reply`], the configurations,
 //!   [`BreakerBuilder`](crate::breaker::BreakerBuilder) and
 //!   [`Semaphore`](crate::Semaphore): a fuzzer's bytes decode into valid values only.
@@ -72,6 +73,7 @@ mod config;
 mod executor;
 mod invariants;
 mod ops;
+mod rate_watch;
 mod task;
 mod trace;
 
@@ -82,6 +84,7 @@ pub use invariants::{
     Admission, BreakerWatch, Inside, LimitWatch, Violation, breaker_idle, semaphore_idle,
 };
 pub use ops::{Op, Reply};
+pub use rate_watch::RateWatch;
 pub use task::{JoinError, JoinHandle, TaskId};
 pub use trace::SimEvent;
 
