@@ -369,3 +369,32 @@ fn a_future_may_borrow_from_the_caller() {
     drop(sim);
     assert_eq!(total.into_inner(), 10);
 }
+
+#[test]
+fn a_panicking_task_reaches_the_caller_of_run_and_leaves_the_simulation_usable() {
+    let clock = ManualClock::new();
+    let semaphore = Semaphore::new(1).unwrap();
+    let mut sim = Sim::with_clock(6, clock.clone());
+    let bad = sim.spawn({
+        let (clock, semaphore) = (clock.clone(), &semaphore);
+        async move {
+            let _permit = semaphore.acquire().await.unwrap();
+            clock.sleep(ms(5)).await;
+            panic!("the service under test panicked");
+        }
+    });
+    let good = sim.spawn({
+        let (clock, semaphore) = (clock.clone(), &semaphore);
+        async move {
+            clock.sleep(ms(1)).await;
+            semaphore.acquire().await.map(drop)
+        }
+    });
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run()));
+    assert!(caught.is_err(), "the panic reached the caller");
+    // The panicking task is still there, holding its permit; cancelling it releases it.
+    assert!(sim.cancel(bad.id()));
+    sim.run().unwrap();
+    assert_eq!(good.take_output(), Ok(Ok(())));
+    assert_eq!(semaphore.available_permits(), 1);
+}
