@@ -114,3 +114,36 @@ fn one_input_decodes_to_one_scenario() {
         assert_eq!(decode(), decode());
     }
 }
+
+#[test]
+fn every_generated_retry_policy_and_budget_builds_and_replays() {
+    use kompoz::retry::{Backoff, RetryBudgetBuilder, RetryPolicy, RetryPolicyBuilder};
+    let mut shapes = BTreeSet::new();
+    let (mut capped, mut jittered, mut deadlines) = (0, 0, 0);
+    for bytes in inputs() {
+        let policy = RetryPolicy::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        let builder = RetryPolicyBuilder::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        assert_eq!(builder.build(), Ok(policy));
+        assert!(policy.seed().is_some(), "a simulation replays only with seeded jitter");
+        assert!(policy.max_attempts() >= 1);
+        shapes.insert(match policy.backoff() {
+            Backoff::None => "none",
+            Backoff::Constant(_) => "constant",
+            Backoff::Exponential { base, max } => {
+                capped += usize::from(max < Duration::MAX);
+                assert!(base <= max);
+                "exponential"
+            }
+            Backoff::DecorrelatedJitter { base, max } => {
+                assert!(base <= max);
+                "decorrelated"
+            }
+        });
+        jittered += usize::from(policy.jitter() > Duration::ZERO);
+        deadlines += usize::from(policy.deadline().is_some());
+        let budget = RetryBudgetBuilder::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        assert!(budget.build_with(ManualClock::new()).is_ok(), "{budget:?}");
+    }
+    assert_eq!(shapes.len(), 4, "{shapes:?}");
+    assert!(capped > 100 && jittered > 500 && deadlines > 500, "{capped} {jittered} {deadlines}");
+}

@@ -1,5 +1,6 @@
 //! `Arbitrary` for the simulation's operations and for every configuration and builder
-//! (feature `arbitrary`): a fuzzer's bytes decode into valid values only.
+//! (feature `arbitrary`): breakers, limits, timeouts, retry policies and budgets. A
+//! fuzzer's bytes decode into valid values only.
 //!
 //! Values are drawn where behaviour happens: counts are small (1 to 5) most of the time
 //! and occasionally anything valid up to the largest the type supports; durations are
@@ -12,6 +13,7 @@ use core::time::Duration;
 use super::{BreakerConfig, LimitConfig, Op, Reply, TimeoutConfig};
 use crate::breaker::{BreakerBuilder, MAX_COUNT};
 use crate::limit::{MAX_PERMITS, Semaphore};
+use crate::retry::{MAX_RETRY_PERCENT, RetryBudgetBuilder, RetryPolicy, RetryPolicyBuilder};
 
 /// A count from 1: 1 to 5 most of the time, otherwise anything up to `max`.
 fn count(u: &mut Unstructured<'_>, max: u64) -> Result<u64> {
@@ -137,5 +139,67 @@ impl<'a> Arbitrary<'a> for Op {
 
     fn size_hint(_depth: usize) -> (usize, Option<usize>) {
         (1, Some(11))
+    }
+}
+
+/// A policy that always builds, and always draws its jitter from a seed (also drawn from
+/// the bytes): without one, each call would draw from a fresh generator and a simulation
+/// would no longer replay bit for bit.
+impl<'a> Arbitrary<'a> for RetryPolicyBuilder {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        let attempts = u32::try_from(count(u, u64::from(u32::MAX))?).unwrap_or(u32::MAX);
+        let backoff = if u.ratio(1, 4)? { Duration::ZERO } else { finite_duration(u)? };
+        // Exponential, decorrelated jitter or neither: the two together are refused.
+        let shape = u.int_in_range(0..=2u8)?;
+        let mut builder = RetryPolicyBuilder::new()
+            .max_attempts(attempts)
+            .backoff(backoff)
+            .exponential(shape == 1)
+            .decorrelated_jitter(shape == 2)
+            .seed(u.arbitrary()?);
+        if u.arbitrary()? {
+            // A cap at or above the base delay.
+            builder = builder.max_backoff(backoff.saturating_add(finite_duration(u)?));
+        }
+        if u.arbitrary()? {
+            builder = builder.jitter(finite_duration(u)?);
+        }
+        if u.arbitrary()? {
+            builder = builder.deadline(duration(u)?);
+        }
+        Ok(builder)
+    }
+
+    fn size_hint(_depth: usize) -> (usize, Option<usize>) {
+        (13, Some(60))
+    }
+}
+
+impl<'a> Arbitrary<'a> for RetryPolicy {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        RetryPolicyBuilder::arbitrary(u)?.build().map_err(|_| arbitrary::Error::IncorrectFormat)
+    }
+
+    fn size_hint(depth: usize) -> (usize, Option<usize>) {
+        RetryPolicyBuilder::size_hint(depth)
+    }
+}
+
+/// A retry budget's configuration that always builds: a window of a millisecond to an
+/// hour, at most a thousand retries a second.
+impl<'a> Arbitrary<'a> for RetryBudgetBuilder {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        let window = match u.int_in_range(0..=3u8)? {
+            0 => Duration::from_secs(u.int_in_range(1..=3_600)?),
+            _ => Duration::from_millis(u.int_in_range(1..=10_000)?),
+        };
+        Ok(RetryBudgetBuilder::new()
+            .retry_percent(u.int_in_range(0..=MAX_RETRY_PERCENT)?)
+            .min_per_second(u.int_in_range(0..=1_000)?)
+            .window(window))
+    }
+
+    fn size_hint(_depth: usize) -> (usize, Option<usize>) {
+        (4, Some(10))
     }
 }
