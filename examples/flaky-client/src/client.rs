@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use kompoz::breaker::{CallError, CircuitBreaker};
 use kompoz::limit::{AcquireError, Permit, Semaphore};
+use kompoz::retry::RetryPolicy;
 use kompoz::sim::{Backend, BreakerWatch, LimitWatch, Reply};
 use kompoz::{ManualClock, timeout};
 
@@ -64,14 +65,17 @@ pub struct Watches {
     pub outage: OutageWatch,
 }
 
-/// A client of a flaky backend: each [`fetch`](Client::fetch) goes through a circuit
-/// breaker, then a time limit (which covers the wait for a permit), then a concurrency
-/// limit, then to the backend.
+/// A client of a flaky backend: each [`fetch`](Client::fetch) is retried under a policy
+/// (never when the breaker refused), and each attempt goes through a circuit breaker,
+/// then a time limit (which covers the wait for a permit), then a concurrency limit, then
+/// to the backend.
 #[derive(Debug)]
 pub struct Client<'a> {
     /// The backend.
     pub backend: &'a Backend,
-    /// The breaker around everything.
+    /// The retry policy around each attempt.
+    pub retry: RetryPolicy,
+    /// The breaker around each attempt.
     pub breaker: &'a CircuitBreaker<ManualClock>,
     /// The concurrency limit.
     pub limit: &'a Semaphore,
@@ -92,8 +96,15 @@ pub struct Client<'a> {
 }
 
 impl<'a> Client<'a> {
-    /// Fetches from the backend, which answers as `reply` says.
+    /// Fetches from the backend, which answers as `reply` says, retrying failures (but
+    /// not refusals: the breaker knows the backend is down) under the policy.
     pub async fn fetch(&self, reply: Reply) -> Result<(), FetchError> {
+        let retried = self.retry.retry(&self.clock, || self.attempt(reply));
+        retried.when(|error: &FetchError| *error != FetchError::CircuitOpen).await
+    }
+
+    /// One attempt: `breaker(timeout(limit(request)))`.
+    async fn attempt(&self, reply: Reply) -> Result<(), FetchError> {
         match self.breaker.call(self.guarded(reply)).await {
             Ok(()) => Ok(()),
             Err(CallError::Inner(error)) => Err(error),

@@ -9,6 +9,7 @@ use arbitrary::Arbitrary;
 use kompoz::ManualClock;
 use kompoz::breaker::BreakerError;
 use kompoz::limit::LimitError;
+use kompoz::retry::RetryPolicy;
 use kompoz::sim::{
     Backend, BreakerConfig, BreakerWatch, JoinHandle, LimitConfig, LimitWatch, Op, Sim, SimError,
     TimeoutConfig, Violation, breaker_idle, semaphore_idle,
@@ -29,6 +30,8 @@ pub struct Scenario {
     pub limit: LimitConfig,
     /// The time limit.
     pub timeout: TimeoutConfig,
+    /// The retry policy.
+    pub retry: RetryPolicy,
     /// What happens, in order.
     pub ops: Vec<Op>,
 }
@@ -126,6 +129,7 @@ pub fn run(scenario: &Scenario, variant: Variant) -> Result<Summary, Failure> {
     };
     let client = Client {
         backend: &backend,
+        retry: scenario.retry,
         breaker: &breaker,
         limit: &limit,
         clock: clock.clone(),

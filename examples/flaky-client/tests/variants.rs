@@ -27,6 +27,7 @@ fn scenarios() -> impl Iterator<Item = Scenario> {
             breaker: u.arbitrary().unwrap(),
             limit: u.arbitrary().unwrap(),
             timeout: u.arbitrary().unwrap(),
+            retry: u.arbitrary().unwrap(),
             ops: Vec::new(),
         };
         while !u.is_empty() {
