@@ -1,6 +1,7 @@
-//! Fuzzes a client of a flaky backend, `breaker(timeout(limit(call)))`, in kompoz's
-//! deterministic simulation: random configurations, calls that succeed, fail or hang,
-//! cancellations, resets, outages. After every step it checks kompoz's invariants (the
+//! Fuzzes a client of a flaky backend, retry around `breaker(timeout(limit(call)))`, in
+//! kompoz's deterministic simulation: random configurations (retry policies included),
+//! calls that succeed, fail or hang, cancellations, resets, outages. After every step it
+//! checks kompoz's invariants (the
 //! limit holds, nothing through an open circuit, probes within bounds, nothing around the
 //! breaker) and the client's own property (a down backend gets at most
 //! half_open_max_calls requests per recovery cycle); once idle, every permit and probe

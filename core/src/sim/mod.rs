@@ -23,16 +23,18 @@
 //!   [`semaphore_idle`] and [`breaker_idle`] (every permit and probe slot returned). Each
 //!   failure is a [`Violation`] that says what broke.
 //! * With the `arbitrary` feature, `Arbitrary` for [`Op`], [`Reply`], the configurations,
-//!   [`BreakerBuilder`](crate::breaker::BreakerBuilder) and
-//!   [`Semaphore`](crate::Semaphore): a fuzzer's bytes decode into valid values only.
+//!   [`BreakerBuilder`](crate::breaker::BreakerBuilder), [`Semaphore`](crate::Semaphore),
+//!   [`RetryPolicy`](crate::retry::RetryPolicy) and its builder, and
+//!   [`RetryBudgetBuilder`](crate::retry::RetryBudgetBuilder): a fuzzer's bytes decode
+//!   into valid values only.
 //!
 //! Everything here runs without `std`. The `arbitrary` crate itself needs `std` (it has
 //! no `no_std` support yet), so on bare-metal targets (`target_os = "none"`) the
 //! `arbitrary` feature adds nothing: fuzz on the host, where the same core runs.
 //!
 //! The repository's `fuzz/fuzz_targets/flaky_client.rs` is a worked example: a client of a
-//! flaky dependency, `breaker(timeout(limit(call)))`, fuzzed in the simulation against
-//! these invariants and a property of its own.
+//! flaky dependency, retried, each attempt through `breaker(timeout(limit(call)))`,
+//! fuzzed in the simulation against these invariants and a property of its own.
 //!
 //! ```
 //! use core::time::Duration;

@@ -1,8 +1,9 @@
 //! A worked example of fuzzing your own service with kompoz's simulation kit
 //! ([`kompoz::sim`]), written the way a user of kompoz would write it.
 //!
-//! * [`client`] is the service: a client of a flaky backend that guards each request with
-//!   `breaker(timeout(limit(call)))`, instrumented with the kit's watches at its edges.
+//! * [`client`] is the service: a client of a flaky backend that retries each fetch under a
+//!   policy and guards each attempt with `breaker(timeout(limit(call)))`, instrumented
+//!   with the kit's watches at its edges.
 //! * [`harness`] turns a fuzzer's [`Scenario`] (configurations and a list of
 //!   [`Op`](kompoz::sim::Op)s) into a deterministic simulation of many concurrent calls,
 //!   and checks kompoz's invariants and a property of the service's own after every step.
