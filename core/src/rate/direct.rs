@@ -232,6 +232,11 @@ impl<C: Clock> RateLimiter<C> {
         self.queued.store(line.cells(), Ordering::Release);
     }
 
+    /// The cells of the tasks waiting in line, as last published.
+    pub(super) fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Acquire)
+    }
+
     pub(super) fn tally(&self) -> &Tally {
         &self.tally
     }

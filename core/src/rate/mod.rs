@@ -68,8 +68,10 @@
 //! succeeds. What the lag can affect is the TAT stored when an idle limiter admits (it
 //! counts from the coarse reading, up to `coarse_lag` early): over a window of length `W`
 //! at most `burst + (W + coarse_lag) / T` cells are admitted. Waiting
-//! ([`until_ready`](RateLimiter::until_ready)) reads the precise clock. For exact windows
-//! on the system clock too, give the limiter [`Precise`](crate::time::Precise)`(StdClock)`.
+//! ([`until_ready`](RateLimiter::until_ready), and so the combinator in its default mode)
+//! reads only the precise clock, so its admissions are exact. For exact windows with
+//! `check` on the system clock too, give the limiter
+//! [`Precise`](crate::time::Precise)`(StdClock)`.
 
 use alloc::borrow::Cow;
 use core::fmt;

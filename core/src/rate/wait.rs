@@ -87,7 +87,10 @@ impl<C: Sleep> RateLimiter<C> {
     /// [`until_ready`](RateLimiter::until_ready). More cells than the burst never conform:
     /// that is an error at once.
     pub async fn until_n_ready(&self, cells: u32) -> Result<(), ExceedsBurst> {
-        self.fits(cells)?;
+        if let Err(exceeds) = self.fits(cells) {
+            self.tally().rejected();
+            return Err(exceeds);
+        }
         // Without a maximum wait nothing is refused.
         let _ = self.wait_for(cells, None).await;
         Ok(())
@@ -168,8 +171,9 @@ impl<C: Sleep> RateLimiter<C> {
         if cells == 0 {
             return Ok(());
         }
-        // Rule 1 on the cheap reading: admitted at once, no line, no timer.
-        if self.decide(self.clock().now_coarse(), cells).is_ok() {
+        // Rule 1: admitted at once, no line, no timer. Waiting reads the precise clock, so
+        // that the cells it admits count from the true instant.
+        if self.decide_at(self.clock().now(), self.queued(), cells).is_ok() {
             self.tally().admitted(cells);
             return Ok(());
         }
