@@ -19,7 +19,9 @@ const OWNED: usize = 0;
 
 #[repr(align(128))]
 struct Shard {
-    /// The thread that writes this shard alone (0: unclaimed; unused on the shared shard).
+    /// The thread that writes this shard alone (0: unclaimed; unused on the shared shard,
+    /// and without `std`).
+    #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
     owner: AtomicUsize,
     admitted: AtomicU64,
     rejected: AtomicU64,
