@@ -47,6 +47,11 @@ pub struct RateLimiter<C> {
     /// The theoretical arrival time, in nanoseconds of `clock` (0: fresh).
     tat: AtomicU64,
     /// Mirror of the cells of the tasks waiting in line, readable without the lock.
+    ///
+    /// Its store (by a task joining or leaving the line) and its load (by a check) are
+    /// `SeqCst`, like the TAT's updates: so a check and a task joining the line are
+    /// ordered, and a check that sees no line really came before the task (on x86 a
+    /// `SeqCst` load is a plain load, and the compare-exchange was a locked one anyway).
     queued: AtomicU64,
     gcra: Gcra,
     clock: C,
@@ -143,7 +148,7 @@ impl<C: Clock> RateLimiter<C> {
     /// Forgets every cell admitted so far: the full burst is available again, and the
     /// first waiting task is woken to take its cells. The counters keep counting.
     pub fn reset(&self) {
-        self.tat.store(0, Ordering::Release);
+        self.tat.store(0, Ordering::SeqCst);
         let head = self.line.with(|line| line.take_head_waker());
         // Woken after the lock is released: a waker may run arbitrary code.
         if let Some(waker) = head {
@@ -173,16 +178,16 @@ impl<C: Clock> RateLimiter<C> {
     /// the waiting tasks; admits by compare-exchange. Counts nothing.
     #[inline]
     pub(super) fn decide(&self, coarse: Instant, cells: u32) -> Result<(), RateLimited> {
-        let ahead = self.queued.load(Ordering::Acquire);
-        let mut tat = self.tat.load(Ordering::Acquire);
+        let ahead = self.queued.load(Ordering::SeqCst);
+        let mut tat = self.tat.load(Ordering::SeqCst);
         loop {
             match self.gcra.step(tat, coarse.as_nanos(), ahead, cells) {
                 Decision::Conform { tat: next } => {
                     match self.tat.compare_exchange_weak(
                         tat,
                         next,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
                     ) {
                         Ok(_) => return Ok(()),
                         Err(actual) => tat = actual,
@@ -201,22 +206,21 @@ impl<C: Clock> RateLimiter<C> {
         if earliest > coarse.saturating_add(lag).as_nanos() {
             return Err(RateLimited::at(earliest, coarse));
         }
-        self.decide_at(self.clock.now(), self.queued.load(Ordering::Acquire), cells)
-            .map(|_| ())
+        self.decide_at(self.clock.now(), self.queued.load(Ordering::SeqCst), cells).map(|_| ())
     }
 
     /// Decides at `now` behind `ahead` queued cells; admits by compare-exchange. Returns
     /// the new TAT on admission.
     pub(super) fn decide_at(&self, now: Instant, ahead: u64, cells: u32) -> Result<u64, RateLimited> {
-        let mut tat = self.tat.load(Ordering::Acquire);
+        let mut tat = self.tat.load(Ordering::SeqCst);
         loop {
             match self.gcra.step(tat, now.as_nanos(), ahead, cells) {
                 Decision::Conform { tat: next } => {
                     match self.tat.compare_exchange_weak(
                         tat,
                         next,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
                     ) {
                         Ok(_) => return Ok(next),
                         Err(actual) => tat = actual,
@@ -229,12 +233,12 @@ impl<C: Clock> RateLimiter<C> {
 
     /// Publishes the cells in line (under the lock).
     pub(super) fn publish_queued(&self, line: &Line) {
-        self.queued.store(line.cells(), Ordering::Release);
+        self.queued.store(line.cells(), Ordering::SeqCst);
     }
 
     /// The cells of the tasks waiting in line, as last published.
     pub(super) fn queued(&self) -> u64 {
-        self.queued.load(Ordering::Acquire)
+        self.queued.load(Ordering::SeqCst)
     }
 
     pub(super) fn tally(&self) -> &Tally {
