@@ -55,6 +55,8 @@ pub struct RateLimiter<C> {
     queued: AtomicU64,
     gcra: Gcra,
     clock: C,
+    /// The clock's `coarse_lag` in nanoseconds, read once when the limiter is built.
+    lag: u64,
     tally: Tally,
     /// The tasks waiting in line (see `wait.rs`).
     pub(super) line: SpinMutex<Line>,
@@ -67,6 +69,7 @@ impl<C: Clock> RateLimiter<C> {
             tat: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             gcra: Gcra::new(quota),
+            lag: crate::time::duration_to_nanos(clock.coarse_lag()),
             clock,
             tally: Tally::new(),
             line: SpinMutex::new(Line::new()),
@@ -193,19 +196,19 @@ impl<C: Clock> RateLimiter<C> {
                         Err(actual) => tat = actual,
                     }
                 }
-                Decision::Wait { earliest } => return self.decide_near(coarse, earliest, cells),
+                // A refusal on the coarse reading is final if `earliest` lies beyond the
+                // coarse lag: the precise time cannot have reached it.
+                Decision::Wait { earliest } if earliest > coarse.as_nanos().saturating_add(self.lag) => {
+                    return Err(RateLimited::at(earliest, coarse));
+                }
+                Decision::Wait { .. } => return self.decide_precisely(cells),
             }
         }
     }
 
-    /// A refusal on the coarse reading: final if `earliest` lies beyond the coarse lag
-    /// (the precise time cannot have reached it), else decided again on the precise clock.
+    /// A refusal near its edge on the coarse reading: decided again on the precise clock.
     #[cold]
-    fn decide_near(&self, coarse: Instant, earliest: u64, cells: u32) -> Result<(), RateLimited> {
-        let lag = self.clock.coarse_lag();
-        if earliest > coarse.saturating_add(lag).as_nanos() {
-            return Err(RateLimited::at(earliest, coarse));
-        }
+    fn decide_precisely(&self, cells: u32) -> Result<(), RateLimited> {
         self.decide_at(self.clock.now(), self.queued.load(Ordering::SeqCst), cells).map(|_| ())
     }
 

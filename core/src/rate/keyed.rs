@@ -50,6 +50,8 @@ pub struct KeyedRateLimiter<K, C, S = DefaultHasher> {
     map: ShardedMap<K, u64, S>,
     gcra: Gcra,
     clock: C,
+    /// The clock's `coarse_lag` in nanoseconds, read once when the limiter is built.
+    lag: u64,
     tally: Tally,
     /// After a full map found nothing to evict: the earliest TAT it holds (nanoseconds).
     /// Until then a new key is refused at once, without sweeping again.
@@ -109,6 +111,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher> KeyedRateLimiter<K, C, S> {
         KeyedRateLimiter {
             map: ShardedMap::new(DEFAULT_SHARDS, max_keys, hasher),
             gcra: Gcra::new(quota),
+            lag: crate::time::duration_to_nanos(clock.coarse_lag()),
             clock,
             tally: Tally::new(),
             full_until: AtomicU64::new(0),
@@ -145,23 +148,17 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher> KeyedRateLimiter<K, C, S> {
         let coarse = self.clock.now_coarse();
         match self.decide_at(key, coarse, cells)? {
             Ok(()) => Ok(()),
-            Err(earliest) => self.decide_near(key, coarse, earliest, cells),
+            // Final beyond the coarse lag: the precise time cannot have reached it.
+            Err(earliest) if earliest > coarse.as_nanos().saturating_add(self.lag) => {
+                Err(RateLimited::at(earliest, coarse).into())
+            }
+            Err(_) => self.decide_precisely(key, cells),
         }
     }
 
-    /// A refusal on the coarse reading: final beyond the coarse lag, else decided again
-    /// on the precise clock.
+    /// A refusal near its edge on the coarse reading: decided again on the precise clock.
     #[cold]
-    fn decide_near(
-        &self,
-        key: &K,
-        coarse: Instant,
-        earliest: u64,
-        cells: u32,
-    ) -> Result<(), KeyedError> {
-        if earliest > coarse.saturating_add(self.clock.coarse_lag()).as_nanos() {
-            return Err(RateLimited::at(earliest, coarse).into());
-        }
+    fn decide_precisely(&self, key: &K, cells: u32) -> Result<(), KeyedError> {
         let now = self.clock.now();
         match self.decide_at(key, now, cells)? {
             Ok(()) => Ok(()),

@@ -61,6 +61,17 @@ impl Gcra {
     #[inline]
     pub(crate) fn step(&self, tat: u64, now: u64, ahead: u64, cells: u32) -> Decision {
         let base = if tat > now { tat } else { now };
+        if ahead == 0 && cells <= self.burst {
+            // The common case in 64 bits: `cells × T <= τ` fits, and `own >= now`.
+            let Some(own) = base.checked_add(cells as u64 * self.interval) else {
+                return Decision::Wait { earliest: u64::MAX };
+            };
+            return if own - now <= self.tolerance {
+                Decision::Conform { tat: own }
+            } else {
+                Decision::Wait { earliest: own - self.tolerance }
+            };
+        }
         let interval = self.interval as u128;
         let own = base as u128 + cells as u128 * interval;
         if own > u64::MAX as u128 {

@@ -65,7 +65,7 @@
 //! only make a cell look *less* conforming, an admission decided on it is right; a
 //! refusal whose `earliest` lies within `coarse_lag` of the reading is decided again on
 //! the precise clock, so refusals are right too, and retrying after the reported wait
-//! succeeds. What the lag can affect is the TAT stored when an idle limiter admits (it
+//! succeeds. (The direct limiter reads `coarse_lag` once, when it is built.) What the lag can affect is the TAT stored when an idle limiter admits (it
 //! counts from the coarse reading, up to `coarse_lag` early): over a window of length `W`
 //! at most `burst + (W + coarse_lag) / T` cells are admitted. Waiting
 //! ([`until_ready`](RateLimiter::until_ready), and so the combinator in its default mode)
