@@ -194,7 +194,8 @@ pub fn heap_rows() -> Vec<HeapRow> {
                     black_box(limiter);
                 }),
                 ("governor", || {
-                    let limiter = governor::RateLimiter::keyed(governor::Quota::per_second(nonzero(100)));
+                    let limiter =
+                        governor::RateLimiter::keyed(governor::Quota::per_second(nonzero(100)));
                     for key in 0..10_000u64 {
                         let _ = limiter.check_key(&key);
                     }

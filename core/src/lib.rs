@@ -143,6 +143,10 @@ pub use breaker::{CircuitBreaker, CircuitState};
 #[cfg(all(target_has_atomic = "ptr", not(loom)))]
 pub use combinator::limited_named;
 #[cfg(feature = "std")]
+pub use combinator::rate_limited;
+#[cfg(all(feature = "std", not(loom)))]
+pub use combinator::rate_limited_named;
+#[cfg(feature = "std")]
 pub use combinator::retry;
 #[cfg(feature = "std")]
 pub use combinator::with_timeout;
@@ -156,10 +160,6 @@ pub use combinator::{
 pub use error::{Error, RetryAfter};
 pub use limit::Semaphore;
 pub use pipeline::Pipeline;
-#[cfg(feature = "std")]
-pub use combinator::rate_limited;
-#[cfg(all(feature = "std", not(loom)))]
-pub use combinator::rate_limited_named;
 pub use combinator::{Throttled, rate_limited_on};
 pub use rate::{KeyedRateLimiter, Quota, RateLimiter};
 #[cfg(target_has_atomic = "ptr")]

@@ -13,8 +13,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use kompoz::rate::{Quota, RateLimiter};
 use kompoz::ManualClock;
+use kompoz::rate::{Quota, RateLimiter};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
@@ -137,7 +137,11 @@ fn a_waiter_is_woken_while_others_check() {
         waiter.join().unwrap();
         let stats = limiter.stats();
         assert_eq!(stats.admitted, 2 + u64::from(checked));
-        assert!(stats.admitted <= 1 + intervals, "{} cells in {intervals} intervals", stats.admitted);
+        assert!(
+            stats.admitted <= 1 + intervals,
+            "{} cells in {intervals} intervals",
+            stats.admitted
+        );
         assert_eq!(stats.waiting, 0);
     });
 }
@@ -168,5 +172,3 @@ fn a_cancelled_waiter_racing_reset_loses_no_cell() {
         assert_eq!(limiter.check().is_ok(), !admitted_while_waiting);
     });
 }
-
-

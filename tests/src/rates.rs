@@ -229,7 +229,11 @@ pub async fn two_rules_share_one_named_quota<R: Runtime>(rt: &R) {
     let mismatch = registry.rate_limiter(name, hourly(4), rt.timer()).map(|_| ());
     assert_eq!(
         mismatch,
-        Err(QuotaError::QuotaMismatch { name: name.into(), existing: hourly(3), requested: hourly(4) })
+        Err(QuotaError::QuotaMismatch {
+            name: name.into(),
+            existing: hourly(3),
+            requested: hourly(4)
+        })
     );
 }
 

@@ -60,18 +60,18 @@ pub use kompoz_smol::SmolSleep as AsyncStdSleep;
 pub use kompoz_smol::pipeline;
 /// kompoz's `AsyncRetry(rule, ...)` on async-std's timers.
 pub use kompoz_smol::retry;
+/// A [`KeyedRateLimiter`] on async-std's clock.
+pub use kompoz_smol::keyed_rate_limiter;
+/// kompoz's rate limit around a rule, on async-std's timers.
+pub use kompoz_smol::rate_limited;
+/// A [`RateLimiter`] on async-std's timers.
+pub use kompoz_smol::rate_limiter;
 /// [`kompoz::timeout()`] on async-std's timers: runs a future with a time limit.
 pub use kompoz_smol::timeout;
 /// [`kompoz::timeout_at()`] on async-std's timers: runs a future until a deadline.
 pub use kompoz_smol::timeout_at;
 /// kompoz's `with_timeout(rule, timeout)` on async-std's timers.
 pub use kompoz_smol::with_timeout;
-/// A [`RateLimiter`] on async-std's timers.
-pub use kompoz_smol::rate_limiter;
-/// A [`KeyedRateLimiter`] on async-std's clock.
-pub use kompoz_smol::keyed_rate_limiter;
-/// kompoz's rate limit around a rule, on async-std's timers.
-pub use kompoz_smol::rate_limited;
 
 #[cfg(test)]
 mod tests {

@@ -85,8 +85,7 @@ pub fn rate_limited_named<R>(
     rule: R,
     name: impl Into<alloc::borrow::Cow<'static, str>>,
     quota: crate::rate::Quota,
-) -> Result<Throttled<R, alloc::sync::Arc<RateLimiter<crate::StdClock>>>, crate::rate::QuotaError>
-{
+) -> Result<Throttled<R, alloc::sync::Arc<RateLimiter<crate::StdClock>>>, crate::rate::QuotaError> {
     let limiter = crate::limit::default_registry().rate_limiter(name, quota, crate::StdClock)?;
     Ok(rate_limited_on(rule, limiter))
 }

@@ -183,15 +183,19 @@ mod with_alloc {
             let found = self.rates.with(|rates| rates.get_or_insert(name.into(), config, &fresh));
             drop(fresh);
             match found {
-                Ok(limiter) => limiter.downcast::<RateLimiter<C>>().map_err(|_| {
-                    QuotaError::ClockMismatch {
+                Ok(limiter) => {
+                    limiter.downcast::<RateLimiter<C>>().map_err(|_| QuotaError::ClockMismatch {
                         name: Cow::Borrowed("?"),
                         existing: "another clock type",
                         requested: config.clock_name,
-                    }
-                }),
+                    })
+                }
                 Err((name, existing)) if existing.quota != quota => {
-                    Err(QuotaError::QuotaMismatch { name, existing: existing.quota, requested: quota })
+                    Err(QuotaError::QuotaMismatch {
+                        name,
+                        existing: existing.quota,
+                        requested: quota,
+                    })
                 }
                 Err((name, existing)) => Err(QuotaError::ClockMismatch {
                     name,

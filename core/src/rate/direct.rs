@@ -198,7 +198,9 @@ impl<C: Clock> RateLimiter<C> {
                 }
                 // A refusal on the coarse reading is final if `earliest` lies beyond the
                 // coarse lag: the precise time cannot have reached it.
-                Decision::Wait { earliest } if earliest > coarse.as_nanos().saturating_add(self.lag) => {
+                Decision::Wait { earliest }
+                    if earliest > coarse.as_nanos().saturating_add(self.lag) =>
+                {
                     return Err(RateLimited::at(earliest, coarse));
                 }
                 Decision::Wait { .. } => return self.decide_precisely(cells),
@@ -214,7 +216,12 @@ impl<C: Clock> RateLimiter<C> {
 
     /// Decides at `now` behind `ahead` queued cells; admits by compare-exchange. Returns
     /// the new TAT on admission.
-    pub(super) fn decide_at(&self, now: Instant, ahead: u64, cells: u32) -> Result<u64, RateLimited> {
+    pub(super) fn decide_at(
+        &self,
+        now: Instant,
+        ahead: u64,
+        cells: u32,
+    ) -> Result<u64, RateLimited> {
         let mut tat = self.tat.load(Ordering::SeqCst);
         loop {
             match self.gcra.step(tat, now.as_nanos(), ahead, cells) {

@@ -128,7 +128,10 @@ mod tests {
             assert!(matches!(one(&g, &mut tat, now), Decision::Conform { .. }));
         }
         assert_eq!(one(&g, &mut tat, now), Decision::Wait { earliest: now + 10 * MS });
-        assert_eq!(one(&g, &mut tat, now + 10 * MS - 1), Decision::Wait { earliest: now + 10 * MS });
+        assert_eq!(
+            one(&g, &mut tat, now + 10 * MS - 1),
+            Decision::Wait { earliest: now + 10 * MS }
+        );
         assert_eq!(one(&g, &mut tat, now + 10 * MS), Decision::Conform { tat: now + 110 * MS });
     }
 
@@ -155,9 +158,10 @@ mod tests {
         assert_eq!(g.step(end, end - 2_000_000_000, 0, 1), Decision::Wait { earliest: end });
         assert_eq!(g.available(end, end, 0), 0);
         // A clock that stepped back far behind the TAT: a long wait, no overflow.
-        assert_eq!(g.step(end - 1_000_000_000, 0, 0, 1), Decision::Wait {
-            earliest: end - 1_000_000_000
-        });
+        assert_eq!(
+            g.step(end - 1_000_000_000, 0, 0, 1),
+            Decision::Wait { earliest: end - 1_000_000_000 }
+        );
         // A huge queue ahead saturates the earliest instant.
         assert_eq!(g.step(0, 0, u64::MAX, 1), Decision::Wait { earliest: end });
     }

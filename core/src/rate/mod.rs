@@ -316,10 +316,9 @@ impl fmt::Display for QuotaError {
             QuotaError::PeriodTooLong { period } => {
                 write!(f, "the period {period:?} exceeds 2^64 nanoseconds (about 584 years)")
             }
-            QuotaError::BurstTooLong { burst, interval } => write!(
-                f,
-                "burst {burst} times the interval {interval:?} exceeds 2^64 nanoseconds"
-            ),
+            QuotaError::BurstTooLong { burst, interval } => {
+                write!(f, "burst {burst} times the interval {interval:?} exceeds 2^64 nanoseconds")
+            }
             QuotaError::ZeroMaxKeys => f.write_str("max_keys must be at least 1, got 0"),
             QuotaError::QuotaMismatch { name, existing, requested } => write!(
                 f,

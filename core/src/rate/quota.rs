@@ -106,7 +106,10 @@ impl Quota {
             return Err(QuotaError::ZeroBurst);
         }
         if interval.checked_mul(burst as u64).is_none() {
-            return Err(QuotaError::BurstTooLong { burst, interval: Duration::from_nanos(interval) });
+            return Err(QuotaError::BurstTooLong {
+                burst,
+                interval: Duration::from_nanos(interval),
+            });
         }
         Ok(Quota { interval, burst })
     }

@@ -29,7 +29,11 @@ struct Shard {
 
 impl Shard {
     fn new() -> Shard {
-        Shard { owner: AtomicUsize::new(0), admitted: AtomicU64::new(0), rejected: AtomicU64::new(0) }
+        Shard {
+            owner: AtomicUsize::new(0),
+            admitted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        }
     }
 }
 

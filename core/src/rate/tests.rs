@@ -99,7 +99,10 @@ fn batches_are_all_or_nothing_and_too_large_ones_are_told_apart() {
         limiter.check_n(3),
         Err(BatchError::RateLimited(RateLimited { earliest: at(10), wait: ms(10) }))
     );
-    assert_eq!(limiter.check_n(6), Err(BatchError::ExceedsBurst(ExceedsBurst { cells: 6, burst: 5 })));
+    assert_eq!(
+        limiter.check_n(6),
+        Err(BatchError::ExceedsBurst(ExceedsBurst { cells: 6, burst: 5 }))
+    );
     assert_eq!(limiter.check_n(6).unwrap_err().retry_after(), None);
     limiter.check_n(0).unwrap();
     limiter.check_n(2).unwrap();
@@ -133,7 +136,11 @@ fn waiters_are_admitted_in_arrival_order_at_their_instants() {
         clock.set(due - Duration::from_nanos(1));
         assert!(task.poll().is_pending(), "task {i} is not due yet");
         clock.set(due);
-        assert_eq!(task.wakes.count(), 1 + usize::from(i > 0), "task {i}: its timer (and its turn)");
+        assert_eq!(
+            task.wakes.count(),
+            1 + usize::from(i > 0),
+            "task {i}: its timer (and its turn)"
+        );
         assert_eq!(task.poll(), Poll::Ready(Ok(())));
         // A newcomer may not take the next cell ahead of those in line.
         assert!(limiter.check().is_err());
@@ -210,10 +217,12 @@ fn a_waiter_further_back_gives_up_at_its_deadline() {
 fn the_head_gives_up_when_its_cells_cannot_conform_by_its_deadline() {
     let (clock, limiter) = limiter(4);
     limiter.check_n(4).unwrap();
-    let mut batch = Task::new(async { limiter.until_n_ready_within(3, ms(25)).await.map_err(|e| match e {
-        BatchError::RateLimited(limited) => limited,
-        BatchError::ExceedsBurst(_) => unreachable!(),
-    }) });
+    let mut batch = Task::new(async {
+        limiter.until_n_ready_within(3, ms(25)).await.map_err(|e| match e {
+            BatchError::RateLimited(limited) => limited,
+            BatchError::ExceedsBurst(_) => unreachable!(),
+        })
+    });
     // 3 cells conform at 30 ms: beyond the deadline.
     assert_eq!(batch.poll(), Poll::Ready(Err(RateLimited { earliest: at(30), wait: ms(30) })));
     let mut too_many = Task::new(async {
@@ -289,7 +298,11 @@ unsafe fn hostile_clone(data: *const ()) -> core::task::RawWaker {
     if h.panic_on_clone {
         panic!("hostile clone");
     }
-    let copy = Hostile { panic_on_clone: false, panic_on_wake: h.panic_on_wake, reenter: h.reenter.clone() };
+    let copy = Hostile {
+        panic_on_clone: false,
+        panic_on_wake: h.panic_on_wake,
+        reenter: h.reenter.clone(),
+    };
     core::task::RawWaker::new(Box::into_raw(Box::new(copy)) as *const (), &HOSTILE_VTABLE)
 }
 
@@ -341,8 +354,11 @@ fn panicking_and_reentrant_wakers_leave_the_limiter_consistent() {
 
     // A head whose waker re-enters the limiter when woken by `reset`, and one behind it
     // whose waker panics when it is woken to take over.
-    let reentrant =
-        hostile(Hostile { panic_on_clone: false, panic_on_wake: false, reenter: Some(limiter.clone()) });
+    let reentrant = hostile(Hostile {
+        panic_on_clone: false,
+        panic_on_wake: false,
+        reenter: Some(limiter.clone()),
+    });
     let panicking = hostile(Hostile { panic_on_clone: false, panic_on_wake: true, reenter: None });
     let mut head = Box::pin(limiter.until_ready());
     let mut next = Box::pin(limiter.until_ready());

@@ -218,7 +218,9 @@ enum Step {
     Admitted,
     Refused(RateLimited),
     /// Wait: for a timer at `until` if any, and for a wake-up from the line.
-    Wait { until: Option<Instant> },
+    Wait {
+        until: Option<Instant>,
+    },
 }
 
 /// A task's place in line (`key`: its slot, while it stands in line). Dropping it leaves

@@ -111,7 +111,8 @@ impl<'a> Harness<'a> {
             Op::Wait { cells, max_wait_millis } => {
                 let limiter: &'a RateLimiter<ManualClock> = self.limiter;
                 let max_wait = max_wait_millis.map(|ms| Duration::from_millis(u64::from(ms)));
-                let (n, future): (u32, Waiting<'a>) = match (cells.map(|c| self.cells(c)), max_wait) {
+                let (n, future): (u32, Waiting<'a>) = match (cells.map(|c| self.cells(c)), max_wait)
+                {
                     (None, None) => (
                         1,
                         Box::pin(async move {
@@ -119,17 +120,13 @@ impl<'a> Harness<'a> {
                             Ok(())
                         }),
                     ),
-                    (None, Some(max)) => (
-                        1,
-                        Box::pin(async move { Ok(limiter.until_ready_within(max).await?) }),
-                    ),
-                    (Some(n), None) => (
-                        n,
-                        Box::pin(async move { Ok(limiter.until_n_ready(n).await?) }),
-                    ),
-                    (Some(n), Some(max)) => {
-                        (n, Box::pin(limiter.until_n_ready_within(n, max)))
+                    (None, Some(max)) => {
+                        (1, Box::pin(async move { Ok(limiter.until_ready_within(max).await?) }))
                     }
+                    (Some(n), None) => {
+                        (n, Box::pin(async move { Ok(limiter.until_n_ready(n).await?) }))
+                    }
+                    (Some(n), Some(max)) => (n, Box::pin(limiter.until_n_ready_within(n, max))),
                 };
                 let model_max = max_wait.map(|max| max.as_nanos() as u64);
                 let (id, model) = self.model.wait(n, model_max);
@@ -223,11 +220,23 @@ impl<'a> Harness<'a> {
         };
         check(step, op, "stats()", real, self.model.stats())?;
         let k = self.keyed.stats();
-        check(step, op, "the keyed limiter's stats()", (k.admitted, k.rejected, k.keys), self.model.keyed_stats())?;
+        check(
+            step,
+            op,
+            "the keyed limiter's stats()",
+            (k.admitted, k.rejected, k.keys),
+            self.model.keyed_stats(),
+        )?;
         let real_wakes: Vec<usize> = self.tasks.iter().map(|t| t.wakes.count()).collect();
         let model_wakes: Vec<usize> = self.tasks.iter().map(|t| self.model.wakes(t.id)).collect();
         check(step, op, "the wake-ups of each waiting task", real_wakes, model_wakes)?;
-        check(step, op, "the clock's pending timers", self.clock.pending_timers(), self.model.pending_timers())?;
+        check(
+            step,
+            op,
+            "the clock's pending timers",
+            self.clock.pending_timers(),
+            self.model.pending_timers(),
+        )?;
         check(step, op, "the clock", self.clock.now().as_nanos(), self.model.now())
     }
 }

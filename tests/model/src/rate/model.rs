@@ -189,7 +189,11 @@ impl RateModel {
     }
 
     /// A new waiting task for `cells`, with an optional maximum wait, polled once.
-    pub fn wait(&mut self, cells: u32, max_wait: Option<u64>) -> (WaiterId, Poll<Result<(), BatchError>>) {
+    pub fn wait(
+        &mut self,
+        cells: u32,
+        max_wait: Option<u64>,
+    ) -> (WaiterId, Poll<Result<(), BatchError>>) {
         let id = self.next_id;
         self.next_id += 1;
         let waiter = Waiter {
@@ -284,7 +288,8 @@ impl RateModel {
             }
         } else if w.deadline.is_some_and(|d| now >= d) {
             let position = self.line.iter().position(|&other| other == id).expect("in line");
-            let ahead: u64 = self.line.iter().take(position).map(|o| u64::from(self.waiters[o].cells)).sum();
+            let ahead: u64 =
+                self.line.iter().take(position).map(|o| u64::from(self.waiters[o].cells)).sum();
             let earliest = match self.decide(self.tat, ahead, w.cells) {
                 Decision::Conform(_) => now,
                 Decision::Wait(earliest) => earliest,
@@ -449,7 +454,13 @@ impl RateModel {
         let room = limit.saturating_sub(used) / u128::from(interval);
         let to_end = u128::from((u64::MAX - base) / interval);
         let available = room.min(to_end).min(u128::from(self.config.burst)) as u32;
-        Stats { admitted: self.admitted, rejected: self.rejected, waiting: self.line.len(), wait, available }
+        Stats {
+            admitted: self.admitted,
+            rejected: self.rejected,
+            waiting: self.line.len(),
+            wait,
+            available,
+        }
     }
 
     /// The clock, in nanoseconds.
