@@ -275,8 +275,10 @@ mod tests {
     #[test]
     fn growth_sweeps_evictable_entries_first_so_memory_follows_the_live_keys() {
         let m = ShardedMap::new(1, None, DefaultHashBuilder::default());
-        // A million keys, each live only until the next thousand have come.
-        for key in 0..1_000_000u64 {
+        // A million keys (four thousand under miri), each live only until the next
+        // thousand have come.
+        let keys = if cfg!(miri) { 4_000 } else { 1_000_000u64 };
+        for key in 0..keys {
             let live_from = key.saturating_sub(1_000);
             m.update(&key, |_| (), || key, |v| *v < live_from).unwrap();
         }
@@ -284,7 +286,7 @@ mod tests {
         assert!(m.len() <= 2_002, "{} entries", m.len());
         // In tables at most about twice as large (hashbrown's load factor and doubling).
         assert!(m.capacity() <= 8_192, "capacity {}", m.capacity());
-        m.retain(|_, v| *v >= 999_990);
+        m.retain(|_, v| *v >= keys - 10);
         assert_eq!(m.len(), 10);
     }
 
