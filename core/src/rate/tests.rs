@@ -307,15 +307,18 @@ unsafe fn hostile_clone(data: *const ()) -> core::task::RawWaker {
 }
 
 unsafe fn hostile_wake(data: *const ()) {
-    // SAFETY: as in `hostile_clone`; waking consumes the waker.
-    unsafe { hostile_wake_by_ref(data) };
-    // SAFETY: `wake` consumes the waker, which owns the box.
-    unsafe { hostile_drop(data) };
+    // SAFETY: `wake` consumes the waker, which owns the box: retaken here, it is freed
+    // even if waking panics.
+    let owned = unsafe { Box::from_raw(data as *mut Hostile) };
+    wake_hostile(&owned);
 }
 
 unsafe fn hostile_wake_by_ref(data: *const ()) {
-    // SAFETY: `data` is a live `Box<Hostile>`.
-    let h = unsafe { &*(data as *const Hostile) };
+    // SAFETY: `data` is a live `Box<Hostile>`, owned by the waker being woken.
+    wake_hostile(unsafe { &*(data as *const Hostile) });
+}
+
+fn wake_hostile(h: &Hostile) {
     if let Some(limiter) = &h.reenter {
         // Re-entrant: the limiter's lock must not be held here.
         let _ = limiter.check();
