@@ -121,6 +121,7 @@ pub struct RateLimited {
 }
 
 impl RateLimited {
+    #[inline]
     pub(crate) fn at(earliest: u64, now: Instant) -> RateLimited {
         let earliest = Instant::from_nanos(earliest);
         RateLimited { earliest, wait: earliest.saturating_duration_since(now) }
