@@ -157,10 +157,10 @@ pub use combinator::{
 pub use combinator::{
     NoRules, ParallelAnd, ParallelOr, Retried, parallel_and, parallel_or, retry_on,
 };
+pub use combinator::{Throttled, rate_limited_on};
 pub use error::{Error, RetryAfter};
 pub use limit::Semaphore;
 pub use pipeline::Pipeline;
-pub use combinator::{Throttled, rate_limited_on};
 pub use rate::{KeyedRateLimiter, Quota, RateLimiter};
 #[cfg(target_has_atomic = "ptr")]
 pub use time::ManualClock;

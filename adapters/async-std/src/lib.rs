@@ -56,16 +56,16 @@ pub use kompoz::*;
 pub use kompoz_smol::SmolClock as AsyncStdClock;
 /// The timer of an [`AsyncStdClock`].
 pub use kompoz_smol::SmolSleep as AsyncStdSleep;
-/// A [`Pipeline`] on async-std's timers.
-pub use kompoz_smol::pipeline;
-/// kompoz's `AsyncRetry(rule, ...)` on async-std's timers.
-pub use kompoz_smol::retry;
 /// A [`KeyedRateLimiter`] on async-std's clock.
 pub use kompoz_smol::keyed_rate_limiter;
+/// A [`Pipeline`] on async-std's timers.
+pub use kompoz_smol::pipeline;
 /// kompoz's rate limit around a rule, on async-std's timers.
 pub use kompoz_smol::rate_limited;
 /// A [`RateLimiter`] on async-std's timers.
 pub use kompoz_smol::rate_limiter;
+/// kompoz's `AsyncRetry(rule, ...)` on async-std's timers.
+pub use kompoz_smol::retry;
 /// [`kompoz::timeout()`] on async-std's timers: runs a future with a time limit.
 pub use kompoz_smol::timeout;
 /// [`kompoz::timeout_at()`] on async-std's timers: runs a future until a deadline.

@@ -52,13 +52,13 @@ pub use parallel::{
 };
 pub use protected::{AsBreaker, Protected, circuit_breaker};
 #[cfg(feature = "std")]
-pub use retry::retry;
-pub use retry::{Retried, retry_on};
-#[cfg(feature = "std")]
 pub use rate_limited::rate_limited;
 #[cfg(all(feature = "std", not(loom)))]
 pub use rate_limited::rate_limited_named;
 pub use rate_limited::{Throttled, rate_limited_on};
+#[cfg(feature = "std")]
+pub use retry::retry;
+pub use retry::{Retried, retry_on};
 pub use rules::{AsyncPipe, AsyncRule, PipeOutput, async_pipe, async_rule};
 #[cfg(feature = "std")]
 pub use with_timeout::with_timeout;
