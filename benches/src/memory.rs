@@ -106,6 +106,20 @@ pub fn size_rows() -> Vec<SizeRow> {
             what: "breaker guard (kompoz's `try_acquire`)",
             sizes: vec![("kompoz", size_of::<BreakerGuard<'_, StdClock>>())],
         },
+        SizeRow {
+            what: "rate limiter, direct (on the default clock)",
+            sizes: vec![
+                ("kompoz", size_of::<kompoz::rate::RateLimiter<StdClock>>()),
+                ("governor", size_of::<governor::DefaultDirectRateLimiter>()),
+            ],
+        },
+        SizeRow {
+            what: "rate limiter, keyed by u64 (before any key)",
+            sizes: vec![
+                ("kompoz", size_of::<kompoz::rate::KeyedRateLimiter<u64, StdClock>>()),
+                ("governor", size_of::<governor::DefaultKeyedRateLimiter<u64>>()),
+            ],
+        },
     ]
 }
 
@@ -155,5 +169,43 @@ pub fn heap_rows() -> Vec<HeapRow> {
                 }),
             ],
         },
+        HeapRow {
+            what: "rate limiter, direct",
+            builders: vec![
+                ("kompoz", || {
+                    let quota = kompoz::rate::Quota::per_second(100).expect("valid");
+                    black_box(kompoz::rate::RateLimiter::new(quota, StdClock));
+                }),
+                ("governor", || {
+                    let quota = governor::Quota::per_second(nonzero(100));
+                    black_box(governor::RateLimiter::direct(quota));
+                }),
+            ],
+        },
+        HeapRow {
+            what: "keyed rate limiter holding 10,000 u64 keys (divide by 10,000 for a key)",
+            builders: vec![
+                ("kompoz", || {
+                    let quota = kompoz::rate::Quota::per_second(100).expect("valid");
+                    let limiter = kompoz::rate::KeyedRateLimiter::new(quota, StdClock);
+                    for key in 0..10_000u64 {
+                        let _ = limiter.check(&key);
+                    }
+                    black_box(limiter);
+                }),
+                ("governor", || {
+                    let limiter =
+                        governor::RateLimiter::keyed(governor::Quota::per_second(nonzero(100)));
+                    for key in 0..10_000u64 {
+                        let _ = limiter.check_key(&key);
+                    }
+                    black_box(limiter);
+                }),
+            ],
+        },
     ]
+}
+
+fn nonzero(n: u32) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(n).expect("nonzero")
 }

@@ -159,11 +159,13 @@ pub trait RetryAfter {
     fn retry_after(&self) -> Option<Duration>;
 }
 
-/// A rejection carries a hint only when the guard knows when it will admit: a
-/// concurrency limit or an open circuit do not.
+/// A rejection carries a hint only when the guard knows when it will admit: a rate
+/// limit does (the wait until its cell conforms); a concurrency limit or an open circuit
+/// do not.
 impl RetryAfter for Rejection {
     fn retry_after(&self) -> Option<Duration> {
         match self {
+            Rejection::Rate(limited) => Some(limited.wait),
             Rejection::Limit(_) | Rejection::Circuit(_) => None,
         }
     }

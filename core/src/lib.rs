@@ -1,11 +1,12 @@
 //! # kompoz
 //!
 //! Guards for the calls async Rust code makes to things that fail: **timeouts**,
-//! **concurrency limits** (shared by name if you like), **circuit breakers** and
-//! **retries** (with a shared budget, hedging and fallback), around any future, on any
-//! executor, stacked if you like in a [`Pipeline`] with one flat [`Error`]. This is the core crate: `no_std` + `alloc`, with time
-//! read from a [`Clock`] you choose. On a runtime, depend on its adapter instead, which
-//! re-exports this crate and plugs in the runtime's timers:
+//! **concurrency limits** (shared by name if you like), **rate limits** (direct and per
+//! key), **circuit breakers** and **retries** (with a shared budget, hedging and
+//! fallback), around any future, on any executor, stacked if you like in a
+//! [`Pipeline`] with one flat [`Error`]. This is the core crate: `no_std` + `alloc`,
+//! with time read from a [`Clock`] you choose. On a runtime, depend on its adapter
+//! instead, which re-exports this crate and plugs in the runtime's timers:
 //! [`kompoz-tokio`](https://docs.rs/kompoz-tokio),
 //! [`kompoz-smol`](https://docs.rs/kompoz-smol) or
 //! [`kompoz-async-std`](https://docs.rs/kompoz-async-std).
@@ -47,13 +48,14 @@
 //! # Two faces
 //!
 //! * **Plain futures**, for ordinary Rust code: [`timeout()`] and [`timeout_at()`],
-//!   [`Semaphore::run`] and [`Semaphore::acquire`], [`CircuitBreaker::call`] and
+//!   [`Semaphore::run`] and [`Semaphore::acquire`], [`RateLimiter::run`] and
+//!   [`RateLimiter::check`], [`CircuitBreaker::call`] and
 //!   [`CircuitBreaker::try_acquire`], [`RetryPolicy::retry`](retry::RetryPolicy::retry),
 //!   and all of them stacked around one call by a [`Pipeline`](mod@pipeline).
 //! * **Rules on a context**: async checks that run on a context you lend them (`&mut
 //!   Ctx`) and pass or not ([`AsyncCombinator`], [`async_rule`], [`async_pipe`]). The
 //!   guards wrap them and stack ([`with_timeout_on`], [`limited`], [`limited_named`],
-//!   [`circuit_breaker`], [`retry_on`]), or run side by side ([`parallel_and`],
+//!   [`rate_limited_on`], [`circuit_breaker`], [`retry_on`]), or run side by side ([`parallel_and`],
 //!   [`parallel_or`]), and each run says how it ended ([`Outcome`]): passed, failed,
 //!   timed out, or refused without running. This is also the face of the Python library
 //!   kompoz, whose `with_timeout`, `limited` and `circuit_breaker` it mirrors (the
@@ -125,8 +127,10 @@ extern crate std;
 pub mod breaker;
 pub mod combinator;
 mod error;
+mod keyed;
 pub mod limit;
 pub mod pipeline;
+pub mod rate;
 pub mod retry;
 #[cfg(all(feature = "sim", target_has_atomic = "ptr", not(loom)))]
 pub mod sim;
@@ -141,6 +145,10 @@ pub use breaker::{CircuitBreaker, CircuitState};
 #[cfg(all(target_has_atomic = "ptr", not(loom)))]
 pub use combinator::limited_named;
 #[cfg(feature = "std")]
+pub use combinator::rate_limited;
+#[cfg(all(feature = "std", not(loom)))]
+pub use combinator::rate_limited_named;
+#[cfg(feature = "std")]
 pub use combinator::retry;
 #[cfg(feature = "std")]
 pub use combinator::with_timeout;
@@ -151,9 +159,11 @@ pub use combinator::{
 pub use combinator::{
     NoRules, ParallelAnd, ParallelOr, Retried, parallel_and, parallel_or, retry_on,
 };
+pub use combinator::{Throttled, rate_limited_on};
 pub use error::{Error, RetryAfter};
 pub use limit::Semaphore;
 pub use pipeline::Pipeline;
+pub use rate::{KeyedRateLimiter, Quota, RateLimiter};
 #[cfg(target_has_atomic = "ptr")]
 pub use time::ManualClock;
 #[cfg(feature = "std")]

@@ -7,6 +7,7 @@
 pub mod breakers;
 pub mod harness;
 pub mod limits;
+pub mod rates;
 pub mod retries;
 pub mod timeouts;
 
@@ -56,6 +57,15 @@ macro_rules! conformance_suite {
             retries::pipeline_retries_timed_out_attempts,
             retries::parallel_and_fails_fast_and_drops_the_rest,
             retries::parallel_or_cancels_on_success,
+            rates::a_burst_then_one_cell_every_interval,
+            rates::a_line_of_fifty_is_served_in_arrival_order,
+            rates::a_cancelled_waiter_gives_back_its_place,
+            rates::a_cancelled_waiters_instant_goes_to_the_next,
+            rates::a_keyed_limiter_isolates_keys,
+            rates::eviction_keeps_memory_bounded_under_a_million_keys,
+            rates::the_combinator_waits_rejects_or_gives_up,
+            rates::two_rules_share_one_named_quota,
+            rates::edges_are_errors_not_panics,
         );
     };
     (@tests $runtime:expr; $($module:ident :: $scenario:ident),* $(,)?) => {

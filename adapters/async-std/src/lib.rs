@@ -1,11 +1,13 @@
 //! # kompoz-async-std
 //!
 //! [kompoz](https://docs.rs/kompoz)'s guards for the calls async code makes to things that
-//! fail (**timeouts**, **concurrency limits**, **circuit breakers**) on async-std's timers.
+//! fail (**timeouts**, **concurrency limits**, **rate limits**, **circuit breakers**) on
+//! async-std's timers.
 //!
 //! This crate re-exports all of `kompoz`, adds [`AsyncStdClock`] and offers constructors
 //! that need no timer plumbing: [`timeout()`], [`timeout_at()`], [`with_timeout()`],
-//! [`retry()`] and [`pipeline()`].
+//! [`retry()`], [`pipeline()`], [`rate_limiter`], [`keyed_rate_limiter`] and
+//! [`rate_limited()`].
 //!
 //! async-std's timers (`async_std::task::sleep`, `async_std::future::timeout`) are
 //! async-io's `Timer`, the very timers smol uses, so the clock is `kompoz-smol`'s under
@@ -54,8 +56,14 @@ pub use kompoz::*;
 pub use kompoz_smol::SmolClock as AsyncStdClock;
 /// The timer of an [`AsyncStdClock`].
 pub use kompoz_smol::SmolSleep as AsyncStdSleep;
+/// A [`KeyedRateLimiter`] on async-std's clock.
+pub use kompoz_smol::keyed_rate_limiter;
 /// A [`Pipeline`] on async-std's timers.
 pub use kompoz_smol::pipeline;
+/// kompoz's rate limit around a rule, on async-std's timers.
+pub use kompoz_smol::rate_limited;
+/// A [`RateLimiter`] on async-std's timers.
+pub use kompoz_smol::rate_limiter;
 /// kompoz's `AsyncRetry(rule, ...)` on async-std's timers.
 pub use kompoz_smol::retry;
 /// [`kompoz::timeout()`] on async-std's timers: runs a future with a time limit.

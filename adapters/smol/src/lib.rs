@@ -1,12 +1,13 @@
 //! # kompoz-smol
 //!
 //! [kompoz](https://docs.rs/kompoz)'s guards for the calls async code makes to things that
-//! fail (**timeouts**, **concurrency limits**, **circuit breakers**) on smol's timers.
+//! fail (**timeouts**, **concurrency limits**, **rate limits**, **circuit breakers**) on
+//! smol's timers.
 //!
 //! This crate re-exports all of `kompoz`, adds [`SmolClock`] (the system clock with
 //! smol's `Timer`, which is async-io's) and offers constructors that need no timer
-//! plumbing: [`timeout()`], [`timeout_at()`], [`with_timeout()`], [`retry()`] and
-//! [`pipeline()`].
+//! plumbing: [`timeout()`], [`timeout_at()`], [`with_timeout()`], [`retry()`],
+//! [`pipeline()`], [`rate_limiter`], [`keyed_rate_limiter`] and [`rate_limited()`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -170,6 +171,32 @@ pub fn pipeline<T, E>() -> Pipeline<T, E, SmolClock> {
 /// kompoz's `AsyncRetry(rule, ...)` on smol's timers; see [`kompoz::retry_on`].
 pub fn retry<R>(rule: R, policy: retry::RetryPolicy) -> Retried<R, SmolClock> {
     kompoz::retry_on(SmolClock, rule, policy)
+}
+
+/// A [`RateLimiter`] on smol's timers.
+///
+/// ```
+/// use kompoz_smol::rate::Quota;
+///
+/// let limiter = kompoz_smol::rate_limiter(Quota::per_second(100)?);
+/// smol::block_on(limiter.run(async { /* a polite call */ }));
+/// assert_eq!(limiter.stats().admitted, 1);
+/// # Ok::<(), kompoz_smol::rate::QuotaError>(())
+/// ```
+pub fn rate_limiter(quota: rate::Quota) -> RateLimiter<SmolClock> {
+    RateLimiter::new(quota, SmolClock)
+}
+
+/// A [`KeyedRateLimiter`] on smol's clock, one `quota` per key.
+pub fn keyed_rate_limiter<K: std::hash::Hash + Eq + Clone>(
+    quota: rate::Quota,
+) -> KeyedRateLimiter<K, SmolClock> {
+    KeyedRateLimiter::new(quota, SmolClock)
+}
+
+/// kompoz's rate limit around a rule, on smol's timers; see [`kompoz::rate_limited_on`].
+pub fn rate_limited<R>(rule: R, quota: rate::Quota) -> Throttled<R, RateLimiter<SmolClock>> {
+    kompoz::rate_limited_on(rule, rate_limiter(quota))
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! # kompoz-tokio
 //!
 //! [kompoz](https://docs.rs/kompoz)'s guards for the calls async code makes to things that
-//! fail (**timeouts**, **concurrency limits**, **circuit breakers**) on tokio's timers.
+//! fail (**timeouts**, **concurrency limits**, **rate limits**, **circuit breakers**) on
+//! tokio's timers.
 //!
 //! This crate re-exports all of `kompoz`, adds [`TokioClock`] (a clock and timer backed by
 //! `tokio::time`) and offers constructors that need no timer plumbing: [`timeout()`],
-//! [`timeout_at()`], [`with_timeout()`], [`retry()`] and [`pipeline()`].
+//! [`timeout_at()`], [`with_timeout()`], [`retry()`], [`pipeline()`], [`rate_limiter`],
+//! [`keyed_rate_limiter`] and [`rate_limited()`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -208,6 +210,38 @@ pub fn retry<R>(rule: R, policy: retry::RetryPolicy) -> Retried<R, TokioClock> {
     kompoz::retry_on(TokioClock, rule, policy)
 }
 
+/// A [`RateLimiter`] on tokio's clock: waits sleep on tokio's timers, and tokio's paused
+/// test clock drives it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), kompoz_tokio::rate::QuotaError> {
+/// use kompoz_tokio::rate::Quota;
+///
+/// let limiter = kompoz_tokio::rate_limiter(Quota::per_second(10)?.with_burst(1)?);
+/// let start = tokio::time::Instant::now();
+/// limiter.until_ready().await;
+/// limiter.until_ready().await; // paused time jumps the 100 ms
+/// assert_eq!(start.elapsed(), std::time::Duration::from_millis(100));
+/// # Ok(())
+/// # }
+/// ```
+pub fn rate_limiter(quota: rate::Quota) -> RateLimiter<TokioClock> {
+    RateLimiter::new(quota, TokioClock)
+}
+
+/// A [`KeyedRateLimiter`] on tokio's clock, one `quota` per key.
+pub fn keyed_rate_limiter<K: std::hash::Hash + Eq + Clone>(
+    quota: rate::Quota,
+) -> KeyedRateLimiter<K, TokioClock> {
+    KeyedRateLimiter::new(quota, TokioClock)
+}
+
+/// kompoz's rate limit around a rule, on tokio's timers; see [`kompoz::rate_limited_on`].
+pub fn rate_limited<R>(rule: R, quota: rate::Quota) -> Throttled<R, RateLimiter<TokioClock>> {
+    kompoz::rate_limited_on(rule, rate_limiter(quota))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +254,22 @@ mod tests {
         let deadline = TokioClock.now() + Duration::from_secs(2);
         TokioClock.sleep_until(deadline).await;
         assert_eq!(TokioClock.now(), deadline);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limits_wait_on_paused_time() {
+        let quota = rate::Quota::per_second(100).unwrap().with_burst(2).unwrap();
+        let limiter = rate_limiter(quota);
+        let start = TokioClock.now();
+        for _ in 0..4 {
+            limiter.until_ready().await;
+        }
+        assert_eq!(TokioClock.now() - start, Duration::from_millis(20));
+        let keyed = keyed_rate_limiter::<&str>(quota);
+        keyed.check_n(&"a", 2).unwrap();
+        assert!(keyed.check(&"a").is_err() && keyed.check(&"b").is_ok());
+        let rule = rate_limited(async_rule(async |_: &mut ()| true), quota);
+        assert!(rule.run(&mut ()).await);
     }
 
     #[tokio::test(start_paused = true)]

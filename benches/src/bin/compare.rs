@@ -71,7 +71,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// The table's contender columns, in order.
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 11] = [
     "bare",
     "kompoz",
     "tokio",
@@ -82,6 +82,7 @@ const COLUMNS: [&str; 10] = [
     "backon",
     "tower",
     "kompoz parts",
+    "governor",
 ];
 
 /// Command-line options.

@@ -6,6 +6,7 @@
 
 pub mod breaker;
 pub mod pipeline;
+pub mod rate;
 pub mod retry;
 pub mod semaphore;
 pub mod timeout;
@@ -88,6 +89,11 @@ pub fn all_cases() -> Vec<Case> {
         breaker::open_guard(),
         retry::first_time_success(),
         pipeline::stacked(),
+        rate::admitted_one_thread(),
+        rate::admitted_two_threads(),
+        rate::refused(),
+        rate::keyed_warm(),
+        rate::admitted_precise(),
     ]
 }
 

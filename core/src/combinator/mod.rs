@@ -32,11 +32,13 @@ use core::future::Future;
 
 use crate::breaker::CircuitOpen;
 use crate::limit::AcquireError;
+use crate::rate::RateLimited;
 
 mod compose;
 mod limited;
 mod parallel;
 mod protected;
+mod rate_limited;
 mod retry;
 mod rules;
 mod with_timeout;
@@ -49,6 +51,11 @@ pub use parallel::{
     NoRules, ParallelAnd, ParallelOr, RuleSet, RuleSetLen, parallel_and, parallel_or,
 };
 pub use protected::{AsBreaker, Protected, circuit_breaker};
+#[cfg(feature = "std")]
+pub use rate_limited::rate_limited;
+#[cfg(all(feature = "std", not(loom)))]
+pub use rate_limited::rate_limited_named;
+pub use rate_limited::{Throttled, rate_limited_on};
 #[cfg(feature = "std")]
 pub use retry::retry;
 pub use retry::{Retried, retry_on};
@@ -125,6 +132,9 @@ pub enum Rejection {
     Limit(AcquireError),
     /// A circuit breaker refused the run: the circuit is open.
     Circuit(CircuitOpen),
+    /// A rate limit refused the run: its cell does not conform yet (the rejection says
+    /// when it will).
+    Rate(RateLimited),
 }
 
 impl fmt::Display for Rejection {
@@ -132,6 +142,7 @@ impl fmt::Display for Rejection {
         match self {
             Rejection::Limit(error) => write!(f, "rejected by a concurrency limit: {error}"),
             Rejection::Circuit(open) => write!(f, "rejected by a circuit breaker: {open}"),
+            Rejection::Rate(limited) => write!(f, "rejected by a rate limit: {limited}"),
         }
     }
 }

@@ -1,4 +1,10 @@
 //! Limits shared by name: [`Registry`], [`default_registry`] and [`FixedRegistry`].
+//!
+//! A [`Registry`] holds two kinds of named limits, each kind in its own namespace:
+//! concurrency limits ([`Semaphore`]s, by size) and rate limits
+//! ([`RateLimiter`](crate::rate::RateLimiter)s, by quota and clock). Both follow one rule:
+//! the first request for a name creates it, the same request again shares it, and a
+//! request with another configuration is a typed error naming both, never a silent share.
 
 use alloc::borrow::Cow;
 
@@ -14,9 +20,60 @@ pub use with_alloc::default_registry;
 mod with_alloc {
     use alloc::collections::BTreeMap;
     use alloc::sync::Arc;
+    use core::any::{Any, TypeId};
     use core::fmt;
 
     use super::*;
+    use crate::rate::{Quota, QuotaError, RateLimiter};
+    use crate::time::Clock;
+
+    /// One map from names to shared values of one kind, each with the configuration it was
+    /// created with. Finding, sharing and refusing a name work the same for every kind.
+    struct Named<C, V: ?Sized> {
+        entries: BTreeMap<Cow<'static, str>, (C, Arc<V>)>,
+    }
+
+    impl<C: PartialEq + Copy, V: ?Sized> Named<C, V> {
+        const fn new() -> Self {
+            Named { entries: BTreeMap::new() }
+        }
+
+        /// The value named `name`, or `fresh` registered under it if the name is new; if
+        /// it exists with another configuration, the name and that configuration.
+        fn get_or_insert(
+            &mut self,
+            name: Cow<'static, str>,
+            config: C,
+            fresh: &Arc<V>,
+        ) -> Result<Arc<V>, (Cow<'static, str>, C)> {
+            match self.entries.get(&*name) {
+                Some((existing, value)) if *existing == config => Ok(value.clone()),
+                Some((existing, _)) => Err((name, *existing)),
+                None => {
+                    self.entries.insert(name, (config, fresh.clone()));
+                    Ok(fresh.clone())
+                }
+            }
+        }
+
+        fn get(&self, name: &str) -> Option<Arc<V>> {
+            self.entries.get(name).map(|(_, value)| value.clone())
+        }
+    }
+
+    /// A rate limiter's configuration: its quota, and the type of its clock.
+    #[derive(Clone, Copy)]
+    struct RateConfig {
+        quota: Quota,
+        clock: TypeId,
+        clock_name: &'static str,
+    }
+
+    impl PartialEq for RateConfig {
+        fn eq(&self, other: &Self) -> bool {
+            self.quota == other.quota && self.clock == other.clock
+        }
+    }
 
     /// A thread-safe map from names to shared [`Semaphore`]s: kompoz's
     /// `limited(rule, max_concurrent=10, name="api_pool")`, as a value you own.
@@ -40,25 +97,21 @@ mod with_alloc {
     /// # Ok::<(), LimitError>(())
     /// ```
     pub struct Registry {
-        limits: SpinMutex<BTreeMap<Cow<'static, str>, Entry>>,
-    }
-
-    struct Entry {
-        size: usize,
-        semaphore: Arc<Semaphore>,
+        limits: SpinMutex<Named<usize, Semaphore>>,
+        rates: SpinMutex<Named<RateConfig, dyn Any + Send + Sync>>,
     }
 
     impl Registry {
         /// An empty registry.
         #[cfg(not(loom))]
         pub const fn new() -> Registry {
-            Registry { limits: SpinMutex::new(BTreeMap::new()) }
+            Registry { limits: SpinMutex::new(Named::new()), rates: SpinMutex::new(Named::new()) }
         }
 
         /// An empty registry.
         #[cfg(loom)]
         pub fn new() -> Registry {
-            Registry { limits: SpinMutex::new(BTreeMap::new()) }
+            Registry { limits: SpinMutex::new(Named::new()), rates: SpinMutex::new(Named::new()) }
         }
 
         /// The semaphore named `name`, created with `max_concurrent` permits if it does not
@@ -70,31 +123,105 @@ mod with_alloc {
             max_concurrent: usize,
         ) -> Result<Arc<Semaphore>, LimitError> {
             check_size(max_concurrent)?;
-            let name = name.into();
-            self.limits.with(|limits| match limits.get(&*name) {
-                Some(entry) if entry.size == max_concurrent => Ok(entry.semaphore.clone()),
-                Some(entry) => Err(LimitError::SizeMismatch {
+            let fresh = Arc::new(Semaphore::new(max_concurrent)?);
+            self.limits
+                .with(|limits| limits.get_or_insert(name.into(), max_concurrent, &fresh))
+                .map_err(|(name, existing)| LimitError::SizeMismatch {
                     name,
-                    existing: entry.size,
+                    existing,
                     requested: max_concurrent,
-                }),
-                None => {
-                    let semaphore = Arc::new(Semaphore::new(max_concurrent)?);
-                    limits
-                        .insert(name, Entry { size: max_concurrent, semaphore: semaphore.clone() });
-                    Ok(semaphore)
-                }
-            })
+                })
         }
 
         /// The semaphore named `name`, if it exists.
         pub fn get(&self, name: &str) -> Option<Arc<Semaphore>> {
-            self.limits.with(|limits| limits.get(name).map(|entry| entry.semaphore.clone()))
+            self.limits.with(|limits| limits.get(name))
         }
 
-        /// How many names are registered.
+        /// The rate limiter named `name`, created with `quota` on `clock` if it does not
+        /// exist yet. Fails if `name` exists with another quota
+        /// ([`QuotaError::QuotaMismatch`], naming both) or on another type of clock
+        /// ([`QuotaError::ClockMismatch`]). Rate limiters and semaphores have separate
+        /// names.
+        ///
+        /// ```
+        /// use std::sync::Arc;
+        /// use kompoz::limit::Registry;
+        /// use kompoz::rate::{Quota, QuotaError};
+        /// use kompoz::ManualClock;
+        ///
+        /// let registry = Registry::new();
+        /// let clock = ManualClock::new();
+        /// let a = registry.rate_limiter("github_api", Quota::per_hour(5_000)?, clock.clone())?;
+        /// let b = registry.rate_limiter("github_api", Quota::per_hour(5_000)?, clock.clone())?;
+        /// assert!(Arc::ptr_eq(&a, &b));
+        /// let other = Quota::per_hour(60)?;
+        /// assert_eq!(
+        ///     registry.rate_limiter("github_api", other, clock).unwrap_err(),
+        ///     QuotaError::QuotaMismatch {
+        ///         name: "github_api".into(),
+        ///         existing: Quota::per_hour(5_000)?,
+        ///         requested: other,
+        ///     },
+        /// );
+        /// # Ok::<(), QuotaError>(())
+        /// ```
+        pub fn rate_limiter<C: Clock + Send + Sync + 'static>(
+            &self,
+            name: impl Into<Cow<'static, str>>,
+            quota: Quota,
+            clock: C,
+        ) -> Result<Arc<RateLimiter<C>>, QuotaError> {
+            let config = RateConfig {
+                quota,
+                clock: TypeId::of::<C>(),
+                clock_name: core::any::type_name::<C>(),
+            };
+            // Made before the lock, so that an unneeded one (and its clock) is dropped
+            // after it: registering is rare, and a clock's drop is user code.
+            let fresh: Arc<dyn Any + Send + Sync> = Arc::new(RateLimiter::new(quota, clock));
+            let found = self.rates.with(|rates| rates.get_or_insert(name.into(), config, &fresh));
+            drop(fresh);
+            match found {
+                Ok(limiter) => {
+                    limiter.downcast::<RateLimiter<C>>().map_err(|_| QuotaError::ClockMismatch {
+                        name: Cow::Borrowed("?"),
+                        existing: "another clock type",
+                        requested: config.clock_name,
+                    })
+                }
+                Err((name, existing)) if existing.quota != quota => {
+                    Err(QuotaError::QuotaMismatch {
+                        name,
+                        existing: existing.quota,
+                        requested: quota,
+                    })
+                }
+                Err((name, existing)) => Err(QuotaError::ClockMismatch {
+                    name,
+                    existing: existing.clock_name,
+                    requested: config.clock_name,
+                }),
+            }
+        }
+
+        /// The rate limiter named `name` on clocks of type `C`, if it exists.
+        pub fn get_rate_limiter<C: Clock + Send + Sync + 'static>(
+            &self,
+            name: &str,
+        ) -> Option<Arc<RateLimiter<C>>> {
+            self.rates.with(|rates| rates.get(name))?.downcast().ok()
+        }
+
+        /// How many concurrency limits are registered (rate limits are counted by
+        /// [`rate_limits`](Registry::rate_limits)).
         pub fn len(&self) -> usize {
-            self.limits.with(|limits| limits.len())
+            self.limits.with(|limits| limits.entries.len())
+        }
+
+        /// How many rate limits are registered.
+        pub fn rate_limits(&self) -> usize {
+            self.rates.with(|rates| rates.entries.len())
         }
 
         /// Whether no name is registered.
@@ -111,11 +238,14 @@ mod with_alloc {
 
     impl fmt::Debug for Registry {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let mut map = f.debug_map();
             self.limits.with(|limits| {
-                f.debug_map()
-                    .entries(limits.iter().map(|(name, entry)| (name, entry.size)))
-                    .finish()
-            })
+                map.entries(limits.entries.iter().map(|(name, (size, _))| (name, size)));
+            });
+            self.rates.with(|rates| {
+                map.entries(rates.entries.iter().map(|(name, (config, _))| (name, config.quota)));
+            });
+            map.finish()
         }
     }
 

@@ -17,11 +17,13 @@ use core::time::Duration;
 // atomic compare-and-swap.
 #[cfg(target_has_atomic = "ptr")]
 mod manual;
+mod precise;
 #[cfg(feature = "std")]
 mod std_clock;
 
 #[cfg(target_has_atomic = "ptr")]
 pub use manual::{ManualClock, ManualSleep};
+pub use precise::Precise;
 #[cfg(feature = "std")]
 pub use std_clock::{StdClock, StdSleep};
 

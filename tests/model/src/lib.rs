@@ -17,7 +17,9 @@
 //! One module per state machine, each with the same shape (`model`, `ops`, `driver`):
 //! [`breaker`] (proptest and the `breaker_ops` fuzz target: the circuit breaker through
 //! its guards and call futures, with the transitions reported to `on_state_change`),
-//! [`semaphore`] (proptest and the `semaphore_ops` fuzz target) and [`timeout`] (proptest
+//! [`rate`] (proptest and the `rate_ops` fuzz target: the direct limiter's checks and fair
+//! line of waiters, and a keyed limiter with a maximum of keys, on a clock that moves both
+//! ways), [`semaphore`] (proptest and the `semaphore_ops` fuzz target) and [`timeout`] (proptest
 //! only: a `timeout_ops` fuzz target ran 900,000 sequences and found nothing that
 //! `semaphore_ops` does not, so it was left out), and [`retry`] (proptest only: a
 //! retried call's whole schedule, through the plain-future face and the pipeline).
@@ -25,6 +27,7 @@
 use core::fmt;
 
 pub mod breaker;
+pub mod rate;
 pub mod retry;
 pub mod semaphore;
 pub mod timeout;

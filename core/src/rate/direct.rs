@@ -1,0 +1,314 @@
+//! The atomic layer: [`RateLimiter`] applies the pure GCRA decision to one `AtomicU64`
+//! with compare-exchange.
+
+use core::fmt;
+
+use super::machine::{Decision, Gcra};
+use super::queue::Line;
+use super::tally::Tally;
+use super::{BatchError, ExceedsBurst, Quota, RateLimited, RateStats};
+use crate::sync::{AtomicU64, Ordering, SpinMutex};
+use crate::time::{Clock, Instant};
+
+/// A rate limiter shared by all its callers: one quota, one 64-bit state.
+///
+/// * **Exact.** The generic cell rate algorithm on integer nanoseconds (the arithmetic is
+///   spelled out in the [module documentation](super)): a fresh limiter admits `burst`
+///   cells at once, then one per interval, and never more than `burst + W / interval`
+///   over any window `W` on the clock it decides on.
+/// * **Lock-free and cheap.** Its whole state is one `AtomicU64`, updated with
+///   compare-exchange: [`check`](RateLimiter::check) is a coarse clock reading, a load and
+///   (when it admits) one compare-exchange. A refusal writes nothing shared.
+/// * **Fair waiting.** [`until_ready`](RateLimiter::until_ready) admits waiting tasks in
+///   the order they arrived, and nobody (a waiter or a `check`) is admitted in a way that
+///   delays a task that was waiting first. Cancelling a wait at any point leaves the
+///   limiter as if the task had never come: nothing is reserved, so nothing is lost.
+/// * **Allocation-free.** Checks and refusals allocate nothing; a refusal
+///   ([`RateLimited`]) is a small `Copy` value carrying when to retry.
+///
+/// ```
+/// use std::time::Duration;
+/// use kompoz::rate::{Quota, RateLimiter};
+/// use kompoz::ManualClock;
+///
+/// let clock = ManualClock::new();
+/// let limiter = RateLimiter::new(Quota::per_second(100)?.with_burst(10)?, clock.clone());
+/// for _ in 0..10 {
+///     limiter.check()?; // the burst: ten at once
+/// }
+/// let refused = limiter.check().unwrap_err();
+/// assert_eq!(refused.wait, Duration::from_millis(10)); // then one every 10 ms
+/// clock.advance(refused.wait);
+/// limiter.check()?;
+/// assert_eq!((limiter.stats().admitted, limiter.stats().rejected), (11, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RateLimiter<C> {
+    /// The theoretical arrival time, in nanoseconds of `clock` (0: fresh).
+    tat: AtomicU64,
+    /// Mirror of the cells of the tasks waiting in line, readable without the lock.
+    ///
+    /// Its store (by a task joining or leaving the line) and its load (by a check) are
+    /// `SeqCst`, like the TAT's updates: so a check and a task joining the line are
+    /// ordered, and a check that sees no line really came before the task (on x86 a
+    /// `SeqCst` load is a plain load, and the compare-exchange was a locked one anyway).
+    queued: AtomicU64,
+    gcra: Gcra,
+    clock: C,
+    /// The clock's `coarse_lag` in nanoseconds, read once when the limiter is built.
+    lag: u64,
+    tally: Tally,
+    /// The tasks waiting in line (see `wait.rs`).
+    pub(super) line: SpinMutex<Line>,
+}
+
+impl<C: Clock> RateLimiter<C> {
+    /// A limiter admitting `quota` on `clock`, with its full burst available.
+    pub fn new(quota: Quota, clock: C) -> RateLimiter<C> {
+        RateLimiter {
+            tat: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            gcra: Gcra::new(quota),
+            lag: crate::time::duration_to_nanos(clock.coarse_lag()),
+            clock,
+            tally: Tally::new(),
+            line: SpinMutex::new(Line::new()),
+        }
+    }
+
+    /// Admits one cell now, or says when it would conform. Never waits.
+    ///
+    /// Decided on [`Clock::now_coarse`] (see the [module documentation](super) for what
+    /// that means for precision); a cell is refused while tasks wait in line unless it
+    /// conforms after all of theirs.
+    #[inline]
+    pub fn check(&self) -> Result<(), RateLimited> {
+        match self.decide(self.clock.now_coarse(), 1) {
+            Ok(()) => {
+                self.tally.admitted(1);
+                Ok(())
+            }
+            Err(limited) => {
+                self.tally.rejected();
+                Err(limited)
+            }
+        }
+    }
+
+    /// Admits `cells` cells now, all or none, or says why not. A batch larger than the
+    /// burst is [`BatchError::ExceedsBurst`]: it never conforms, so waiting cannot help.
+    /// Zero cells are admitted at once, counting nothing.
+    ///
+    /// ```
+    /// use kompoz::rate::{BatchError, ExceedsBurst, Quota, RateLimiter};
+    /// use kompoz::ManualClock;
+    ///
+    /// let limiter = RateLimiter::new(Quota::per_second(10)?, ManualClock::new());
+    /// limiter.check_n(7)?;
+    /// assert!(matches!(limiter.check_n(4), Err(BatchError::RateLimited(_))));
+    /// assert_eq!(
+    ///     limiter.check_n(11),
+    ///     Err(BatchError::ExceedsBurst(ExceedsBurst { cells: 11, burst: 10 }))
+    /// );
+    /// limiter.check_n(3)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_n(&self, cells: u32) -> Result<(), BatchError> {
+        if let Err(exceeds) = self.fits(cells) {
+            self.tally.rejected();
+            return Err(exceeds.into());
+        }
+        if cells == 0 {
+            return Ok(());
+        }
+        match self.decide(self.clock.now_coarse(), cells) {
+            Ok(()) => {
+                self.tally.admitted(cells);
+                Ok(())
+            }
+            Err(limited) => {
+                self.tally.rejected();
+                Err(limited.into())
+            }
+        }
+    }
+
+    /// A snapshot of the counters, the line of waiting tasks, and the wait a one-cell
+    /// request would have now (read on the precise clock).
+    pub fn stats(&self) -> RateStats {
+        let (admitted, rejected) = self.tally.totals();
+        let (waiting, queued) = self.line.with(|line| (line.len(), line.cells()));
+        let now = self.clock.now();
+        let tat = self.tat.load(Ordering::Acquire);
+        let wait = match self.gcra.step(tat, now.as_nanos(), queued, 1) {
+            Decision::Conform { .. } => core::time::Duration::ZERO,
+            Decision::Wait { earliest } => RateLimited::at(earliest, now).wait,
+        };
+        let available = self.gcra.available(tat, now.as_nanos(), queued);
+        RateStats { admitted, rejected, waiting, wait, available }
+    }
+
+    /// Forgets every cell admitted so far: the full burst is available again, and the
+    /// first waiting task is woken to take its cells. The counters keep counting.
+    pub fn reset(&self) {
+        self.tat.store(0, Ordering::SeqCst);
+        let head = self.line.with(|line| line.take_head_waker());
+        // Woken after the lock is released: a waker may run arbitrary code.
+        if let Some(waker) = head {
+            waker.wake();
+        }
+    }
+
+    /// The quota.
+    pub fn quota(&self) -> Quota {
+        self.gcra.quota()
+    }
+
+    /// The clock the limiter decides on.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// `Err` if `cells` can never conform.
+    pub(super) fn fits(&self, cells: u32) -> Result<(), ExceedsBurst> {
+        if cells > self.gcra.burst {
+            return Err(ExceedsBurst { cells, burst: self.gcra.burst });
+        }
+        Ok(())
+    }
+
+    /// Decides on the coarse reading `coarse` for `cells` (1 to `burst`) cells, behind
+    /// the waiting tasks; admits by compare-exchange. Counts nothing.
+    #[inline]
+    pub(super) fn decide(&self, coarse: Instant, cells: u32) -> Result<(), RateLimited> {
+        let ahead = self.queued.load(Ordering::SeqCst);
+        let mut tat = self.tat.load(Ordering::SeqCst);
+        loop {
+            match self.gcra.step(tat, coarse.as_nanos(), ahead, cells) {
+                Decision::Conform { tat: next } => {
+                    match self.tat.compare_exchange_weak(
+                        tat,
+                        next,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    ) {
+                        Ok(_) => return Ok(()),
+                        Err(actual) => tat = actual,
+                    }
+                }
+                // A refusal on the coarse reading is final if `earliest` lies beyond the
+                // coarse lag: the precise time cannot have reached it.
+                Decision::Wait { earliest }
+                    if earliest > coarse.as_nanos().saturating_add(self.lag) =>
+                {
+                    return Err(RateLimited::at(earliest, coarse));
+                }
+                Decision::Wait { .. } => return self.decide_precisely(cells),
+            }
+        }
+    }
+
+    /// A refusal near its edge on the coarse reading: decided again on the precise clock.
+    #[cold]
+    fn decide_precisely(&self, cells: u32) -> Result<(), RateLimited> {
+        self.decide_at(self.clock.now(), self.queued.load(Ordering::SeqCst), cells).map(|_| ())
+    }
+
+    /// Decides at `now` behind `ahead` queued cells; admits by compare-exchange. Returns
+    /// the new TAT on admission.
+    pub(super) fn decide_at(
+        &self,
+        now: Instant,
+        ahead: u64,
+        cells: u32,
+    ) -> Result<u64, RateLimited> {
+        let mut tat = self.tat.load(Ordering::SeqCst);
+        loop {
+            match self.gcra.step(tat, now.as_nanos(), ahead, cells) {
+                Decision::Conform { tat: next } => {
+                    match self.tat.compare_exchange_weak(
+                        tat,
+                        next,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    ) {
+                        Ok(_) => return Ok(next),
+                        Err(actual) => tat = actual,
+                    }
+                }
+                Decision::Wait { earliest } => return Err(RateLimited::at(earliest, now)),
+            }
+        }
+    }
+
+    /// Publishes the cells in line (under the lock).
+    pub(super) fn publish_queued(&self, line: &Line) {
+        self.queued.store(line.cells(), Ordering::SeqCst);
+    }
+
+    /// The cells of the tasks waiting in line, as last published.
+    pub(super) fn queued(&self) -> u64 {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    pub(super) fn gcra(&self) -> &Gcra {
+        &self.gcra
+    }
+
+    pub(super) fn tat(&self) -> u64 {
+        self.tat.load(Ordering::Acquire)
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for RateLimiter<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("quota", &self.gcra.quota())
+            .field("clock", &self.clock)
+            .field("tat", &Instant::from_nanos(self.tat.load(Ordering::Relaxed)))
+            .field("queued_cells", &self.queued.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Anything that holds a [`RateLimiter`]: the limiter itself, a reference, a `Box` or an
+/// `Arc` (for [`rate_limited_on`](crate::rate_limited_on)).
+pub trait AsRateLimiter {
+    /// The limiter's clock.
+    type Clock: Clock;
+    /// The limiter.
+    fn as_rate_limiter(&self) -> &RateLimiter<Self::Clock>;
+}
+
+impl<C: Clock> AsRateLimiter for RateLimiter<C> {
+    type Clock = C;
+    fn as_rate_limiter(&self) -> &RateLimiter<C> {
+        self
+    }
+}
+
+impl<L: AsRateLimiter + ?Sized> AsRateLimiter for &L {
+    type Clock = L::Clock;
+    fn as_rate_limiter(&self) -> &RateLimiter<L::Clock> {
+        (**self).as_rate_limiter()
+    }
+}
+
+impl<L: AsRateLimiter + ?Sized> AsRateLimiter for alloc::boxed::Box<L> {
+    type Clock = L::Clock;
+    fn as_rate_limiter(&self) -> &RateLimiter<L::Clock> {
+        (**self).as_rate_limiter()
+    }
+}
+
+#[cfg(target_has_atomic = "ptr")]
+impl<L: AsRateLimiter + ?Sized> AsRateLimiter for alloc::sync::Arc<L> {
+    type Clock = L::Clock;
+    fn as_rate_limiter(&self) -> &RateLimiter<L::Clock> {
+        (**self).as_rate_limiter()
+    }
+}
