@@ -185,3 +185,95 @@ async fn while_redis_is_down_the_local_breaker_decides_or_the_breaker_fails_clos
     .await;
     assert!(reported.is_some(), "the opening made while Redis was away reached the fleet");
 }
+
+/// Two processes' breakers on one fleet-wide circuit (one probe at a time, a long probe
+/// lease), brought to half-open after a first probe failed, so that Redis has loaded every
+/// script (a script it has not seen costs a client a second request).
+async fn half_open_with_one_probe_slot(
+    server: &RedisServer,
+    name: &str,
+) -> (Fleet, Fleet, SharedBreaker, SharedBreaker) {
+    let (one, two) = (fleet(server), fleet(server));
+    // Fail closed: while a link is down its process is refused, never admitted as a
+    // local probe, so only a probe lease from Redis lets a call through.
+    let build = |fleet: &Fleet| {
+        fleet
+            .breaker(name)
+            .failure_threshold(1)
+            .recovery_timeout(Duration::from_millis(100))
+            .half_open_max_calls(1)
+            .probe_lease(Duration::from_secs(600))
+            .degradation(Degradation::FailClosed)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(&one), build(&two));
+    fail(&a).await;
+    assert!(eventually(SOON, || async { b.state() == CircuitState::Open }).await.is_some());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let first = b.try_acquire().await.unwrap();
+    assert!(first.is_probe());
+    let generation = b.generation();
+    first.failure();
+    let reopened = || async { b.generation() > generation && b.state() == CircuitState::Open };
+    assert!(eventually(SOON, reopened).await.is_some());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!((a.state(), b.state()), (CircuitState::HalfOpen, CircuitState::HalfOpen));
+    (one, two, a, b)
+}
+
+/// Redis holds every client's commands for `ms` milliseconds (from when this returns).
+async fn pause_redis(server: &RedisServer, ms: u64) {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut control = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(ms)
+        .arg("ALL")
+        .query_async(&mut control)
+        .await
+        .unwrap();
+}
+
+/// Whether `breaker` is granted the fleet's probe slot (given back at once as a success).
+async fn probes(breaker: &SharedBreaker) -> bool {
+    match breaker.try_acquire().await {
+        Ok(guard) if guard.is_probe() => {
+            guard.success();
+            true
+        }
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_request_given_up_in_flight_gives_its_lease_back() {
+    let Some(server) = RedisServer::start() else { return };
+    let (_one, _two, a, b) = half_open_with_one_probe_slot(&server, "given-up-probe").await;
+    // b's PROBE reaches a paused Redis, and b gives up before the answer (a caller's
+    // timeout, a select, a dropped task). Redis then runs it: a lease for nobody.
+    pause_redis(&server, 300).await;
+    let given_up = tokio::time::timeout(Duration::from_millis(100), b.try_acquire()).await;
+    assert!(given_up.is_err(), "Redis is paused: no answer yet");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The fleet's only probe slot comes back well within its lease time.
+    let probed = eventually(SOON, || probes(&a)).await;
+    assert!(probed.is_some(), "the lease granted to the abandoned request was given back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_lease_whose_reply_was_lost_is_given_back_once_redis_is_reachable() {
+    let Some(server) = RedisServer::start() else { return };
+    let (one, _two, a, b) = half_open_with_one_probe_slot(&server, "lost-probe-reply").await;
+    // Redis is paused for longer than a call may take: a's PROBE times out (the link is
+    // marked down, and a fails closed), but Redis runs it once the pause ends and grants
+    // a lease whose reply nobody reads.
+    pause_redis(&server, 600).await;
+    assert!(a.try_acquire().await.is_err());
+    assert!(!one.is_reachable());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Once a's link is back, that lease is given back: the slot is free for the fleet.
+    assert!(one.wait_reachable(SOON).await);
+    let probed = eventually(SOON, || probes(&b)).await;
+    assert!(probed.is_some(), "the lease granted to the lost request was given back");
+}

@@ -511,7 +511,15 @@ impl<C: Clock + Send + Sync> SharedBreaker<C> {
                 .arg(id.as_str())
                 .arg(shared.config.half_open_max_calls)
                 .arg(crate::limit::micros(shared.config.probe_lease));
-            match link.eval::<(i64, u64, u64)>(&call).await {
+            // Until the reply is read, Redis may have granted `id` a lease that nobody
+            // holds: if this future is dropped meanwhile (a caller's timeout, a select)
+            // or the reply is lost, the lease is given back (`SETTLE` as abandoned)
+            // instead of taking one of the fleet's probe slots for a whole lease time.
+            let mut in_flight = ProbeInFlight { breaker: shared, n, armed: true };
+            let reply = link.eval::<(i64, u64, u64)>(&call).await;
+            in_flight.armed = reply.is_err();
+            drop(in_flight);
+            match reply {
                 Ok((1, generation, _)) => return Ok(SharedGuard::probe(shared, n, generation)),
                 Ok((verdict, generation, remaining)) => {
                     let open = verdict != 0;
@@ -594,6 +602,25 @@ impl<C: Clock + Send + Sync> SharedBreaker<C> {
             let _ = told.await;
         }
         self.state()
+    }
+}
+
+/// A `PROBE` request on its way: dropped armed, it gives back the lease Redis may have
+/// granted (through the reporter, in order after anything this process sent before).
+struct ProbeInFlight<'a, C: Clock + Send + Sync> {
+    breaker: &'a BreakerShared<C>,
+    n: u64,
+    armed: bool,
+}
+
+impl<C: Clock + Send + Sync> Drop for ProbeInFlight<'_, C> {
+    fn drop(&mut self) {
+        if self.armed {
+            // `SETTLE` gives an abandoned lease back whatever the generation.
+            let (n, generation) = (self.n, self.breaker.seen_generation());
+            let verdict = kompoz::breaker::Verdict::Ignore;
+            let _ = self.breaker.reporter.send(Report::Settle { n, generation, verdict });
+        }
     }
 }
 

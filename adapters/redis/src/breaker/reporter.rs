@@ -67,6 +67,9 @@ pub(crate) async fn run<C: Clock + Send + Sync>(
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut carried: VecDeque<Report> = VecDeque::new();
+    // Probe leases given back while Redis was unreachable, with when: sent again once it
+    // is back (an abandonment is idempotent), until Redis would have expired them anyway.
+    let mut unreturned: Vec<(tokio::time::Instant, u64, u64)> = Vec::new();
     loop {
         let (order, resync) = match carried.pop_front() {
             Some(order) => (Some(order), false),
@@ -89,6 +92,16 @@ pub(crate) async fn run<C: Clock + Send + Sync>(
         };
         let Some(breaker) = breaker.upgrade() else { return };
         if resync {
+            let lease = breaker.config.probe_lease;
+            unreturned.retain(|(at, ..)| at.elapsed() < lease);
+            let mut still = Vec::new();
+            for (at, n, generation) in unreturned.drain(..) {
+                let id = format!("{}:{n}", breaker.fleet.instance);
+                if !settle(&breaker, &id, generation, Verdict::Ignore).await {
+                    still.push((at, n, generation));
+                }
+            }
+            unreturned = still;
             resynchronise(&breaker).await;
         }
         match order {
@@ -109,7 +122,12 @@ pub(crate) async fn run<C: Clock + Send + Sync>(
             Some(Report::Opened { generation }) => report(&breaker, "open", generation, 0).await,
             Some(Report::Settle { n, generation, verdict }) => {
                 let id = format!("{}:{n}", breaker.fleet.instance);
-                settle(&breaker, &id, generation, verdict).await;
+                let sent = settle(&breaker, &id, generation, verdict).await;
+                // Only an abandonment is sent again: a success that did reach Redis
+                // (its reply lost) would count twice.
+                if !sent && verdict == Verdict::Ignore {
+                    unreturned.push((tokio::time::Instant::now(), n, generation));
+                }
             }
             Some(Report::Sync) => {
                 read(&breaker, false).await;
@@ -156,12 +174,13 @@ async fn report<C: Clock + Send + Sync>(
     }
 }
 
+/// Sends a probe's outcome; whether Redis answered.
 async fn settle<C: Clock + Send + Sync>(
     breaker: &BreakerShared<C>,
     id: &str,
     generation: u64,
     verdict: Verdict,
-) {
+) -> bool {
     let config = &breaker.config;
     let verdict = match verdict {
         Verdict::Success => "success",
@@ -177,8 +196,12 @@ async fn settle<C: Clock + Send + Sync>(
         .arg(config.success_threshold)
         .arg(micros(config.recovery_timeout))
         .arg(breaker.channel.as_str());
-    if let Ok(reply) = breaker.fleet.link.eval::<Reply>(&call).await {
-        applied(breaker, reply, false);
+    match breaker.fleet.link.eval::<Reply>(&call).await {
+        Ok(reply) => {
+            applied(breaker, reply, false);
+            true
+        }
+        Err(_) => false,
     }
 }
 
