@@ -168,6 +168,23 @@ async fn max_wait_turns_a_long_line_into_a_rejection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maximum_wait_beyond_the_end_of_time_waits_and_never_panics() {
+    let Some(server) = RedisServer::start() else { return };
+    let fleet = fleet(&server);
+    // No local semaphore in front: the waiter queues in Redis's line.
+    let limit = fleet.limit("forever", 1).degradation(Degradation::FailClosed).build().unwrap();
+    // Free: granted at once, whatever the maximum wait.
+    let held = limit.acquire_with_max_wait(Duration::MAX).await.unwrap();
+    let waiter = tokio::spawn({
+        let limit = limit.clone();
+        async move { limit.acquire_with_max_wait(Duration::MAX).await.map(|p| p.admission()) }
+    });
+    assert!(eventually(SOON, || async { limit.waiting().await.unwrap() == 1 }).await.is_some());
+    held.release().await;
+    assert_eq!(waiter.await.expect("the waiting task did not panic"), Ok(Admission::Fleet));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_permit_is_renewed_and_outlives_its_lease_time() {
     let Some(server) = RedisServer::start() else { return };
     let fleet = fleet(&server);

@@ -53,6 +53,14 @@ async fn a_burst_then_one_cell_per_interval_across_processes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_ready_with_a_wait_beyond_the_end_of_time_never_panics() {
+    let Some(server) = RedisServer::start() else { return };
+    let fleet = fleet(&server);
+    let limit = fleet.rate_limit("no-deadline", 10, Duration::from_secs(1)).build().unwrap();
+    assert_eq!(limit.until_ready(Duration::MAX).await, Ok(()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_limits_keep_one_quota_per_key() {
     let Some(server) = RedisServer::start() else { return };
     let fleet = fleet(&server);

@@ -121,7 +121,8 @@ impl FleetLimit {
         max_wait: Option<Duration>,
     ) -> Result<FleetPermit, AcquireError> {
         let shared = &self.shared;
-        let deadline = max_wait.map(|wait| Instant::now() + wait);
+        // A wait too long to be an instant (`Duration::MAX`) has no deadline: it waits.
+        let deadline = max_wait.and_then(|wait| Instant::now().checked_add(wait));
         let local = match &shared.local {
             Some(semaphore) => Some(take_local(semaphore, mode, deadline).await?),
             None => None,

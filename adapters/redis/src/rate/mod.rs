@@ -447,10 +447,15 @@ impl FleetRateLimiter {
     /// Waits until one cell conforms (sleeping the wait Redis reports, then asking
     /// again), at most `max_wait`; then fails with the last refusal.
     pub async fn until_ready(&self, max_wait: Duration) -> Result<(), RateError> {
-        let deadline = Instant::now() + max_wait;
+        // A wait too long to be an instant (`Duration::MAX`) has no deadline.
+        let deadline = Instant::now().checked_add(max_wait);
         loop {
             match self.check().await {
-                Err(RateError::Limited { wait }) if Instant::now() + wait <= deadline => {
+                Err(RateError::Limited { wait })
+                    if deadline.is_none_or(|deadline| {
+                        Instant::now().checked_add(wait).is_some_and(|ready| ready <= deadline)
+                    }) =>
+                {
                     tokio::time::sleep(wait).await;
                 }
                 other => return other,
