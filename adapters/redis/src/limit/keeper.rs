@@ -131,6 +131,9 @@ pub(crate) async fn keep(limit: Arc<LimitShared>, mut orders: mpsc::UnboundedRec
             }
             () = tokio::time::sleep_until(next_renewal), if !held.is_empty() => true,
         };
+        // Due is due, however busy: in a busy process orders are waiting every time the
+        // keeper looks, and the biased select above never reaches the renewal branch.
+        let renew_now = renew_now || (!held.is_empty() && Instant::now() >= next_renewal);
         if renew_now {
             renew(&limit, &mut held).await;
             next_renewal = Instant::now() + every;
