@@ -277,3 +277,47 @@ async fn a_probe_lease_whose_reply_was_lost_is_given_back_once_redis_is_reachabl
     let probed = eventually(SOON, || probes(&b)).await;
     assert!(probed.is_some(), "the lease granted to the lost request was given back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_lost_the_circuit_without_dropping_the_connection_still_counts_failures() {
+    let Some(server) = RedisServer::start() else { return };
+    let (one, two) = (fleet(&server), fleet(&server));
+    let build = |fleet: &Fleet| {
+        fleet
+            .breaker("forgotten")
+            .failure_threshold(100)
+            .fleet_failure_threshold(2)
+            .recovery_timeout(Duration::from_millis(100))
+            .sync_interval(Duration::from_millis(100))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(&one), build(&two));
+    // A first opening and closing: the fleet is at generation 2.
+    fail(&a).await;
+    fail(&b).await;
+    assert!(eventually(SOON, || async { a.state() == CircuitState::Open }).await.is_some());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    a.try_acquire().await.unwrap().success();
+    assert!(eventually(SOON, || async { b.state() == CircuitState::Closed }).await.is_some());
+    assert_eq!((a.generation(), b.generation()), (2, 2));
+    // Redis loses the circuit's keys while every connection stays up: a failover to a
+    // replica that had not caught up, an eviction, a FLUSHDB.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("{kompoz:breaker:forgotten}*")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut connection).await.unwrap();
+    // Failures reach the fleet's threshold again: the fleet must open.
+    fail(&a).await;
+    fail(&b).await;
+    let opened = eventually(SOON, || async {
+        fail(&a).await;
+        a.state() == CircuitState::Open && b.state() == CircuitState::Open
+    })
+    .await;
+    assert!(opened.is_some(), "failures after Redis forgot the circuit were never counted");
+}

@@ -39,7 +39,7 @@
 //! the pub/sub delivery time, and at worst within `sync_interval` (plus a call timeout).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -148,6 +148,9 @@ pub(crate) struct BreakerShared<C: Clock + Send + Sync> {
     /// Degraded half-open (Redis unreachable, `Local`): probes in flight, successes.
     local_probes: AtomicU32,
     local_successes: AtomicU32,
+    /// Set when Redis, or a message, told of a generation older than the view's: the
+    /// reporter then reads Redis again and adopts what it says (see `apply`).
+    pub(crate) behind: AtomicBool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -188,6 +191,13 @@ impl<C: Clock + Send + Sync> BreakerShared<C> {
         let word = self.view.word.load(Ordering::Acquire);
         let (seen, was_open) = (word >> 1, word & OPEN != 0);
         let same = generation == seen && was_open == open;
+        if generation < seen && !resync {
+            // A late message, or a Redis that lost the circuit (a failover to a replica
+            // that was behind, an eviction, a FLUSHDB) and now counts from an older
+            // generation: until this process adopts it, Redis ignores every report the
+            // process sends. The reporter reads Redis again to tell which.
+            self.behind.store(true, Ordering::Release);
+        }
         if same || (generation < seen && !resync) || (generation == seen && !resync) {
             return;
         }
@@ -425,6 +435,7 @@ impl SharedBreakerBuilder {
             reporter,
             local_probes: AtomicU32::new(0),
             local_successes: AtomicU32::new(0),
+            behind: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&shared);
         shared.fleet.notifier.register(

@@ -140,6 +140,11 @@ pub(crate) async fn run<C: Clock + Send + Sync>(
             }
             None => {}
         }
+        // Something told of an older generation than the view's: if Redis itself is
+        // behind (it lost the circuit), adopt its state, as after a reconnection.
+        if breaker.behind.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            resynchronise(&breaker).await;
+        }
     }
 }
 
