@@ -24,11 +24,13 @@ mod call;
 mod circuit;
 mod counters;
 mod machine;
+mod owned;
 
 pub use builder::BreakerBuilder;
 pub use call::{Call, Classify, ErrIsFailure};
 pub use circuit::{BreakerGuard, CircuitBreaker};
 pub use machine::MAX_COUNT;
+pub use owned::OwnedBreakerGuard;
 
 use crate::time::Instant;
 

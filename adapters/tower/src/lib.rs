@@ -1,0 +1,85 @@
+//! # kompoz-tower
+//!
+//! [kompoz](https://docs.rs/kompoz)'s guards as [tower](https://docs.rs/tower) layers, for
+//! the services of axum, hyper, tonic and reqwest: a time limit ([`TimeoutLayer`]), a
+//! concurrency limit that waits, waits at most a while, or sheds load ([`LimitLayer`]),
+//! and a circuit breaker with a classifier over the whole response ([`BreakerLayer`]).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use kompoz::breaker::CircuitBreaker;
+//! use kompoz_tokio::TokioClock;
+//! use kompoz_tower::{BreakerLayer, LimitLayer, TimeoutLayer};
+//! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let breaker = Arc::new(CircuitBreaker::builder().failure_threshold(5).build()?);
+//! let mut client = ServiceBuilder::new()
+//!     .layer(BreakerLayer::new(breaker.clone())) // outermost: sees timeouts as failures
+//!     .layer(TimeoutLayer::new(TokioClock, Duration::from_secs(2)))
+//!     .layer(LimitLayer::new(16)?.shed())
+//!     .service(service_fn(|id: u32| async move { Ok::<_, std::io::Error>(id * 10) }));
+//!
+//! // The errors nest like the layers and convert into a `BoxError` with `?`.
+//! assert_eq!(client.ready().await?.call(4).await?, 40);
+//! assert_eq!(breaker.stats().success_count, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # tower's contract, as these layers keep it
+//!
+//! * **What `poll_ready` reserves.** [`LimitService`] reserves one permit in `poll_ready`
+//!   (waiting for it as its policy says) and keeps it in that service value until the next
+//!   `call` moves it into the response future. [`TimeoutService`] and [`BreakerService`]
+//!   reserve nothing: the time limit starts with the response future, and the breaker
+//!   admits a request (taking a half-open probe slot) in `call`, when it is really sent.
+//! * **Nothing reserved leaks.** A permit reserved and never used by a `call` goes back
+//!   when the service value is dropped. A response future dropped before it completes
+//!   (a cancelled request, a client that went away) gives back its permit and its probe
+//!   slot, and the breaker records no verdict for it.
+//! * **Clones.** A clone of a service shares the layer's semaphore and breaker but not
+//!   the reservation: each clone reserves its own permit in its own `poll_ready` (axum
+//!   clones the service for every request).
+//! * **Rejections come from `call`, not `poll_ready`.** A shed request, a maximum wait that
+//!   passed, or an open circuit makes `poll_ready` ready anyway, and the response future
+//!   answers with the rejection at once, without calling the inner service. `poll_ready`
+//!   fails only with the inner service's own error. A `call` without `poll_ready` (a
+//!   breach of tower's contract) is not a panic: the limit takes a free permit if there
+//!   is one and rejects otherwise.
+//! * **Cost.** On the happy path no layer allocates: the response futures are plain
+//!   structs, the permit and the breaker's admission are atomics, and the timer is
+//!   created only if the response is not ready at its first poll. Only a request that
+//!   waits in line for a permit allocates its (pinned) place in the line.
+//!
+//! # Errors
+//!
+//! Each layer has one error type, generic over the inner service's error, so that a
+//! rejection never allocates: [`TimeoutError`], [`ConcurrencyError`], and the breaker's
+//! [`CallError`](kompoz::breaker::CallError). Each implements [`std::error::Error`] when the
+//! inner error does, and so converts into [`tower::BoxError`]. Stacked layers nest their
+//! errors (`CallError<TimeoutError<ConcurrencyError<E>>>`); [`rejection`] walks an error's
+//! `source()` chain, boxed or not, and says which kompoz layer refused the request, if any,
+//! and [`Rejection::http_status`] maps that to 503, 429 or 504.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(html_root_url = "https://docs.rs/kompoz-tower/0.1.0")]
+
+extern crate alloc;
+
+mod breaker;
+mod limit;
+mod rejection;
+mod timeout;
+
+pub use breaker::{BreakerFuture, BreakerLayer, BreakerService};
+pub use limit::{
+    ConcurrencyError, LimitFuture, LimitLayer, LimitService, MaxWait, Shed, WaitAtMost,
+    WaitForPermit, WaitPolicy,
+};
+pub use rejection::{Rejection, rejection};
+pub use timeout::{TimeoutError, TimeoutFuture, TimeoutLayer, TimeoutService};
+
+/// The core crate, re-exported: its primitives are what the layers are built on.
+pub use kompoz;

@@ -1,0 +1,189 @@
+//! [`TimeoutLayer`]: a time limit on every response.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, ready};
+use core::time::Duration;
+
+use kompoz::{Elapsed, Sleep};
+use tower::{Layer, Service};
+
+/// Puts a time limit on every response of the services it wraps: a response that is not
+/// ready within `duration` is a [`TimeoutError::Elapsed`], and the inner service's
+/// response future is dropped at that moment (which cancels the request).
+///
+/// The limit counts from the first poll of the response future, not from `poll_ready`:
+/// waiting for readiness is back-pressure, not slowness. A response that is ready at once
+/// never touches the timer (see [`kompoz::timeout()`]). `poll_ready` reserves nothing of
+/// its own.
+///
+/// ```
+/// use std::time::Duration;
+/// use kompoz_tokio::TokioClock;
+/// use kompoz_tower::{TimeoutError, TimeoutLayer};
+/// use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let mut slow = ServiceBuilder::new()
+///     .layer(TimeoutLayer::new(TokioClock, Duration::from_millis(100)))
+///     .service(service_fn(|wait: u64| async move {
+///         tokio::time::sleep(Duration::from_millis(wait)).await;
+///         Ok::<_, std::io::Error>(wait)
+///     }));
+/// assert_eq!(slow.ready().await.unwrap().call(10).await.unwrap(), 10);
+/// let late = slow.ready().await.unwrap().call(500).await;
+/// assert!(matches!(late, Err(TimeoutError::Elapsed(_))));
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct TimeoutLayer<T> {
+    timer: T,
+    duration: Duration,
+}
+
+impl<T: Sleep + Clone> TimeoutLayer<T> {
+    /// A time limit of `duration` on `timer` (for example `kompoz_tokio::TokioClock`).
+    /// [`Duration::MAX`] never expires.
+    pub fn new(timer: T, duration: Duration) -> Self {
+        TimeoutLayer { timer, duration }
+    }
+}
+
+impl<S, T: Clone> Layer<S> for TimeoutLayer<T> {
+    type Service = TimeoutService<S, T>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TimeoutService { inner, timer: self.timer.clone(), duration: self.duration }
+    }
+}
+
+/// A service with a time limit on its responses, made by [`TimeoutLayer`].
+#[derive(Clone, Copy, Debug)]
+pub struct TimeoutService<S, T> {
+    inner: S,
+    timer: T,
+    duration: Duration,
+}
+
+impl<S, T> TimeoutService<S, T> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The time limit.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+}
+
+impl<S, T, Request> Service<Request> for TimeoutService<S, T>
+where
+    S: Service<Request>,
+    T: Sleep + Clone,
+{
+    type Response = S::Response;
+    type Error = TimeoutError<S::Error>;
+    type Future = TimeoutFuture<T, S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(TimeoutError::Inner)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Request) -> Self::Future {
+        let response = self.inner.call(request);
+        TimeoutFuture { inner: kompoz::timeout(self.timer.clone(), self.duration, response) }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`TimeoutService`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct TimeoutFuture<T: Sleep, F> {
+        #[pin]
+        inner: kompoz::Timeout<T, F>,
+    }
+}
+
+impl<T, F, R, E> Future for TimeoutFuture<T, F>
+where
+    T: Sleep,
+    F: Future<Output = Result<R, E>>,
+{
+    type Output = Result<R, TimeoutError<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(match ready!(self.project().inner.poll(cx)) {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(TimeoutError::Inner(error)),
+            Err(elapsed) => Err(TimeoutError::Elapsed(elapsed)),
+        })
+    }
+}
+
+impl<T: Sleep, F> fmt::Debug for TimeoutFuture<T, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimeoutFuture").finish_non_exhaustive()
+    }
+}
+
+/// The error of a [`TimeoutService`]: the time limit passed, or the inner service failed.
+///
+/// It implements [`std::error::Error`] when the inner error does, so it converts into
+/// [`tower::BoxError`] with `?` or `.into()`; [`rejection`](crate::rejection) finds the
+/// timeout again in a boxed error.
+///
+/// ```
+/// use kompoz::Elapsed;
+/// use kompoz_tower::TimeoutError;
+///
+/// let timed_out: TimeoutError<std::io::Error> = TimeoutError::Elapsed(Elapsed::new());
+/// assert!(timed_out.is_elapsed());
+/// let boxed: tower::BoxError = timed_out.into();
+/// assert!(kompoz_tower::rejection(&*boxed).is_some());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TimeoutError<E> {
+    /// The response was not ready in time; the request was cancelled.
+    Elapsed(Elapsed),
+    /// The inner service failed.
+    Inner(E),
+}
+
+impl<E> TimeoutError<E> {
+    /// Whether the time limit passed.
+    pub fn is_elapsed(&self) -> bool {
+        matches!(self, TimeoutError::Elapsed(_))
+    }
+
+    /// The inner service's error, if that is what this is.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            TimeoutError::Inner(error) => Some(error),
+            TimeoutError::Elapsed(_) => None,
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for TimeoutError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeoutError::Elapsed(elapsed) => elapsed.fmt(f),
+            TimeoutError::Inner(error) => error.fmt(f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for TimeoutError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TimeoutError::Elapsed(elapsed) => Some(elapsed),
+            TimeoutError::Inner(error) => Some(error),
+        }
+    }
+}
