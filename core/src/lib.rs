@@ -127,6 +127,7 @@ extern crate std;
 pub mod breaker;
 pub mod combinator;
 mod error;
+pub mod events;
 mod keyed;
 pub mod limit;
 pub mod pipeline;
