@@ -87,7 +87,11 @@ impl<W> LimitLayer<W> {
     }
 
     /// Waits at most `max_wait` on `timer` for a permit, then rejects the request.
-    pub fn max_wait<T: Sleep + Clone>(self, timer: T, max_wait: Duration) -> LimitLayer<MaxWait<T>> {
+    pub fn max_wait<T: Sleep + Clone>(
+        self,
+        timer: T,
+        max_wait: Duration,
+    ) -> LimitLayer<MaxWait<T>> {
         LimitLayer { semaphore: self.semaphore, wait: MaxWait { timer, max_wait } }
     }
 

@@ -95,7 +95,10 @@ fn each_clone_reserves_its_own_permit() {
     assert!(poll_ready(&mut third).is_ready(), "shedding: ready, the call rejects");
     let (_release, request) = held_request();
     let rejected = poll(pin!(third.call(request)));
-    assert!(matches!(rejected, Poll::Ready(Err(ConcurrencyError::Rejected(AcquireError::NoPermits)))));
+    assert!(matches!(
+        rejected,
+        Poll::Ready(Err(ConcurrencyError::Rejected(AcquireError::NoPermits)))
+    ));
     drop((first, second));
     assert_eq!(semaphore.available_permits(), 2);
 }
@@ -126,7 +129,10 @@ fn a_shed_request_never_reaches_the_inner_service() {
     assert!(matches!(poll_ready(&mut service), Poll::Ready(Ok(()))));
     let (_release, request) = held_request();
     let answer = poll(pin!(service.call(request)));
-    assert!(matches!(answer, Poll::Ready(Err(ConcurrencyError::Rejected(AcquireError::NoPermits)))));
+    assert!(matches!(
+        answer,
+        Poll::Ready(Err(ConcurrencyError::Rejected(AcquireError::NoPermits)))
+    ));
     assert_eq!(held.calls.load(Ordering::SeqCst), 0);
     assert_eq!(semaphore.stats().total_rejected, 1);
 }
@@ -169,7 +175,10 @@ fn a_maximum_wait_becomes_a_rejection_from_call() {
     assert_eq!(semaphore.stats().waiting, 0, "left the line");
     let (_release, request) = held_request();
     let answer = poll(pin!(service.call(request)));
-    assert!(matches!(answer, Poll::Ready(Err(ConcurrencyError::Rejected(AcquireError::WaitElapsed)))));
+    assert!(matches!(
+        answer,
+        Poll::Ready(Err(ConcurrencyError::Rejected(AcquireError::WaitElapsed)))
+    ));
     assert_eq!(held.calls.load(Ordering::SeqCst), 0);
     drop(taken);
     // The next request gets the permit at once.
@@ -187,7 +196,10 @@ fn call_without_poll_ready_takes_a_free_permit_or_rejects_without_panicking() {
     assert_eq!(semaphore.available_permits(), 0);
     let (_release, request) = held_request();
     let second = poll(pin!(service.call(request)));
-    assert!(matches!(second, Poll::Ready(Err(ConcurrencyError::Rejected(AcquireError::NoPermits)))));
+    assert!(matches!(
+        second,
+        Poll::Ready(Err(ConcurrencyError::Rejected(AcquireError::NoPermits)))
+    ));
     release.send(1).unwrap();
     assert!(matches!(poll(first.as_mut()), Poll::Ready(Ok(1))));
 }
@@ -255,7 +267,8 @@ fn a_dropped_probe_response_gives_its_probe_slot_back() {
 #[test]
 fn the_classifier_decides_on_the_whole_result() {
     let clock = ManualClock::new();
-    let breaker = Arc::new(CircuitBreaker::builder().failure_threshold(2).build_with(clock).unwrap());
+    let breaker =
+        Arc::new(CircuitBreaker::builder().failure_threshold(2).build_with(clock).unwrap());
     let server_errors = |result: &Result<u16, std::io::Error>| match result {
         Ok(status) if *status >= 500 => Verdict::Failure,
         Ok(429) => Verdict::Ignore,
@@ -294,7 +307,10 @@ fn a_panicking_classifier_counts_as_neither() {
     }));
     assert!(panicked.is_err());
     let stats = breaker.stats();
-    assert_eq!((stats.state, stats.abandoned_calls, stats.total_failures), (CircuitState::Closed, 1, 0));
+    assert_eq!(
+        (stats.state, stats.abandoned_calls, stats.total_failures),
+        (CircuitState::Closed, 1, 0)
+    );
 }
 
 #[test]
@@ -342,9 +358,13 @@ fn every_rejection_boxes_and_is_told_apart_from_the_inner_error() {
     let Poll::Ready(Err(failed)) = poll(pin!(service.call(request))) else { panic!("failed") };
     let failed = boxed(failed);
     assert_eq!(rejection(&*failed), None);
-    assert!(failed.source().and_then(|e| e.source()).and_then(|e| e.source()).is_some_and(
-        |inner| inner.downcast_ref::<std::io::Error>().is_some()
-    ));
+    assert!(
+        failed
+            .source()
+            .and_then(|e| e.source())
+            .and_then(|e| e.source())
+            .is_some_and(|inner| inner.downcast_ref::<std::io::Error>().is_some())
+    );
     breaker.reset();
 
     // Shed by the limit.

@@ -71,7 +71,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// The table's contender columns, in order.
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 12] = [
     "bare",
     "kompoz",
     "tokio",
@@ -81,6 +81,7 @@ const COLUMNS: [&str; 11] = [
     "recloser",
     "backon",
     "tower",
+    "tower-resilience",
     "kompoz parts",
     "governor",
 ];

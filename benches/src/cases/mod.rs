@@ -10,6 +10,7 @@ pub mod rate;
 pub mod retry;
 pub mod semaphore;
 pub mod timeout;
+pub mod tower;
 
 use crate::harness::Contender;
 
@@ -94,6 +95,10 @@ pub fn all_cases() -> Vec<Case> {
         rate::refused(),
         rate::keyed_warm(),
         rate::admitted_precise(),
+        tower::timeout(),
+        tower::concurrency_limit(),
+        tower::rate_limit(),
+        tower::breaker_closed(),
     ]
 }
 

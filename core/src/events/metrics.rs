@@ -107,7 +107,9 @@ fn register(name: &str, slot: Slot) -> Handle {
             "from" => state_label(state_of(from)),
             "to" => state_label(state_of(to)),
         )),
-        Slot::BreakerState => Handle::Gauge(metrics::gauge!("kompoz_breaker_state", "name" => name)),
+        Slot::BreakerState => {
+            Handle::Gauge(metrics::gauge!("kompoz_breaker_state", "name" => name))
+        }
         Slot::Rejection(primitive, cause) => Handle::Counter(metrics::counter!(
             "kompoz_rejections_total",
             "primitive" => primitive.as_str(),

@@ -62,10 +62,10 @@ fn enabled_only_with_a_listener_unless_an_integration_is_compiled_in() {
 #[cfg(feature = "tracing")]
 mod tracing_events {
     use super::*;
-    use std::sync::Arc;
     use ::tracing::field::{Field, Visit};
     use ::tracing::span::{Attributes, Id, Record};
     use ::tracing::{Level, Metadata, Subscriber};
+    use std::sync::Arc;
 
     /// A subscriber that keeps each event's level and its `name` and `cause` fields.
     #[derive(Default)]
@@ -108,8 +108,14 @@ mod tracing_events {
         let events = kept.0.clone();
         ::tracing::subscriber::with_default(kept, || {
             let to = |from, to| EventKind::Transition { from, to };
-            emit(None, &event(Primitive::Breaker, "db", to(CircuitState::Closed, CircuitState::Open)));
-            emit(None, &event(Primitive::Breaker, "db", to(CircuitState::Open, CircuitState::HalfOpen)));
+            emit(
+                None,
+                &event(Primitive::Breaker, "db", to(CircuitState::Closed, CircuitState::Open)),
+            );
+            emit(
+                None,
+                &event(Primitive::Breaker, "db", to(CircuitState::Open, CircuitState::HalfOpen)),
+            );
             let shed = EventKind::Rejected(Rejection::Limit(AcquireError::NoPermits));
             emit(None, &event(Primitive::Limit, "pool", shed));
             emit(None, &event(Primitive::Limit, "pool", EventKind::PermitReleased));
