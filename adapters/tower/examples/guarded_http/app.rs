@@ -1,0 +1,281 @@
+//! The example's two servers and its client stack, shared with the integration test
+//! (`tests/http.rs` includes this file).
+//!
+//! * The **upstream** is a deliberately flaky HTTP server: `GET /data` answers 500 while
+//!   it is told to fail and 200 otherwise; `GET /hang` never answers.
+//! * The **front** is an axum server. Its routes share one concurrency limit that sheds
+//!   load (503 above `max_concurrent` requests in flight). `GET /work` and `GET /slow`
+//!   call the upstream through a client stack, breaker(timeout(hyper client)), whose
+//!   breaker counts a 5xx as a failure and a 4xx not; a refusal by the breaker is a 503,
+//!   a time limit a 504, an upstream 5xx a 502. `GET /hold` waits until released (the test
+//!   uses it to fill the limit without timing). `GET /metrics` is the Prometheus text,
+//!   outside the limit.
+
+#![allow(dead_code, unreachable_pub)] // each user of this file uses part of it
+
+use std::convert::Infallible;
+use std::future::pending;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::State;
+use axum::http::{Request, Response, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, Error as ClientError};
+use hyper_util::rt::TokioExecutor;
+use kompoz::breaker::{CallError, CircuitBreaker, Verdict};
+use kompoz::limit::Semaphore;
+use kompoz::{Clock, Sleep};
+use kompoz_tower::{
+    BreakerLayer, BreakerService, ConcurrencyError, LimitLayer, TimeoutError, TimeoutLayer,
+    TimeoutService, rejection,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::{ServiceBuilder, ServiceExt};
+
+/// The flaky upstream, running on a loopback port.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// While set, `GET /data` answers 500.
+    pub failing: Arc<AtomicBool>,
+    /// Requests it has received.
+    pub requests: Arc<AtomicUsize>,
+}
+
+/// Starts the upstream on a loopback port of the system's choosing.
+pub async fn start_upstream() -> std::io::Result<Upstream> {
+    let failing = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let state = (failing.clone(), requests.clone());
+    let app = Router::new()
+        .route("/data", get(data))
+        .route("/hang", get(hang))
+        .with_state(state);
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(Upstream { addr, failing, requests })
+}
+
+async fn data(State((failing, requests)): State<(Arc<AtomicBool>, Arc<AtomicUsize>)>) -> Response<Body> {
+    requests.fetch_add(1, Ordering::SeqCst);
+    if failing.load(Ordering::SeqCst) {
+        (StatusCode::INTERNAL_SERVER_ERROR, "upstream is failing").into_response()
+    } else {
+        (StatusCode::OK, "fresh data").into_response()
+    }
+}
+
+async fn hang(State((_, requests)): State<(Arc<AtomicBool>, Arc<AtomicUsize>)>) -> Response<Body> {
+    requests.fetch_add(1, Ordering::SeqCst);
+    pending().await
+}
+
+/// The front's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// The name of the front's limit and of its client's breaker, in metrics.
+    pub name: &'static str,
+    /// Requests in flight before the front sheds load with 503.
+    pub max_concurrent: usize,
+    /// The time limit on each call to the upstream (a 504 past it).
+    pub upstream_timeout: Duration,
+    /// Consecutive upstream failures that open the breaker.
+    pub failure_threshold: u32,
+    /// How long the breaker stays open before it lets a probe through.
+    pub recovery_timeout: Duration,
+}
+
+/// The client's error: the breaker's, around the timeout's, around hyper's.
+pub type UpstreamError = CallError<TimeoutError<ClientError>>;
+
+type UpstreamResult = Result<Response<Incoming>, TimeoutError<ClientError>>;
+
+/// The breaker's classifier: a 5xx or no answer is the upstream failing; a 4xx is the
+/// caller's mistake and says nothing about the upstream's health.
+fn server_errors(result: &UpstreamResult) -> Verdict {
+    match result {
+        Ok(response) if response.status().is_server_error() => Verdict::Failure,
+        Ok(_) => Verdict::Success,
+        Err(_) => Verdict::Failure,
+    }
+}
+
+/// The client stack: breaker(timeout(hyper's client)).
+pub type UpstreamClient<T, C> = BreakerService<
+    TimeoutService<Client<HttpConnector, Empty<Bytes>>, T>,
+    Arc<CircuitBreaker<C>>,
+    fn(&UpstreamResult) -> Verdict,
+>;
+
+/// What the front's handlers share.
+pub struct Front<T, C: Clock> {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The client's breaker.
+    pub breaker: Arc<CircuitBreaker<C>>,
+    /// The front's concurrency limit.
+    pub limit: Arc<Semaphore>,
+    /// Send `true` to release every request waiting in `GET /hold`.
+    pub release: watch::Sender<bool>,
+    _timer: std::marker::PhantomData<T>,
+}
+
+impl<T, C: Clock> std::fmt::Debug for Front<T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Front").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+struct FrontState<T, C: Clock> {
+    upstream: SocketAddr,
+    client: UpstreamClient<T, C>,
+    breaker: Arc<CircuitBreaker<C>>,
+    limit: Arc<Semaphore>,
+    release: watch::Sender<bool>,
+    metrics: Option<PrometheusHandle>,
+    name: &'static str,
+}
+
+/// Starts the front on a loopback port of the system's choosing, calling `upstream`.
+/// Time limits run on `timer`; the breaker measures time on `clock`.
+pub async fn start_front<T, C>(
+    upstream: SocketAddr,
+    settings: Settings,
+    timer: T,
+    clock: C,
+    metrics: Option<PrometheusHandle>,
+) -> Result<Front<T, C>, Box<dyn std::error::Error + Send + Sync>>
+where
+    T: Sleep + Clone + Send + Sync + 'static,
+    T::Timer: Send,
+    C: Clock + Send + Sync + 'static,
+{
+    let breaker = Arc::new(
+        CircuitBreaker::builder()
+            .failure_threshold(settings.failure_threshold)
+            .recovery_timeout(settings.recovery_timeout)
+            .build_with(clock)?,
+    );
+    let hyper_client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let classify: fn(&UpstreamResult) -> Verdict = server_errors;
+    let client = ServiceBuilder::new()
+        .layer(BreakerLayer::new(breaker.clone()).classify(classify))
+        .layer(TimeoutLayer::new(timer, settings.upstream_timeout))
+        .service(hyper_client);
+    let limit = LimitLayer::new(settings.max_concurrent)?.shed();
+    let semaphore = limit.semaphore().clone();
+    let release = watch::Sender::new(false);
+    let state = Arc::new(FrontState {
+        upstream,
+        client,
+        breaker: breaker.clone(),
+        limit: semaphore.clone(),
+        release: release.clone(),
+        metrics,
+        name: settings.name,
+    });
+    let limited = Router::new()
+        .route("/work", get(work::<T, C>))
+        .route("/slow", get(slow::<T, C>))
+        .route("/hold", get(hold::<T, C>))
+        .layer(ServiceBuilder::new().layer(HandleErrorLayer::new(shed)).layer(limit));
+    let app = limited.route("/metrics", get(render_metrics::<T, C>)).with_state(state);
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(Front { addr, breaker, limit: semaphore, release, _timer: std::marker::PhantomData })
+}
+
+/// The limit refused the request: 503 (the only error the limit layer can give here, as
+/// the routes themselves never fail).
+async fn shed(error: ConcurrencyError<Infallible>) -> StatusCode {
+    let status = rejection(&error).map_or(500, |rejection| rejection.http_status());
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Calls the upstream at `path` through the client stack and maps the outcome to the
+/// front's answer.
+async fn call_upstream<T, C>(state: &FrontState<T, C>, path: &str) -> (StatusCode, String)
+where
+    T: Sleep + Clone + Send + Sync + 'static,
+    T::Timer: Send,
+    C: Clock + Send + Sync + 'static,
+{
+    let uri = format!("http://{}{path}", state.upstream);
+    let request = match Request::get(uri).body(Empty::<Bytes>::new()) {
+        Ok(request) => request,
+        Err(error) => return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+    };
+    match state.client.clone().oneshot(request).await {
+        Ok(response) if response.status().is_success() => (StatusCode::OK, "ok".into()),
+        // The upstream answered with an error of its own: a bad gateway.
+        Ok(response) => (StatusCode::BAD_GATEWAY, format!("upstream said {}", response.status())),
+        Err(error) => answer_for(&error),
+    }
+}
+
+/// 503 for an open circuit, 504 for a time limit, 502 for anything else.
+pub fn answer_for(error: &UpstreamError) -> (StatusCode, String) {
+    let status = rejection(error).map_or(502, |rejection| rejection.http_status());
+    (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), error.to_string())
+}
+
+async fn work<T, C>(State(state): State<Arc<FrontState<T, C>>>) -> (StatusCode, String)
+where
+    T: Sleep + Clone + Send + Sync + 'static,
+    T::Timer: Send,
+    C: Clock + Send + Sync + 'static,
+{
+    call_upstream(&state, "/data").await
+}
+
+async fn slow<T, C>(State(state): State<Arc<FrontState<T, C>>>) -> (StatusCode, String)
+where
+    T: Sleep + Clone + Send + Sync + 'static,
+    T::Timer: Send,
+    C: Clock + Send + Sync + 'static,
+{
+    call_upstream(&state, "/hang").await
+}
+
+async fn hold<T, C: Clock>(State(state): State<Arc<FrontState<T, C>>>) -> StatusCode {
+    let mut released = state.release.subscribe();
+    match released.wait_for(|released| *released).await {
+        Ok(_) => StatusCode::OK,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn render_metrics<T, C: Clock>(State(state): State<Arc<FrontState<T, C>>>) -> (StatusCode, String) {
+    let Some(handle) = &state.metrics else {
+        return (StatusCode::NOT_FOUND, "no metrics recorder".into());
+    };
+    // The counters the primitives keep, copied in just before the text is rendered.
+    kompoz::events::metrics::record_breaker_stats(state.name, &state.breaker.stats());
+    kompoz::events::metrics::record_limit_stats(state.name, &state.limit.stats());
+    (StatusCode::OK, handle.render())
+}
+
+/// A plain HTTP client for the example and the test: `GET` a path of `addr`, returning the
+/// status and the body.
+pub async fn get_path(addr: SocketAddr, path: &str) -> Result<(StatusCode, String), Box<dyn std::error::Error + Send + Sync>> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let response = client.get(format!("http://{addr}{path}").parse()?).await?;
+    let status = response.status();
+    let body = http_body_util::BodyExt::collect(response.into_body()).await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
