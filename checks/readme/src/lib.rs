@@ -24,6 +24,11 @@ pub struct TokioReadme;
 #[cfg(doctest)]
 pub struct SmolReadme;
 
+/// `kompoz-tower`'s README.
+#[doc = include_str!("../../../adapters/tower/README.md")]
+#[cfg(doctest)]
+pub struct TowerReadme;
+
 /// `kompoz-async-std`'s README.
 #[doc = include_str!("../../../adapters/async-std/README.md")]
 #[cfg(doctest)]
@@ -42,7 +47,7 @@ pub struct RedisReadme;
 #[cfg(test)]
 mod tests {
     /// Every README, by path, with its text.
-    const READMES: [(&str, &str); 7] = [
+    const READMES: [(&str, &str); 8] = [
         ("README.md", include_str!("../../../README.md")),
         ("core/README.md", include_str!("../../../core/README.md")),
         ("adapters/tokio/README.md", include_str!("../../../adapters/tokio/README.md")),
@@ -50,6 +55,7 @@ mod tests {
         ("adapters/async-std/README.md", include_str!("../../../adapters/async-std/README.md")),
         ("adapters/embassy/README.md", include_str!("../../../adapters/embassy/README.md")),
         ("adapters/redis/README.md", include_str!("../../../adapters/redis/README.md")),
+        ("adapters/tower/README.md", include_str!("../../../adapters/tower/README.md")),
     ];
 
     /// The Rust code blocks of `markdown`, as (first line number, code).
@@ -125,6 +131,7 @@ mod tests {
             ("kompoz-async-std", include_str!("../../../adapters/async-std/src/lib.rs")),
             ("kompoz-embassy", include_str!("../../../adapters/embassy/src/lib.rs")),
             ("kompoz-redis", include_str!("../../../adapters/redis/src/lib.rs")),
+            ("kompoz-tower", include_str!("../../../adapters/tower/src/lib.rs")),
         ] {
             let expected =
                 format!("#![doc(html_root_url = \"https://docs.rs/{crate_name}/{version}\")]");
