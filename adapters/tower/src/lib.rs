@@ -59,7 +59,7 @@
 //! Each layer has one error type, generic over the inner service's error, so that a
 //! rejection never allocates: [`TimeoutError`], [`ConcurrencyError`], and the breaker's
 //! [`CallError`](kompoz::breaker::CallError). Each implements [`std::error::Error`] when the
-//! inner error does, and so converts into [`tower::BoxError`]. Stacked layers nest their
+//! inner error does, and so converts into [`tower::BoxError`](https://docs.rs/tower/0.5/tower/type.BoxError.html). Stacked layers nest their
 //! errors (`CallError<TimeoutError<ConcurrencyError<E>>>`); [`rejection`] walks an error's
 //! `source()` chain, boxed or not, and says which kompoz layer refused the request, if any,
 //! and [`Rejection::http_status`] maps that to 503, 429 or 504.

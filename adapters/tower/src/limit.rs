@@ -366,7 +366,7 @@ impl<F> fmt::Debug for LimitFuture<F> {
 /// semaphore was closed), or the inner service failed.
 ///
 /// It implements [`std::error::Error`] when the inner error does, so it converts into
-/// [`tower::BoxError`]; [`rejection`](crate::rejection) finds the rejection again in a
+/// [`tower::BoxError`](https://docs.rs/tower/0.5/tower/type.BoxError.html); [`rejection`](crate::rejection) finds the rejection again in a
 /// boxed error.
 ///
 /// ```

@@ -51,7 +51,7 @@ impl fmt::Display for Rejection {
 impl Error for Rejection {}
 
 /// The kompoz rejection in `error` or its `source()` chain, if any: the first one found,
-/// from the outside in. Works on a layer's own error and on a [`tower::BoxError`] made
+/// from the outside in. Works on a layer's own error and on a [`tower::BoxError`](https://docs.rs/tower/0.5/tower/type.BoxError.html) made
 /// from one, however many layers are nested; the inner service's own errors give `None`
 /// (unless they carry a kompoz rejection themselves, for example a kompoz timeout inside
 /// the inner service).

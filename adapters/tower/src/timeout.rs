@@ -135,7 +135,7 @@ impl<T: Sleep, F> fmt::Debug for TimeoutFuture<T, F> {
 /// The error of a [`TimeoutService`]: the time limit passed, or the inner service failed.
 ///
 /// It implements [`std::error::Error`] when the inner error does, so it converts into
-/// [`tower::BoxError`] with `?` or `.into()`; [`rejection`](crate::rejection) finds the
+/// [`tower::BoxError`](https://docs.rs/tower/0.5/tower/type.BoxError.html) with `?` or `.into()`; [`rejection`](crate::rejection) finds the
 /// timeout again in a boxed error.
 ///
 /// ```

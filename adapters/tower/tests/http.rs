@@ -65,10 +65,10 @@ where
 async fn above_the_concurrency_limit_requests_are_shed_with_503() -> Result<(), Error> {
     let upstream = app::start_upstream().await?;
     let settings = settings("shed_test");
-    let front = app::start_front(upstream.addr, settings, TokioClock, ManualClock::new(), None).await?;
-    let held: Vec<_> = (0..settings.max_concurrent)
-        .map(|_| spawn(app::get_path(front.addr, "/hold")))
-        .collect();
+    let front =
+        app::start_front(upstream.addr, settings, TokioClock, ManualClock::new(), None).await?;
+    let held: Vec<_> =
+        (0..settings.max_concurrent).map(|_| spawn(app::get_path(front.addr, "/hold"))).collect();
     wait_until("the held requests to fill the limit", || {
         front.limit.stats().in_flight == settings.max_concurrent
     })
@@ -126,7 +126,8 @@ async fn an_upstream_that_hangs_is_cut_off_with_504() -> Result<(), Error> {
     let upstream = app::start_upstream().await?;
     let timer = ManualClock::new();
     let settings = settings("timeout_test");
-    let front = app::start_front(upstream.addr, settings, timer.clone(), ManualClock::new(), None).await?;
+    let front =
+        app::start_front(upstream.addr, settings, timer.clone(), ManualClock::new(), None).await?;
     let request = spawn(app::get_path(front.addr, "/slow"));
     wait_until("the call to the upstream to start its timer", || timer.pending_timers() == 1).await;
     timer.advance(settings.upstream_timeout);
@@ -162,7 +163,8 @@ async fn the_prometheus_text_reports_what_the_primitives_counted() -> Result<(),
     let upstream = app::start_upstream().await?;
     let settings = settings("metrics_test");
     let front =
-        app::start_front(upstream.addr, settings, TokioClock, ManualClock::new(), Some(metrics)).await?;
+        app::start_front(upstream.addr, settings, TokioClock, ManualClock::new(), Some(metrics))
+            .await?;
     // Some of everything: successes, failures that open the breaker, a refusal, a shed.
     for _ in 0..2 {
         assert_eq!(status(front.addr, "/work").await?, StatusCode::OK);
@@ -172,9 +174,8 @@ async fn the_prometheus_text_reports_what_the_primitives_counted() -> Result<(),
         assert_eq!(status(front.addr, "/work").await?, StatusCode::BAD_GATEWAY);
     }
     assert_eq!(status(front.addr, "/work").await?, StatusCode::SERVICE_UNAVAILABLE);
-    let held: Vec<_> = (0..settings.max_concurrent)
-        .map(|_| spawn(app::get_path(front.addr, "/hold")))
-        .collect();
+    let held: Vec<_> =
+        (0..settings.max_concurrent).map(|_| spawn(app::get_path(front.addr, "/hold"))).collect();
     wait_until("the held requests to fill the limit", || {
         front.limit.stats().in_flight == settings.max_concurrent
     })
@@ -187,7 +188,8 @@ async fn the_prometheus_text_reports_what_the_primitives_counted() -> Result<(),
     let breaker = front.breaker.stats();
     let limit = front.limit.stats();
     let name = ("name", settings.name);
-    let calls = |outcome| sample(&text, "kompoz_breaker_calls_total", &[name, ("outcome", outcome)]);
+    let calls =
+        |outcome| sample(&text, "kompoz_breaker_calls_total", &[name, ("outcome", outcome)]);
     assert_eq!(calls("success"), Some(breaker.success_count as f64));
     assert_eq!(calls("failure"), Some(breaker.total_failures as f64));
     assert_eq!(calls("rejected"), Some(breaker.rejected_calls as f64));

@@ -9,8 +9,8 @@
 //! * **Nothing per successful call.** Events mark what changes or goes wrong. The closed
 //!   breaker's path and an uncontended permit report nothing; their counts are in the
 //!   primitives' `stats()`, which a metrics exporter reads when it is scraped
-//!   ([`metrics::record_breaker_stats`](self::metrics::record_breaker_stats) with the
-//!   `metrics` feature).
+//!   (`metrics::record_breaker_stats` and `record_limit_stats`, with the `metrics`
+//!   feature).
 //! * **Zero cost when unused.** A primitive without a listener, built without the
 //!   `tracing` and `metrics` features, checks one `Option` on its slow paths (a
 //!   transition, a rejection, a wait) and nothing on its fast ones.

@@ -237,7 +237,7 @@ mod metrics_events {
             let _held = pool.try_acquire().unwrap();
             crate::events::metrics::record_limit_stats(name, &pool.stats());
         });
-        let key = |rest: &str| alloc::format!("{rest}").replace("NAME", name);
+        let key = |rest: &str| rest.replace("NAME", name);
         assert_eq!(
             values.get(&key("kompoz_breaker_transitions_total{from=closed,name=NAME,to=open}")),
             Some(2.0)

@@ -60,17 +60,16 @@ pub async fn start_upstream() -> std::io::Result<Upstream> {
     let failing = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicUsize::new(0));
     let state = (failing.clone(), requests.clone());
-    let app = Router::new()
-        .route("/data", get(data))
-        .route("/hang", get(hang))
-        .with_state(state);
+    let app = Router::new().route("/data", get(data)).route("/hang", get(hang)).with_state(state);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(Upstream { addr, failing, requests })
 }
 
-async fn data(State((failing, requests)): State<(Arc<AtomicBool>, Arc<AtomicUsize>)>) -> Response<Body> {
+async fn data(
+    State((failing, requests)): State<(Arc<AtomicBool>, Arc<AtomicUsize>)>,
+) -> Response<Body> {
     requests.fetch_add(1, Ordering::SeqCst);
     if failing.load(Ordering::SeqCst) {
         (StatusCode::INTERNAL_SERVER_ERROR, "upstream is failing").into_response()
@@ -260,7 +259,9 @@ async fn hold<T, C: Clock>(State(state): State<Arc<FrontState<T, C>>>) -> Status
     }
 }
 
-async fn render_metrics<T, C: Clock>(State(state): State<Arc<FrontState<T, C>>>) -> (StatusCode, String) {
+async fn render_metrics<T, C: Clock>(
+    State(state): State<Arc<FrontState<T, C>>>,
+) -> (StatusCode, String) {
     let Some(handle) = &state.metrics else {
         return (StatusCode::NOT_FOUND, "no metrics recorder".into());
     };
@@ -272,7 +273,10 @@ async fn render_metrics<T, C: Clock>(State(state): State<Arc<FrontState<T, C>>>)
 
 /// A plain HTTP client for the example and the test: `GET` a path of `addr`, returning the
 /// status and the body.
-pub async fn get_path(addr: SocketAddr, path: &str) -> Result<(StatusCode, String), Box<dyn std::error::Error + Send + Sync>> {
+pub async fn get_path(
+    addr: SocketAddr,
+    path: &str,
+) -> Result<(StatusCode, String), Box<dyn std::error::Error + Send + Sync>> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let response = client.get(format!("http://{addr}{path}").parse()?).await?;
     let status = response.status();

@@ -26,7 +26,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         failure_threshold: 3,
         recovery_timeout: Duration::from_millis(500),
     };
-    let front = app::start_front(upstream.addr, settings, TokioClock, StdClock, Some(metrics)).await?;
+    let front =
+        app::start_front(upstream.addr, settings, TokioClock, StdClock, Some(metrics)).await?;
     println!("front on http://{}, upstream on http://{}", front.addr, upstream.addr);
 
     let show = |what: &str, (status, body): (axum::http::StatusCode, String)| {
