@@ -230,6 +230,7 @@ impl<S, W: WaitPolicy> LimitService<S, W> {
     }
 
     /// Takes a permit, waiting as the policy says.
+    #[inline]
     fn poll_reserve(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedPermit, AcquireError>> {
         if let Some(waiting) = &mut self.waiting {
             let permit = ready!(waiting.as_mut().poll(cx));
@@ -246,6 +247,13 @@ impl<S, W: WaitPolicy> LimitService<S, W> {
                 Err(rejection) => return Poll::Ready(Err(rejection)),
             }
         }
+        self.poll_wait(cx)
+    }
+
+    /// No permit was free: waits in line as the policy says (the rare, boxed path).
+    #[cold]
+    #[inline(never)]
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedPermit, AcquireError>> {
         self.waiting = Some(Box::pin(self.wait.wait(self.semaphore.clone())));
         self.poll_reserve(cx)
     }
@@ -285,6 +293,7 @@ where
     type Error = ConcurrencyError<S::Error>;
     type Future = LimitFuture<S::Future>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.reserved.is_none() {
             let reserved = ready!(self.poll_reserve(cx));
@@ -298,6 +307,7 @@ where
         }
     }
 
+    #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
         // Called without `poll_ready` (a breach of tower's contract): take a free permit
         // if there is one, else reject; never wait, never panic.
