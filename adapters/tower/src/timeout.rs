@@ -6,6 +6,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll, ready};
 use core::time::Duration;
 
+use kompoz::events::{self, Event, EventKind, Primitive, Source};
 use kompoz::{Elapsed, Sleep};
 use tower::{Layer, Service};
 
@@ -41,13 +42,35 @@ use tower::{Layer, Service};
 pub struct TimeoutLayer<T> {
     timer: T,
     duration: Duration,
+    name: &'static str,
 }
 
 impl<T: Sleep + Clone> TimeoutLayer<T> {
     /// A time limit of `duration` on `timer` (for example `kompoz_tokio::TokioClock`).
     /// [`Duration::MAX`] never expires.
     pub fn new(timer: T, duration: Duration) -> Self {
-        TimeoutLayer { timer, duration }
+        TimeoutLayer { timer, duration, name: "" }
+    }
+
+    /// Names the time limit: each request it cuts off is reported as an
+    /// [`EventKind::TimedOut`](kompoz::events::EventKind::TimedOut) event under this name,
+    /// to the core's `tracing` and `metrics` integrations (`kompoz_timeouts_total{primitive="timeout",name=..}`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kompoz_tokio::TokioClock;
+    /// use kompoz_tower::TimeoutLayer;
+    ///
+    /// let layer = TimeoutLayer::new(TokioClock, Duration::from_secs(2)).name("payments");
+    /// assert_eq!(layer.get_name(), "payments");
+    /// ```
+    pub fn name(self, name: &'static str) -> Self {
+        TimeoutLayer { name, ..self }
+    }
+
+    /// The time limit's name (`""` if it has none).
+    pub fn get_name(&self) -> &'static str {
+        self.name
     }
 }
 
@@ -55,7 +78,12 @@ impl<S, T: Clone> Layer<S> for TimeoutLayer<T> {
     type Service = TimeoutService<S, T>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TimeoutService { inner, timer: self.timer.clone(), duration: self.duration }
+        TimeoutService {
+            inner,
+            timer: self.timer.clone(),
+            duration: self.duration,
+            name: self.name,
+        }
     }
 }
 
@@ -65,6 +93,7 @@ pub struct TimeoutService<S, T> {
     inner: S,
     timer: T,
     duration: Duration,
+    name: &'static str,
 }
 
 impl<S, T> TimeoutService<S, T> {
@@ -96,7 +125,11 @@ where
     #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
         let response = self.inner.call(request);
-        TimeoutFuture { inner: kompoz::timeout(self.timer.clone(), self.duration, response) }
+        TimeoutFuture {
+            inner: kompoz::timeout(self.timer.clone(), self.duration, response),
+            duration: self.duration,
+            name: self.name,
+        }
     }
 }
 
@@ -106,6 +139,8 @@ pin_project_lite::pin_project! {
     pub struct TimeoutFuture<T: Sleep, F> {
         #[pin]
         inner: kompoz::Timeout<T, F>,
+        duration: Duration,
+        name: &'static str,
     }
 }
 
@@ -118,12 +153,23 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Poll::Ready(match ready!(self.project().inner.poll(cx)) {
+        let this = self.project();
+        Poll::Ready(match ready!(this.inner.poll(cx)) {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => Err(TimeoutError::Inner(error)),
-            Err(elapsed) => Err(TimeoutError::Elapsed(elapsed)),
+            Err(elapsed) => {
+                timed_out(this.name, *this.duration);
+                Err(TimeoutError::Elapsed(elapsed))
+            }
         })
     }
+}
+
+/// Reports a request cut off by the time limit named `name`.
+#[cold]
+fn timed_out(name: &str, after: Duration) {
+    let source = Source { primitive: Primitive::Timeout, name };
+    events::report(&Event { source, kind: EventKind::TimedOut { after } });
 }
 
 impl<T: Sleep, F> fmt::Debug for TimeoutFuture<T, F> {

@@ -123,6 +123,7 @@ async fn the_clients_breaker_opens_while_upstream_fails_and_closes_after_it_reco
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_hangs_is_cut_off_with_504() -> Result<(), Error> {
+    let metrics = prometheus();
     let upstream = app::start_upstream().await?;
     let timer = ManualClock::new();
     let settings = settings("timeout_test");
@@ -133,6 +134,9 @@ async fn an_upstream_that_hangs_is_cut_off_with_504() -> Result<(), Error> {
     timer.advance(settings.upstream_timeout);
     assert_eq!(request.await??.0, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(front.breaker.stats().total_failures, 1, "a time limit counts as a failure");
+    // Reported as an event under the time limit's name.
+    let timeouts = [("primitive", "timeout"), ("name", settings.name)];
+    assert_eq!(sample(&metrics.render(), "kompoz_timeouts_total", &timeouts), Some(1.0));
     Ok(())
 }
 

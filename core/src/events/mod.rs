@@ -247,8 +247,6 @@ pub fn cause(rejection: &Rejection) -> &'static str {
 /// every lock.
 #[cold]
 #[inline(never)]
-// Wired into each primitive as its branch lands on main (see ARCHITECTURE.md, Events).
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn emit(listener: Option<&dyn Listener>, event: &Event<'_>) {
     #[cfg(feature = "tracing")]
     traced::record(event);
@@ -259,9 +257,25 @@ pub(crate) fn emit(listener: Option<&dyn Listener>, event: &Event<'_>) {
     }
 }
 
+/// Reports `event` to the integrations compiled in (`tracing`, `metrics`), as the
+/// primitives do: for adapters (the tower crate's time limits) and for primitives of your
+/// own. Without either feature it does nothing.
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::events::{Event, EventKind, Primitive, Source, report};
+///
+/// let source = Source { primitive: Primitive::Timeout, name: "upstream" };
+/// report(&Event { source, kind: EventKind::TimedOut { after: Duration::from_secs(2) } });
+/// ```
+pub fn report(event: &Event<'_>) {
+    emit(None, event);
+}
+
 /// Whether [`emit`] would do anything: a listener, or an integration compiled in. Lets a
 /// primitive skip preparing an event (reading a clock, say) that nobody would see.
 #[inline(always)]
+// Used by the primitives as their hooks go in (see ARCHITECTURE.md, Events).
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn enabled(listener: Option<&dyn Listener>) -> bool {
     cfg!(any(feature = "tracing", feature = "metrics")) || listener.is_some()

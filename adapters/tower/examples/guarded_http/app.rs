@@ -173,7 +173,7 @@ where
     let classify: fn(&UpstreamResult) -> Verdict = server_errors;
     let client = ServiceBuilder::new()
         .layer(BreakerLayer::new(breaker.clone()).classify(classify))
-        .layer(TimeoutLayer::new(timer, settings.upstream_timeout))
+        .layer(TimeoutLayer::new(timer, settings.upstream_timeout).name(settings.name))
         .service(hyper_client);
     let limit = LimitLayer::new(settings.max_concurrent)?.shed();
     let semaphore = limit.semaphore().clone();
