@@ -403,3 +403,59 @@ fn every_rejection_boxes_and_is_told_apart_from_the_inner_error() {
     drop(service);
     assert_eq!(semaphore.available_permits(), 1);
 }
+
+/// A service that is not ready until told, then fails its readiness once if told to.
+#[derive(Clone, Default)]
+struct Gate {
+    state: Arc<AtomicUsize>, // 0 not ready, 1 ready, 2 broken
+}
+
+impl Service<u32> for Gate {
+    type Response = u32;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<u32, std::io::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.state.load(Ordering::SeqCst) {
+            0 => Poll::Pending,
+            1 => Poll::Ready(Ok(())),
+            _ => Poll::Ready(Err(std::io::Error::other("broken"))),
+        }
+    }
+
+    fn call(&mut self, n: u32) -> Self::Future {
+        std::future::ready(Ok(n))
+    }
+}
+
+#[test]
+fn the_permit_waits_with_the_service_for_the_inner_readiness() {
+    let gate = Gate::default();
+    let layer = LimitLayer::new(1).unwrap();
+    let semaphore = layer.semaphore().clone();
+    let mut service = layer.layer(gate.clone());
+    assert!(poll_ready(&mut service).is_pending(), "the inner service is not ready");
+    assert_eq!(semaphore.available_permits(), 0, "the permit is reserved meanwhile");
+    gate.state.store(1, Ordering::SeqCst);
+    assert!(matches!(poll_ready(&mut service), Poll::Ready(Ok(()))));
+    assert_eq!(semaphore.stats().total_acquired, 1, "reserved once, not once per poll");
+    drop(service);
+    assert_eq!(semaphore.available_permits(), 1);
+}
+
+#[test]
+fn the_inner_services_readiness_errors_pass_through_every_layer() {
+    let gate = Gate { state: Arc::new(AtomicUsize::new(2)) };
+    let clock = ManualClock::new();
+    let mut service = ServiceBuilder::new()
+        .layer(BreakerLayer::new(manual_breaker(&clock)))
+        .layer(TimeoutLayer::new(clock.clone(), Duration::from_secs(1)))
+        .layer(LimitLayer::new(1).unwrap())
+        .service(gate);
+    match poll_ready(&mut service) {
+        Poll::Ready(Err(CallError::Inner(TimeoutError::Inner(ConcurrencyError::Inner(error))))) => {
+            assert_eq!(error.to_string(), "broken");
+        }
+        _ => panic!("the inner error, wrapped once per layer"),
+    }
+}
