@@ -37,7 +37,7 @@
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 use metrics::{Counter, Gauge, Histogram};
 
@@ -70,8 +70,10 @@ enum Handle {
 }
 
 /// Registered handles, by name then slot. Looked up with a borrowed name, so a lookup
-/// allocates nothing; only a handle's first use registers it (and allocates).
-static HANDLES: Mutex<BTreeMap<String, BTreeMap<Slot, Handle>>> = Mutex::new(BTreeMap::new());
+/// allocates nothing; only a handle's first use registers it (and allocates). Read-mostly:
+/// threads that report at once (an open breaker refusing on every core) share the read
+/// lock.
+static HANDLES: RwLock<BTreeMap<String, BTreeMap<Slot, Handle>>> = RwLock::new(BTreeMap::new());
 
 fn state_label(state: CircuitState) -> &'static str {
     match state {
@@ -145,12 +147,14 @@ fn register(name: &str, slot: Slot) -> Handle {
 /// The handle of `slot` for `name`: from the cache, or registered (outside the lock:
 /// the recorder is user code) and cached.
 fn handle(name: &str, slot: Slot) -> Handle {
-    let lock = || HANDLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(handle) = lock().get(name).and_then(|slots| slots.get(&slot)) {
-        return handle.clone();
+    {
+        let handles = HANDLES.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(handle) = handles.get(name).and_then(|slots| slots.get(&slot)) {
+            return handle.clone();
+        }
     }
     let registered = register(name, slot);
-    let mut handles = lock();
+    let mut handles = HANDLES.write().unwrap_or_else(|poisoned| poisoned.into_inner());
     let slots = match handles.get_mut(name) {
         Some(slots) => slots,
         None => handles.entry(name.to_string()).or_default(),
@@ -253,7 +257,7 @@ pub fn record_limit_stats(name: &str, stats: &SemaphoreStats) {
 /// the recorder installed now (for tests that install one recorder after another).
 pub fn forget_handles() {
     let drained: Vec<_> = {
-        let mut handles = HANDLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut handles = HANDLES.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         core::mem::take(&mut *handles).into_iter().collect()
     };
     // The handles are dropped here, outside the lock: dropping one is recorder code.
@@ -263,5 +267,5 @@ pub fn forget_handles() {
 /// For the unit tests: the handle cache holds `name`'s slots.
 #[cfg(test)]
 pub(super) fn cached(name: &str) -> usize {
-    HANDLES.lock().map(|handles| handles.get(name).map_or(0, BTreeMap::len)).unwrap_or(0)
+    HANDLES.read().map(|handles| handles.get(name).map_or(0, BTreeMap::len)).unwrap_or(0)
 }
