@@ -71,6 +71,7 @@ extern crate alloc;
 mod breaker;
 mod limit;
 mod rejection;
+mod retry;
 mod timeout;
 
 pub use breaker::{BreakerFuture, BreakerLayer, BreakerService};
@@ -79,6 +80,7 @@ pub use limit::{
     WaitForPermit, WaitPolicy,
 };
 pub use rejection::{Rejection, rejection};
+pub use retry::{RetryFuture, RetryLayer, RetryService, RetryUnlessCircuitOpen};
 pub use timeout::{TimeoutError, TimeoutFuture, TimeoutLayer, TimeoutService};
 
 /// The core crate, re-exported: its primitives are what the layers are built on.

@@ -95,7 +95,10 @@ fn each_layer_allocates_nothing_per_request() {
         .unwrap()
         .max_wait(ManualClock::new(), Duration::from_secs(1))
         .layer(ready);
+    let policy = kompoz::retry::RetryPolicy::builder().build().unwrap();
+    let mut retried = kompoz_tower::RetryLayer::new(policy, ManualClock::new()).layer(ready);
     for _ in 0..2 {
+        assert_eq!(allocations_in(|| assert!(request(&mut retried).is_ok())), 0);
         assert_eq!(allocations_in(|| assert!(request(&mut guarded).is_ok())), 0);
         assert_eq!(allocations_in(|| assert!(request(&mut timed).is_ok())), 0);
         assert_eq!(allocations_in(|| assert!(request(&mut waiting).is_ok())), 0);

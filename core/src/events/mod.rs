@@ -275,8 +275,6 @@ pub fn report(event: &Event<'_>) {
 /// Whether [`emit`] would do anything: a listener, or an integration compiled in. Lets a
 /// primitive skip preparing an event (reading a clock, say) that nobody would see.
 #[inline(always)]
-// Used by the primitives as their hooks go in (see ARCHITECTURE.md, Events).
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn enabled(listener: Option<&dyn Listener>) -> bool {
     cfg!(any(feature = "tracing", feature = "metrics")) || listener.is_some()
 }

@@ -102,6 +102,21 @@ mod tracing_events {
         fn exit(&self, _: &Id) {}
     }
 
+    /// The levels of the events a retried call (3 attempts, all failing) reports.
+    fn kept_retries() -> Vec<Level> {
+        use crate::retry::RetryPolicy;
+        let kept = Kept::default();
+        let events = kept.0.clone();
+        let clock = crate::ManualClock::new();
+        let policy = RetryPolicy::builder().max_attempts(3).build().unwrap();
+        ::tracing::subscriber::with_default(kept, || {
+            let retried = policy.retry(&clock, || async { Err::<(), _>("refused") });
+            assert_eq!(futures::executor::block_on(retried), Err("refused"));
+        });
+        let events = events.lock().unwrap();
+        events.iter().map(|event| event.0).collect()
+    }
+
     #[test]
     fn events_are_traced_at_levels_that_say_how_much_they_matter() {
         let kept = Kept::default();
@@ -120,8 +135,11 @@ mod tracing_events {
             emit(None, &event(Primitive::Limit, "pool", shed));
             emit(None, &event(Primitive::Limit, "pool", EventKind::PermitReleased));
         });
+        // A real retry reports each retry at DEBUG, from the retry's own step.
+        let retries = kept_retries();
         let events = events.lock().unwrap();
         let levels: Vec<_> = events.iter().map(|e| (e.0, e.1.as_str(), e.2.as_str())).collect();
+        assert_eq!(retries, [Level::DEBUG, Level::DEBUG]);
         assert_eq!(
             levels,
             [

@@ -35,4 +35,4 @@ pub use hedge::{Hedge, HedgeBuilder, HedgeDelay, Latencies};
 pub use policy::{DEFAULT_MAX_ATTEMPTS, RetryError, RetryPolicy, RetryPolicyBuilder};
 pub use run::Retry;
 
-pub(crate) use run::Progress;
+pub use run::Progress;

@@ -9,11 +9,30 @@ use core::time::Duration;
 
 use super::schedule::{Next, Schedule};
 use super::{Budget, NoBudget, NoHook, OnRetry, RetryAll, RetryIf, RetryPolicy};
+use crate::events::{Event, EventKind, Primitive, Source};
 use crate::time::{Clock, Instant, Sleep};
 
-/// Where one retried call stands, as the faces keep it.
+/// Where one retried call stands, as the faces keep it: public for retry loops of
+/// your own (the tower crate's retry layer is one), which then follow the same schedule,
+/// budget and hooks as [`Retry`].
+///
+/// ```
+/// use std::time::Duration;
+/// use kompoz::ManualClock;
+/// use kompoz::retry::{NoBudget, NoHook, Progress, RetryAll, RetryPolicy};
+///
+/// let policy = RetryPolicy::builder().max_attempts(2).backoff(Duration::from_millis(10)).build()?;
+/// let clock = ManualClock::new();
+/// let mut progress = Progress::begin(&policy, &clock, &NoBudget);
+/// // The first attempt failed: wait 10 ms, then try again.
+/// let wait = progress.after_failure(&policy, &clock, &RetryAll, &NoHook, &NoBudget, &"refused");
+/// assert_eq!(wait, Some(Duration::from_millis(10)));
+/// // The second failed too: that was the last attempt.
+/// assert_eq!(progress.after_failure(&policy, &clock, &RetryAll, &NoHook, &NoBudget, &"refused"), None);
+/// # Ok::<(), kompoz::retry::RetryError>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Progress {
+pub struct Progress {
     pub(crate) schedule: Schedule,
     /// When the first attempt started, if the policy has a deadline.
     pub(crate) started: Option<Instant>,
@@ -23,7 +42,7 @@ impl Progress {
     /// A call begins: it is counted by the budget, and the clock is read only if the
     /// policy has a deadline.
     #[inline]
-    pub(crate) fn begin<C: Clock>(policy: &RetryPolicy, clock: &C, budget: &impl Budget) -> Self {
+    pub fn begin<C: Clock>(policy: &RetryPolicy, clock: &C, budget: &impl Budget) -> Self {
         budget.deposit();
         let started = policy.deadline().map(|_| clock.now());
         Progress { schedule: Schedule::START, started }
@@ -31,7 +50,7 @@ impl Progress {
 
     /// An attempt failed with `error`: the wait before the next attempt, or `None` to
     /// give up. Asks `when`, then the schedule, then the budget, then tells `hook`.
-    pub(crate) fn after_failure<C, E, W, O, B>(
+    pub fn after_failure<C, E, W, O, B>(
         &mut self,
         policy: &RetryPolicy,
         clock: &C,
@@ -59,9 +78,19 @@ impl Progress {
                     return None;
                 }
                 hook.on_retry(schedule.failed, error, delay);
+                retrying(schedule.failed, delay);
                 Some(delay)
             }
         }
+    }
+}
+
+/// Reports a retry to the `tracing` and `metrics` integrations (a no-op without them).
+#[inline]
+fn retrying(attempt: u32, delay: Duration) {
+    if crate::events::enabled(None) {
+        let source = Source { primitive: Primitive::Retry, name: "" };
+        crate::events::report(&Event { source, kind: EventKind::Retry { attempt, delay } });
     }
 }
 
