@@ -3,7 +3,8 @@
 //! [kompoz](https://docs.rs/kompoz)'s guards as [tower](https://docs.rs/tower) layers, for
 //! the services of axum, hyper, tonic and reqwest: a time limit ([`TimeoutLayer`]), a
 //! concurrency limit that waits, waits at most a while, or sheds load ([`LimitLayer`]),
-//! and a circuit breaker with a classifier over the whole response ([`BreakerLayer`]).
+//! a circuit breaker with a classifier over the whole response ([`BreakerLayer`]), and
+//! retries under a kompoz retry policy and budget ([`RetryLayer`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -33,9 +34,11 @@
 //!
 //! * **What `poll_ready` reserves.** [`LimitService`] reserves one permit in `poll_ready`
 //!   (waiting for it as its policy says) and keeps it in that service value until the next
-//!   `call` moves it into the response future. [`TimeoutService`] and [`BreakerService`]
-//!   reserve nothing: the time limit starts with the response future, and the breaker
-//!   admits a request (taking a half-open probe slot) in `call`, when it is really sent.
+//!   `call` moves it into the response future. [`TimeoutService`], [`BreakerService`] and
+//!   [`RetryService`] reserve nothing: the time limit starts with the response future, the
+//!   breaker admits a request (taking a half-open probe slot) in `call`, when it is really
+//!   sent, and a retry makes a clone of the inner service ready before each attempt after
+//!   the first.
 //! * **Nothing reserved leaks.** A permit reserved and never used by a `call` goes back
 //!   when the service value is dropped. A response future dropped before it completes
 //!   (a cancelled request, a client that went away) gives back its permit and its probe
