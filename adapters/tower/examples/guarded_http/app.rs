@@ -5,9 +5,10 @@
 //!   it is told to fail and 200 otherwise; `GET /hang` never answers.
 //! * The **front** is an axum server. Its routes share one concurrency limit that sheds
 //!   load (503 above `max_concurrent` requests in flight). `GET /work` and `GET /slow`
-//!   call the upstream through a client stack, breaker(timeout(hyper client)), whose
-//!   breaker counts a 5xx as a failure and a 4xx not; a refusal by the breaker is a 503,
-//!   a time limit a 504, an upstream 5xx a 502. `GET /hold` waits until released (the test
+//!   call the upstream through a client stack, retry(breaker(timeout(hyper client))): a
+//!   request that fails (no answer in time, a broken connection) is tried once more, but
+//!   not while the circuit is open; the breaker counts a 5xx as a failure and a 4xx not.
+//!   A refusal by the breaker is a 503, a time limit a 504, an upstream 5xx a 502. `GET /hold` waits until released (the test
 //!   uses it to fill the limit without timing). `GET /metrics` is the Prometheus text,
 //!   outside the limit.
 
@@ -24,7 +25,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::State;
-use axum::http::{Request, Response, StatusCode};
+use axum::http::{Request, Response, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use http_body_util::Empty;
@@ -34,14 +35,16 @@ use hyper_util::client::legacy::{Client, Error as ClientError};
 use hyper_util::rt::TokioExecutor;
 use kompoz::breaker::{CallError, CircuitBreaker, Verdict};
 use kompoz::limit::Semaphore;
+use kompoz::retry::RetryPolicy;
 use kompoz::{Clock, Sleep};
 use kompoz_tower::{
-    BreakerLayer, BreakerService, ConcurrencyError, LimitLayer, TimeoutError, TimeoutLayer,
-    TimeoutService, rejection,
+    BreakerLayer, BreakerService, ConcurrencyError, LimitLayer, RetryLayer, RetryService,
+    TimeoutError, TimeoutLayer, TimeoutService, rejection,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::util::MapRequest;
 use tower::{ServiceBuilder, ServiceExt};
 
 /// The flaky upstream, running on a loopback port.
@@ -113,11 +116,24 @@ fn server_errors(result: &UpstreamResult) -> Verdict {
     }
 }
 
-/// The client stack: breaker(timeout(hyper's client)).
-pub type UpstreamClient<T, C> = BreakerService<
-    TimeoutService<Client<HttpConnector, Empty<Bytes>>, T>,
-    Arc<CircuitBreaker<C>>,
-    fn(&UpstreamResult) -> Verdict,
+/// A GET of `uri` (requests are retried, so the stack takes a `Uri`, which clones).
+fn get_request(uri: Uri) -> Request<Empty<Bytes>> {
+    let mut request = Request::new(Empty::new());
+    *request.uri_mut() = uri;
+    request
+}
+
+/// The client stack: retry(breaker(timeout(hyper's client))).
+pub type UpstreamClient<T, C> = RetryService<
+    BreakerService<
+        TimeoutService<
+            MapRequest<Client<HttpConnector, Empty<Bytes>>, fn(Uri) -> Request<Empty<Bytes>>>,
+            T,
+        >,
+        Arc<CircuitBreaker<C>>,
+        fn(&UpstreamResult) -> Verdict,
+    >,
+    T,
 >;
 
 /// What the front's handlers share.
@@ -171,9 +187,14 @@ where
     );
     let hyper_client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let classify: fn(&UpstreamResult) -> Verdict = server_errors;
+    let to_request: fn(Uri) -> Request<Empty<Bytes>> = get_request;
+    // One more attempt for a request that failed, at once.
+    let retry = RetryPolicy::builder().max_attempts(2).build()?;
     let client = ServiceBuilder::new()
+        .layer(RetryLayer::new(retry, timer.clone()))
         .layer(BreakerLayer::new(breaker.clone()).classify(classify))
         .layer(TimeoutLayer::new(timer, settings.upstream_timeout).name(settings.name))
+        .map_request(to_request)
         .service(hyper_client);
     let limit = LimitLayer::new(settings.max_concurrent)?.shed();
     let semaphore = limit.semaphore().clone();
@@ -214,12 +235,11 @@ where
     T::Timer: Send,
     C: Clock + Send + Sync + 'static,
 {
-    let uri = format!("http://{}{path}", state.upstream);
-    let request = match Request::get(uri).body(Empty::<Bytes>::new()) {
-        Ok(request) => request,
+    let uri = match format!("http://{}{path}", state.upstream).parse::<Uri>() {
+        Ok(uri) => uri,
         Err(error) => return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
     };
-    match state.client.clone().oneshot(request).await {
+    match state.client.clone().oneshot(uri).await {
         Ok(response) if response.status().is_success() => (StatusCode::OK, "ok".into()),
         // The upstream answered with an error of its own: a bad gateway.
         Ok(response) => (StatusCode::BAD_GATEWAY, format!("upstream said {}", response.status())),

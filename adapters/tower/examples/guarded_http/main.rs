@@ -1,4 +1,4 @@
-//! A front server that sheds load, calling a flaky upstream through breaker(timeout(client)),
+//! A front server that sheds load, calling a flaky upstream through retry(breaker(timeout(client))),
 //! with Prometheus metrics. Both servers run on loopback ports; the program drives a short
 //! tour and exits:
 //!
