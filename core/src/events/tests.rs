@@ -118,6 +118,41 @@ mod tracing_events {
     }
 
     #[test]
+    fn a_semaphore_reports_refusals_waits_and_closes() {
+        use alloc::boxed::Box;
+        use core::future::Future;
+        let kept = Kept::default();
+        let events = kept.0.clone();
+        ::tracing::subscriber::with_default(kept, || {
+            let semaphore = crate::Semaphore::new(1).unwrap();
+            let held = semaphore.try_acquire().unwrap(); // free: nothing reported
+            assert!(semaphore.try_acquire().is_err()); // refused
+            let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+            let mut waiting = core::pin::pin!(semaphore.acquire());
+            assert!(waiting.as_mut().poll(&mut cx).is_pending()); // queued
+            drop(held);
+            let granted = waiting.as_mut().poll(&mut cx); // granted after a wait
+            assert!(matches!(granted, core::task::Poll::Ready(Ok(_))));
+            let mut second = Box::pin(semaphore.acquire());
+            assert!(second.as_mut().poll(&mut cx).is_pending()); // queued
+            semaphore.close(); // refused by the close
+            assert!(second.as_mut().poll(&mut cx).is_ready());
+        });
+        let events = events.lock().unwrap();
+        let seen: Vec<_> = events.iter().map(|e| (e.0, e.2.as_str())).collect();
+        assert_eq!(
+            seen,
+            [
+                (Level::DEBUG, "no_permits"),
+                (Level::TRACE, ""),
+                (Level::TRACE, ""),
+                (Level::TRACE, ""),
+                (Level::DEBUG, "closed"),
+            ]
+        );
+    }
+
+    #[test]
     fn events_are_traced_at_levels_that_say_how_much_they_matter() {
         let kept = Kept::default();
         let events = kept.0.clone();

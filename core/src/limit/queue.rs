@@ -72,6 +72,10 @@ pub(crate) struct Waiter {
     state: AtomicUsize,
     /// Guarded by the semaphore's lock.
     links: UnsafeCell<Links>,
+    /// When the owner queued the node (nanoseconds on `StdClock`; 0: not timed), for the
+    /// `metrics` feature's wait-time histogram. Written and read by the owner only.
+    #[cfg(feature = "metrics")]
+    pub(crate) queued_at: crate::sync::AtomicU64,
     /// The list holds the node's address: it must not move while linked.
     _pinned: PhantomPinned,
 }
@@ -98,6 +102,8 @@ impl Waiter {
         Waiter {
             state: AtomicUsize::new(WAITING),
             links: UnsafeCell::new(Links { prev: None, next: None, waker: None }),
+            #[cfg(feature = "metrics")]
+            queued_at: crate::sync::AtomicU64::new(0),
             _pinned: PhantomPinned,
         }
     }
@@ -108,6 +114,8 @@ impl Waiter {
         Waiter {
             state: AtomicUsize::new(WAITING),
             links: UnsafeCell::new(Links { prev: None, next: None, waker: None }),
+            #[cfg(feature = "metrics")]
+            queued_at: crate::sync::AtomicU64::new(0),
             _pinned: PhantomPinned,
         }
     }

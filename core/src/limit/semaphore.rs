@@ -82,6 +82,8 @@ use core::time::Duration;
 
 use super::LimitError;
 use super::queue::{CLOSED as WAITER_CLOSED, GRANTED, WaitList, Waiter};
+use crate::combinator::Rejection;
+use crate::events::{self, Event, EventKind, Primitive, Source};
 use crate::sync::{AtomicU64, AtomicUsize, Ordering, SpinMutex};
 use crate::time::Sleep;
 use crate::timeout::timeout;
@@ -232,7 +234,7 @@ impl Semaphore {
         match self.try_take() {
             Ok(()) => Ok(Permit { semaphore: self }),
             Err(error) => {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
+                self.reject(error);
                 Err(error)
             }
         }
@@ -265,7 +267,7 @@ impl Semaphore {
         match timeout(timer, max_wait, self.acquire()).await {
             Ok(result) => result,
             Err(_elapsed) => {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
+                self.reject(AcquireError::WaitElapsed);
                 Err(AcquireError::WaitElapsed)
             }
         }
@@ -334,6 +336,7 @@ impl Semaphore {
     /// ```
     pub fn close(&self) {
         self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        let mut closed = 0;
         self.in_rounds(|queue, wakers| {
             let mut closed_now = 0;
             while !wakers.is_full() {
@@ -346,6 +349,7 @@ impl Semaphore {
                 }
             }
             self.rejected.fetch_add(closed_now, Ordering::Relaxed);
+            closed += closed_now;
             self.waiting.store(queue.len(), Ordering::Relaxed);
             let drained = queue.len() == 0;
             if drained {
@@ -353,6 +357,12 @@ impl Semaphore {
             }
             drained
         });
+        // Reported after the lock is released, one event per refused waiter.
+        if events::enabled(None) {
+            for _ in 0..closed {
+                report(EventKind::Rejected(Rejection::Limit(AcquireError::Closed)));
+            }
+        }
     }
 
     /// Whether [`close`](Semaphore::close) has been called.
@@ -492,7 +502,7 @@ impl Semaphore {
             match self.try_take() {
                 Ok(()) => return Poll::Ready(Ok(())),
                 Err(AcquireError::Closed) => {
-                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    self.reject(AcquireError::Closed);
                     return Poll::Ready(Err(AcquireError::Closed));
                 }
                 // None free: queue up below.
@@ -536,10 +546,13 @@ impl Semaphore {
             match outcome {
                 Enqueue::Queued => {
                     *queued = true;
+                    if events::enabled(None) {
+                        wait_started(waiter);
+                    }
                     return Poll::Pending;
                 }
                 Enqueue::Closed => {
-                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    self.reject(AcquireError::Closed);
                     return Poll::Ready(Err(AcquireError::Closed));
                 }
                 Enqueue::Retry => {}
@@ -557,6 +570,9 @@ impl Semaphore {
         // A woken waiter learns its outcome without the lock.
         if let Some(outcome) = settled(waiter.state()) {
             *queued = false;
+            if events::enabled(None) {
+                waited(waiter, outcome);
+            }
             return Poll::Ready(outcome);
         }
         let keeps_waker = self.waiters.with(|queue| {
@@ -585,9 +601,21 @@ impl Semaphore {
         match settled(waiter.state()) {
             Some(outcome) => {
                 *queued = false;
+                if events::enabled(None) {
+                    waited(waiter, outcome);
+                }
                 Poll::Ready(outcome)
             }
             None => Poll::Pending,
+        }
+    }
+
+    /// Counts a refused acquisition and reports it (after the refusal, outside the lock).
+    #[inline]
+    fn reject(&self, error: AcquireError) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        if events::enabled(None) {
+            report(EventKind::Rejected(Rejection::Limit(error)));
         }
     }
 
@@ -847,6 +875,48 @@ impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit").finish_non_exhaustive()
     }
+}
+
+/// Reports `kind` for a semaphore (unnamed: names live in registries).
+#[cold]
+fn report(kind: EventKind) {
+    events::report(&Event { source: Source { primitive: Primitive::Limit, name: "" }, kind });
+}
+
+/// The owner of `waiter` has just queued it: stamps the time (for the wait-time metric)
+/// and reports the wait.
+#[cold]
+fn wait_started(waiter: &Waiter) {
+    #[cfg(feature = "metrics")]
+    waiter.queued_at.store(
+        crate::time::Clock::now(&crate::time::StdClock).as_nanos().max(1),
+        Ordering::Relaxed,
+    );
+    let _ = waiter;
+    report(EventKind::WaitStarted);
+}
+
+/// The owner of `waiter` has learnt its outcome after waiting: reports the permit (with
+/// the time it waited, where it was stamped) or the refusal.
+#[cold]
+fn waited(waiter: &Waiter, outcome: Result<(), AcquireError>) {
+    // A waiter refused because the semaphore closed was reported by `close`.
+    if outcome.is_err() {
+        return;
+    }
+    #[cfg(feature = "metrics")]
+    let waited = match waiter.queued_at.load(Ordering::Relaxed) {
+        0 => None,
+        at => Some(
+            crate::time::Clock::now(&crate::time::StdClock) - crate::time::Instant::from_nanos(at),
+        ),
+    };
+    #[cfg(not(feature = "metrics"))]
+    let waited = {
+        let _ = waiter;
+        None
+    };
+    report(EventKind::PermitAcquired { waited });
 }
 
 /// What a settled waiter's state means for its owner (`None`: still waiting).
