@@ -73,6 +73,27 @@ impl LimitLayer {
         Ok(LimitLayer::on(Arc::new(Semaphore::new(max_concurrent)?)))
     }
 
+    /// [`new`](LimitLayer::new), with a semaphore named `name`: its refusals and waits are
+    /// reported under that name (to the core's `tracing` and `metrics` integrations, for
+    /// example `kompoz_rejections_total{primitive="limit",name=..,cause="no_permits"}`).
+    ///
+    /// ```
+    /// use kompoz_tower::LimitLayer;
+    ///
+    /// let layer = LimitLayer::named("front", 64)?.shed();
+    /// assert_eq!(layer.semaphore().name(), "front");
+    /// # Ok::<(), kompoz::limit::LimitError>(())
+    /// ```
+    pub fn named(
+        name: impl Into<alloc::borrow::Cow<'static, str>>,
+        max_concurrent: usize,
+    ) -> Result<Self, LimitError> {
+        if max_concurrent == 0 {
+            return Err(LimitError::ZeroPermits);
+        }
+        Ok(LimitLayer::on(Arc::new(Semaphore::new(max_concurrent)?.with_name(name))))
+    }
+
     /// A limit on a semaphore of the caller's, shared with whatever else holds it (for
     /// example a named limit from a [`Registry`](kompoz::limit::Registry)).
     pub fn on(semaphore: Arc<Semaphore>) -> Self {

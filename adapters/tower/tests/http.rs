@@ -212,6 +212,9 @@ async fn the_prometheus_text_reports_what_the_primitives_counted() -> Result<(),
     assert_eq!(gauge("kompoz_limit_acquired_total"), Some(limit.total_acquired as f64));
     assert_eq!(gauge("kompoz_limit_rejected_total"), Some(limit.total_rejected as f64));
     assert_eq!(limit.total_rejected, 1);
+    // The shed request was also reported as an event, under the limit's name.
+    let shed = [("primitive", "limit"), name, ("cause", "no_permits")];
+    assert_eq!(sample(&text, "kompoz_rejections_total", &shed), Some(1.0));
 
     front.release.send_replace(true);
     for request in held {

@@ -123,9 +123,11 @@ mod with_alloc {
             max_concurrent: usize,
         ) -> Result<Arc<Semaphore>, LimitError> {
             check_size(max_concurrent)?;
-            let fresh = Arc::new(Semaphore::new(max_concurrent)?);
+            let name = name.into();
+            // Named after its key, so that its events and `Debug` say which limit it is.
+            let fresh = Arc::new(Semaphore::new(max_concurrent)?.with_name(name.clone()));
             self.limits
-                .with(|limits| limits.get_or_insert(name.into(), max_concurrent, &fresh))
+                .with(|limits| limits.get_or_insert(name, max_concurrent, &fresh))
                 .map_err(|(name, existing)| LimitError::SizeMismatch {
                     name,
                     existing,

@@ -74,6 +74,7 @@
 //!   remaining rounds during the unwind (a second panic then aborts). So a panicking wake
 //!   loses no permit and leaves no waiter queued on a closed semaphore.
 
+use alloc::borrow::Cow;
 use core::fmt;
 use core::future::{Future, IntoFuture};
 use core::pin::Pin;
@@ -152,6 +153,8 @@ pub struct Semaphore {
     acquired: AtomicU64,
     rejected: AtomicU64,
     waiters: SpinMutex<WaitList>,
+    /// The name its events and `Debug` carry (empty if it has none).
+    name: Cow<'static, str>,
 }
 
 impl Semaphore {
@@ -179,7 +182,30 @@ impl Semaphore {
             acquired: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             waiters: SpinMutex::new(WaitList::new()),
+            name: Cow::Borrowed(""),
         })
+    }
+
+    /// Names the semaphore: its events (to the `tracing` and `metrics` integrations) and
+    /// its `Debug` carry the name. A [`Registry`](super::Registry) names its semaphores
+    /// after their keys.
+    ///
+    /// ```
+    /// use kompoz::limit::Semaphore;
+    ///
+    /// let pool = Semaphore::new(10)?.with_name("db_pool");
+    /// assert_eq!(pool.name(), "db_pool");
+    /// assert!(format!("{pool:?}").contains("db_pool"));
+    /// # Ok::<(), kompoz::limit::LimitError>(())
+    /// ```
+    pub fn with_name(mut self, name: impl Into<Cow<'static, str>>) -> Semaphore {
+        self.name = name.into();
+        self
+    }
+
+    /// The semaphore's name (empty if it has none).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// A semaphore with no permits, in a `const` context (for fixed registries).
@@ -192,6 +218,7 @@ impl Semaphore {
             acquired: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             waiters: SpinMutex::new(WaitList::new()),
+            name: Cow::Borrowed(""),
         }
     }
 
@@ -360,7 +387,7 @@ impl Semaphore {
         // Reported after the lock is released, one event per refused waiter.
         if events::enabled(None) {
             for _ in 0..closed {
-                report(EventKind::Rejected(Rejection::Limit(AcquireError::Closed)));
+                report(&self.name, EventKind::Rejected(Rejection::Limit(AcquireError::Closed)));
             }
         }
     }
@@ -547,7 +574,7 @@ impl Semaphore {
                 Enqueue::Queued => {
                     *queued = true;
                     if events::enabled(None) {
-                        wait_started(waiter);
+                        wait_started(&self.name, waiter);
                     }
                     return Poll::Pending;
                 }
@@ -571,7 +598,7 @@ impl Semaphore {
         if let Some(outcome) = settled(waiter.state()) {
             *queued = false;
             if events::enabled(None) {
-                waited(waiter, outcome);
+                waited(&self.name, waiter, outcome);
             }
             return Poll::Ready(outcome);
         }
@@ -602,7 +629,7 @@ impl Semaphore {
             Some(outcome) => {
                 *queued = false;
                 if events::enabled(None) {
-                    waited(waiter, outcome);
+                    waited(&self.name, waiter, outcome);
                 }
                 Poll::Ready(outcome)
             }
@@ -615,7 +642,7 @@ impl Semaphore {
     fn reject(&self, error: AcquireError) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         if events::enabled(None) {
-            report(EventKind::Rejected(Rejection::Limit(error)));
+            report(&self.name, EventKind::Rejected(Rejection::Limit(error)));
         }
     }
 
@@ -759,7 +786,11 @@ impl<F: FnMut(&mut WaitList, &mut WakeBatch) -> bool> Drop for Rounds<'_, F> {
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Semaphore").field("stats", &self.stats()).finish()
+        let mut debug = f.debug_struct("Semaphore");
+        if !self.name.is_empty() {
+            debug.field("name", &self.name);
+        }
+        debug.field("stats", &self.stats()).finish()
     }
 }
 
@@ -877,29 +908,29 @@ impl fmt::Debug for Permit<'_> {
     }
 }
 
-/// Reports `kind` for a semaphore (unnamed: names live in registries).
+/// Reports `kind` for the semaphore named `name`.
 #[cold]
-fn report(kind: EventKind) {
-    events::report(&Event { source: Source { primitive: Primitive::Limit, name: "" }, kind });
+fn report(name: &str, kind: EventKind) {
+    events::report(&Event { source: Source { primitive: Primitive::Limit, name }, kind });
 }
 
 /// The owner of `waiter` has just queued it: stamps the time (for the wait-time metric)
 /// and reports the wait.
 #[cold]
-fn wait_started(waiter: &Waiter) {
+fn wait_started(name: &str, waiter: &Waiter) {
     #[cfg(feature = "metrics")]
     waiter.queued_at.store(
         crate::time::Clock::now(&crate::time::StdClock).as_nanos().max(1),
         Ordering::Relaxed,
     );
     let _ = waiter;
-    report(EventKind::WaitStarted);
+    report(name, EventKind::WaitStarted);
 }
 
 /// The owner of `waiter` has learnt its outcome after waiting: reports the permit (with
 /// the time it waited, where it was stamped) or the refusal.
 #[cold]
-fn waited(waiter: &Waiter, outcome: Result<(), AcquireError>) {
+fn waited(name: &str, waiter: &Waiter, outcome: Result<(), AcquireError>) {
     // A waiter refused because the semaphore closed was reported by `close`.
     if outcome.is_err() {
         return;
@@ -916,7 +947,7 @@ fn waited(waiter: &Waiter, outcome: Result<(), AcquireError>) {
         let _ = waiter;
         None
     };
-    report(EventKind::PermitAcquired { waited });
+    report(name, EventKind::PermitAcquired { waited });
 }
 
 /// What a settled waiter's state means for its owner (`None`: still waiting).

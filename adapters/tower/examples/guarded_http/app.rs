@@ -196,7 +196,7 @@ where
         .layer(TimeoutLayer::new(timer, settings.upstream_timeout).name(settings.name))
         .map_request(to_request)
         .service(hyper_client);
-    let limit = LimitLayer::new(settings.max_concurrent)?.shed();
+    let limit = LimitLayer::named(settings.name, settings.max_concurrent)?.shed();
     let semaphore = limit.semaphore().clone();
     let release = watch::Sender::new(false);
     let state = Arc::new(FrontState {
