@@ -3,8 +3,10 @@
 //! [kompoz](https://docs.rs/kompoz)'s guards as [tower](https://docs.rs/tower) layers, for
 //! the services of axum, hyper, tonic and reqwest: a time limit ([`TimeoutLayer`]), a
 //! concurrency limit that waits, waits at most a while, or sheds load ([`LimitLayer`]),
-//! a circuit breaker with a classifier over the whole response ([`BreakerLayer`]), and
-//! retries under a kompoz retry policy and budget ([`RetryLayer`]).
+//! rate limits, one quota or one per key such as the client's address
+//! ([`RateLimitLayer`], [`KeyedRateLimitLayer`]), a circuit breaker with a classifier over
+//! the whole response ([`BreakerLayer`]), and retries under a kompoz retry policy and
+//! budget ([`RetryLayer`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -34,8 +36,9 @@
 //!
 //! * **What `poll_ready` reserves.** [`LimitService`] reserves one permit in `poll_ready`
 //!   (waiting for it as its policy says) and keeps it in that service value until the next
-//!   `call` moves it into the response future. [`TimeoutService`], [`BreakerService`] and
-//!   [`RetryService`] reserve nothing: the time limit starts with the response future, the
+//!   `call` moves it into the response future. [`TimeoutService`], [`BreakerService`],
+//!   [`RateLimitService`] and [`RetryService`] reserve nothing (a rate limit takes its cell
+//!   in `call`): the time limit starts with the response future, the
 //!   breaker admits a request (taking a half-open probe slot) in `call`, when it is really
 //!   sent, and a retry makes a clone of the inner service ready before each attempt after
 //!   the first.
@@ -73,6 +76,7 @@ extern crate alloc;
 
 mod breaker;
 mod limit;
+mod rate;
 mod rejection;
 mod retry;
 mod timeout;
@@ -81,6 +85,10 @@ pub use breaker::{BreakerFuture, BreakerLayer, BreakerService};
 pub use limit::{
     ConcurrencyError, LimitFuture, LimitLayer, LimitService, MaxWait, Shed, WaitAtMost,
     WaitForPermit, WaitPolicy,
+};
+pub use rate::{
+    KeyedRateLimitLayer, KeyedRateLimitService, RateLimitError, RateLimitFuture, RateLimitLayer,
+    RateLimitService,
 };
 pub use rejection::{Rejection, rejection};
 pub use retry::{RetryFuture, RetryLayer, RetryService, RetryUnlessCircuitOpen};

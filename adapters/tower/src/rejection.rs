@@ -6,6 +6,7 @@ use std::error::Error;
 use kompoz::Elapsed;
 use kompoz::breaker::CircuitOpen;
 use kompoz::limit::AcquireError;
+use kompoz::rate::{KeyedError, RateLimited};
 
 /// Why a kompoz layer refused a request (or cut it off), from [`rejection`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -17,11 +18,16 @@ pub enum Rejection {
     Limit(AcquireError),
     /// A [`BreakerLayer`](crate::BreakerLayer)'s circuit is open (or half-open and busy).
     Circuit(CircuitOpen),
+    /// A [`RateLimitLayer`](crate::RateLimitLayer) or
+    /// [`KeyedRateLimitLayer`](crate::KeyedRateLimitLayer) had no cell for it yet (its
+    /// `retry_after` says when it will), or no room for a new key.
+    Rate(KeyedError),
 }
 
 impl Rejection {
-    /// The HTTP status a server answers with: 504 (Gateway Timeout) for a time limit, 503
-    /// (Service Unavailable) for a full limit or an open circuit.
+    /// The HTTP status a server answers with: 504 (Gateway Timeout) for a time limit, 429
+    /// (Too Many Requests) for a rate limit, 503 (Service Unavailable) for a full limit,
+    /// an open circuit, or a keyed rate limit with no room for another key.
     ///
     /// ```
     /// use kompoz::limit::AcquireError;
@@ -33,7 +39,8 @@ impl Rejection {
     pub fn http_status(&self) -> u16 {
         match self {
             Rejection::TimedOut(_) => 504,
-            Rejection::Limit(_) | Rejection::Circuit(_) => 503,
+            Rejection::Rate(KeyedError::RateLimited(_)) => 429,
+            Rejection::Limit(_) | Rejection::Circuit(_) | Rejection::Rate(_) => 503,
         }
     }
 }
@@ -44,6 +51,7 @@ impl fmt::Display for Rejection {
             Rejection::TimedOut(elapsed) => elapsed.fmt(f),
             Rejection::Limit(error) => write!(f, "rejected by a concurrency limit: {error}"),
             Rejection::Circuit(open) => open.fmt(f),
+            Rejection::Rate(refused) => refused.fmt(f),
         }
     }
 }
@@ -79,6 +87,12 @@ pub fn rejection(error: &(dyn Error + 'static)) -> Option<Rejection> {
         }
         if let Some(open) = error.downcast_ref::<CircuitOpen>() {
             return Some(Rejection::Circuit(*open));
+        }
+        if let Some(refused) = error.downcast_ref::<KeyedError>() {
+            return Some(Rejection::Rate(*refused));
+        }
+        if let Some(limited) = error.downcast_ref::<RateLimited>() {
+            return Some(Rejection::Rate(KeyedError::RateLimited(*limited)));
         }
         if let Some(rejection) = error.downcast_ref::<Rejection>() {
             return Some(*rejection);

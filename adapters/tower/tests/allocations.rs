@@ -89,16 +89,24 @@ fn each_layer_allocates_nothing_per_request() {
     let ready = service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) });
     let breaker = Arc::new(CircuitBreaker::builder().build_with(clock.clone()).unwrap());
     let mut guarded = BreakerLayer::new(breaker).layer(ready);
-    let mut timed = TimeoutLayer::new(clock, Duration::from_secs(1)).layer(ready);
+    let mut timed = TimeoutLayer::new(clock.clone(), Duration::from_secs(1)).layer(ready);
     let mut waiting = LimitLayer::new(1).unwrap().layer(ready);
     let mut at_most = LimitLayer::new(1)
         .unwrap()
         .max_wait(ManualClock::new(), Duration::from_secs(1))
         .layer(ready);
+    let quota = kompoz::rate::Quota::per_second(1_000_000).unwrap().with_burst(1_000_000).unwrap();
+    let limiter = Arc::new(kompoz::rate::RateLimiter::new(quota, clock.clone()));
+    let mut rated = kompoz_tower::RateLimitLayer::new(limiter).layer(ready);
+    let keyed = Arc::new(kompoz::rate::KeyedRateLimiter::new(quota, clock.clone()));
+    let mut keyed = kompoz_tower::KeyedRateLimitLayer::new(keyed, |n: &u32| *n).layer(ready);
+    assert!(request(&mut keyed).is_ok()); // the key's first request makes its entry
     let policy = kompoz::retry::RetryPolicy::builder().build().unwrap();
     let mut retried = kompoz_tower::RetryLayer::new(policy, ManualClock::new()).layer(ready);
     for _ in 0..2 {
         assert_eq!(allocations_in(|| assert!(request(&mut retried).is_ok())), 0);
+        assert_eq!(allocations_in(|| assert!(request(&mut rated).is_ok())), 0);
+        assert_eq!(allocations_in(|| assert!(request(&mut keyed).is_ok())), 0);
         assert_eq!(allocations_in(|| assert!(request(&mut guarded).is_ok())), 0);
         assert_eq!(allocations_in(|| assert!(request(&mut timed).is_ok())), 0);
         assert_eq!(allocations_in(|| assert!(request(&mut waiting).is_ok())), 0);

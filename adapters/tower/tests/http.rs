@@ -31,6 +31,7 @@ fn settings(name: &'static str) -> app::Settings {
     app::Settings {
         name,
         max_concurrent: 3,
+        per_client_per_second: 1_000,
         upstream_timeout: Duration::from_secs(5),
         failure_threshold: 3,
         recovery_timeout: Duration::from_secs(30),
@@ -84,6 +85,29 @@ async fn above_the_concurrency_limit_requests_are_shed_with_503() -> Result<(), 
     assert_eq!(status(front.addr, "/work").await?, StatusCode::OK);
     let stats = front.limit.stats();
     assert_eq!((stats.total_rejected, stats.in_flight), (2, 0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn above_the_per_client_rate_requests_get_429_until_the_rate_allows_again()
+-> Result<(), Error> {
+    let upstream = app::start_upstream().await?;
+    let clock = ManualClock::new();
+    let settings = app::Settings { per_client_per_second: 4, ..settings("rate_test") };
+    let front = app::start_front(upstream.addr, settings, TokioClock, clock.clone(), None).await?;
+    for _ in 0..4 {
+        assert_eq!(status(front.addr, "/work").await?, StatusCode::OK);
+    }
+    let reached = upstream.requests.load(Ordering::SeqCst);
+    let (code, body) = app::get_path(front.addr, "/work").await?;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(body.starts_with("rate limited: retry after"), "{body}");
+    assert_eq!(upstream.requests.load(Ordering::SeqCst), reached, "refused before upstream");
+    // The rate's clock moves on by one interval: one more request is admitted, not two.
+    clock.advance(Duration::from_millis(250));
+    assert_eq!(status(front.addr, "/work").await?, StatusCode::OK);
+    assert_eq!(status(front.addr, "/work").await?, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(front.per_client.stats().rejected, 2);
     Ok(())
 }
 

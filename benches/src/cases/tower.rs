@@ -15,8 +15,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use kompoz::breaker::CircuitBreaker;
+use kompoz::rate::{Quota, RateLimiter};
 use kompoz_tokio::TokioClock;
-use kompoz_tower::{BreakerLayer, LimitLayer, TimeoutLayer};
+use kompoz_tower::{BreakerLayer, LimitLayer, RateLimitLayer, TimeoutLayer};
 use tower::{Layer, Service, service_fn};
 
 use super::{Case, Metric, Reference, Target};
@@ -96,13 +97,20 @@ pub fn rate_limit() -> Case {
         label: "tower: rate limit layer around a ready service, under the rate",
         metric: Metric::NsPerOp,
         target: Target::CostAtMost { max: 1.0, of: Reference::Peer("tower") },
-        kompoz_missing: Some("kompoz's rate limiter has not landed on main yet"),
+        kompoz_missing: None,
         min_ops: 1,
         contenders: || {
-            // A rate no benchmark reaches: every request is under it.
+            // Rates no benchmark reaches: every request is under them.
             let rate = tower::limit::RateLimitLayer::new(u64::MAX / 2, Duration::from_secs(3600));
+            let quota = Quota::per_second(1_000_000_000)
+                .and_then(|quota| quota.with_burst(1_000_000_000))
+                .expect("a valid quota");
+            let limiter = Arc::new(RateLimiter::new(quota, kompoz::StdClock));
             vec![
                 service("bare", Role::Baseline, ready_service),
+                service("kompoz", Role::Kompoz, move || {
+                    RateLimitLayer::new(limiter).layer(ready_service())
+                }),
                 service("tower", Role::Peer, move || rate.layer(ready_service())),
             ]
         },

@@ -10,7 +10,7 @@
 //!   | --- | --- | --- |
 //!   | `kompoz_breaker_transitions_total` | counter | `name`, `from`, `to` (`closed`, `open`, `half_open`) |
 //!   | `kompoz_breaker_state` | gauge: 0 closed, 1 open, 2 half-open | `name` |
-//!   | `kompoz_rejections_total` | counter | `primitive`, `name`, `cause` (`open`, `half_open`, `no_permits`, `wait_elapsed`, `closed`) |
+//!   | `kompoz_rejections_total` | counter | `primitive`, `name`, `cause` (`open`, `half_open`, `no_permits`, `wait_elapsed`, `closed`, `rate_limited`) |
 //!   | `kompoz_limit_wait_seconds` | histogram of the time a task waited for a permit | `name` |
 //!   | `kompoz_timeouts_total` | counter | `primitive`, `name` |
 //!   | `kompoz_retries_total` | counter | `primitive`, `name` |

@@ -153,6 +153,25 @@ mod tracing_events {
     }
 
     #[test]
+    fn a_rate_limiter_reports_its_refusals() {
+        use crate::rate::{KeyedRateLimiter, Quota, RateLimiter};
+        let kept = Kept::default();
+        let events = kept.0.clone();
+        ::tracing::subscriber::with_default(kept, || {
+            let clock = crate::ManualClock::new();
+            let direct = RateLimiter::new(Quota::per_second(1).unwrap(), clock.clone());
+            assert!(direct.check().is_ok()); // admitted: nothing reported
+            assert!(direct.check().is_err());
+            let keyed = KeyedRateLimiter::new(Quota::per_second(1).unwrap(), clock);
+            assert!(keyed.check(&7).is_ok());
+            assert!(keyed.check(&7).is_err());
+        });
+        let events = events.lock().unwrap();
+        let seen: Vec<_> = events.iter().map(|e| (e.0, e.2.as_str())).collect();
+        assert_eq!(seen, [(Level::DEBUG, "rate_limited"), (Level::DEBUG, "rate_limited")]);
+    }
+
+    #[test]
     fn events_are_traced_at_levels_that_say_how_much_they_matter() {
         let kept = Kept::default();
         let events = kept.0.clone();

@@ -126,13 +126,13 @@ mod with_alloc {
             let name = name.into();
             // Named after its key, so that its events and `Debug` say which limit it is.
             let fresh = Arc::new(Semaphore::new(max_concurrent)?.with_name(name.clone()));
-            self.limits
-                .with(|limits| limits.get_or_insert(name, max_concurrent, &fresh))
-                .map_err(|(name, existing)| LimitError::SizeMismatch {
+            self.limits.with(|limits| limits.get_or_insert(name, max_concurrent, &fresh)).map_err(
+                |(name, existing)| LimitError::SizeMismatch {
                     name,
                     existing,
                     requested: max_concurrent,
-                })
+                },
+            )
         }
 
         /// The semaphore named `name`, if it exists.

@@ -90,6 +90,7 @@ impl<C: Clock> RateLimiter<C> {
             }
             Err(limited) => {
                 self.tally.rejected();
+                super::report_refusal(limited);
                 Err(limited)
             }
         }
@@ -128,6 +129,7 @@ impl<C: Clock> RateLimiter<C> {
             }
             Err(limited) => {
                 self.tally.rejected();
+                super::report_refusal(limited);
                 Err(limited.into())
             }
         }

@@ -131,7 +131,12 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher> KeyedRateLimiter<K, C, S> {
         let result = self.decide(key, cells);
         match result {
             Ok(()) => self.tally.admitted(cells),
-            Err(_) => self.tally.rejected(),
+            Err(refused) => {
+                self.tally.rejected();
+                if let KeyedError::RateLimited(limited) = refused {
+                    super::report_refusal(limited);
+                }
+            }
         }
         result
     }

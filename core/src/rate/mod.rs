@@ -91,6 +91,22 @@ pub use direct::{AsRateLimiter, RateLimiter};
 pub use keyed::{DefaultHasher, KeyedRateLimiter, KeyedStats};
 pub use quota::Quota;
 
+/// Reports a refusal for the rate to the `tracing` and `metrics` integrations (nothing
+/// without them): `kompoz_rejections_total{primitive="rate_limiter",cause="rate_limited"}`.
+#[inline]
+pub(crate) fn report_refusal(limited: RateLimited) {
+    if crate::events::enabled(None) {
+        refused(limited);
+    }
+}
+
+#[cold]
+fn refused(limited: RateLimited) {
+    use crate::events::{Event, EventKind, Primitive, Source, report};
+    let source = Source { primitive: Primitive::RateLimiter, name: "" };
+    report(&Event { source, kind: EventKind::Rejected(crate::Rejection::Rate(limited)) });
+}
+
 /// A request refused by a rate limiter: its cells do not conform yet.
 ///
 /// `earliest` is the instant (on the limiter's clock) from which the same request would

@@ -3,8 +3,9 @@
 //!
 //! * The **upstream** is a deliberately flaky HTTP server: `GET /data` answers 500 while
 //!   it is told to fail and 200 otherwise; `GET /hang` never answers.
-//! * The **front** is an axum server. Its routes share one concurrency limit that sheds
-//!   load (503 above `max_concurrent` requests in flight). `GET /work` and `GET /slow`
+//! * The **front** is an axum server. Its routes share a rate limit per client address
+//!   (429, with `Retry-After`, above `per_client_per_second`) and one concurrency limit that
+//!   sheds load (503 above `max_concurrent` requests in flight). `GET /work` and `GET /slow`
 //!   call the upstream through a client stack, retry(breaker(timeout(hyper client))): a
 //!   request that fails (no answer in time, a broken connection) is tried once more, but
 //!   not while the circuit is open; the breaker counts a 5xx as a failure and a 4xx not.
@@ -16,7 +17,7 @@
 
 use std::convert::Infallible;
 use std::future::pending;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -24,8 +25,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::State;
-use axum::http::{Request, Response, StatusCode, Uri};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use http_body_util::Empty;
@@ -35,11 +36,13 @@ use hyper_util::client::legacy::{Client, Error as ClientError};
 use hyper_util::rt::TokioExecutor;
 use kompoz::breaker::{CallError, CircuitBreaker, Verdict};
 use kompoz::limit::Semaphore;
+use kompoz::rate::{KeyedRateLimiter, Quota};
 use kompoz::retry::RetryPolicy;
 use kompoz::{Clock, Sleep};
 use kompoz_tower::{
-    BreakerLayer, BreakerService, ConcurrencyError, LimitLayer, RetryLayer, RetryService,
-    TimeoutError, TimeoutLayer, TimeoutService, rejection,
+    BreakerLayer, BreakerService, ConcurrencyError, KeyedRateLimitLayer, LimitLayer,
+    RateLimitError, RetryLayer, RetryService, TimeoutError, TimeoutLayer, TimeoutService,
+    rejection,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -93,6 +96,8 @@ pub struct Settings {
     pub name: &'static str,
     /// Requests in flight before the front sheds load with 503.
     pub max_concurrent: usize,
+    /// Requests a second each client address may make (also its burst) before 429.
+    pub per_client_per_second: u32,
     /// The time limit on each call to the upstream (a 504 past it).
     pub upstream_timeout: Duration,
     /// Consecutive upstream failures that open the breaker.
@@ -144,6 +149,8 @@ pub struct Front<T, C: Clock> {
     pub breaker: Arc<CircuitBreaker<C>>,
     /// The front's concurrency limit.
     pub limit: Arc<Semaphore>,
+    /// The front's rate limit per client address.
+    pub per_client: Arc<KeyedRateLimiter<Option<IpAddr>, C>>,
     /// Send `true` to release every request waiting in `GET /hold`.
     pub release: watch::Sender<bool>,
     _timer: std::marker::PhantomData<T>,
@@ -177,8 +184,12 @@ pub async fn start_front<T, C>(
 where
     T: Sleep + Clone + Send + Sync + 'static,
     T::Timer: Send,
-    C: Clock + Send + Sync + 'static,
+    C: Clock + Clone + Send + Sync + 'static,
 {
+    let per_client = Arc::new(KeyedRateLimiter::new(
+        Quota::per_second(settings.per_client_per_second)?,
+        clock.clone(),
+    ));
     let breaker = Arc::new(
         CircuitBreaker::builder()
             .failure_threshold(settings.failure_threshold)
@@ -212,19 +223,44 @@ where
         .route("/work", get(work::<T, C>))
         .route("/slow", get(slow::<T, C>))
         .route("/hold", get(hold::<T, C>))
-        .layer(ServiceBuilder::new().layer(HandleErrorLayer::new(shed)).layer(limit));
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(refused))
+                .layer(KeyedRateLimitLayer::new(per_client.clone(), client_address))
+                .layer(limit),
+        );
     let app = limited.route("/metrics", get(render_metrics::<T, C>)).with_state(state);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    // Served with each connection's peer address, for the rate limit per client.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(Front { addr, breaker, limit: semaphore, release, _timer: std::marker::PhantomData })
+    Ok(Front {
+        addr,
+        breaker,
+        limit: semaphore,
+        per_client,
+        release,
+        _timer: std::marker::PhantomData,
+    })
 }
 
-/// The limit refused the request: 503 (the only error the limit layer can give here, as
-/// the routes themselves never fail).
-async fn shed(error: ConcurrencyError<Infallible>) -> StatusCode {
+/// The client's address, the key of the rate limit per client.
+fn client_address(request: &Request<Body>) -> Option<IpAddr> {
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip())
+}
+
+/// The rate limit or the concurrency limit refused the request (the routes themselves
+/// never fail): 429 with `Retry-After` in whole seconds, or 503.
+async fn refused(error: RateLimitError<ConcurrencyError<Infallible>>) -> Response<Body> {
     let status = rejection(&error).map_or(500, |rejection| rejection.http_status());
-    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, error.to_string()).into_response();
+    if let Some(wait) = error.retry_after() {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// Calls the upstream at `path` through the client stack and maps the outcome to the

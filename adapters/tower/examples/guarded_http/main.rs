@@ -22,6 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let settings = app::Settings {
         name: "example",
         max_concurrent: 4,
+        per_client_per_second: 50,
         upstream_timeout: Duration::from_millis(300),
         failure_threshold: 3,
         recovery_timeout: Duration::from_millis(500),
