@@ -77,8 +77,6 @@ fn rate_limiting_hot_paths_allocate_nothing() {
     let rejecting = rate_limited_on(rule, &refusing).reject();
     // Warm up: the clock's epoch, the thread's id.
     admitting.check().unwrap();
-    // With the `metrics` feature, the first refusal registers its metric handle, once.
-    assert!(refusing.check().is_err());
 
     let cases: [(&str, &dyn Fn()); 7] = [
         ("direct check, admitted", &|| admitting.check().unwrap()),

@@ -23,7 +23,11 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().expect("the only recorder"))
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new().install_recorder().expect("the only recorder");
+            kompoz::events::metrics::enable();
+            handle
+        })
         .clone()
 }
 

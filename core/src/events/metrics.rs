@@ -29,15 +29,18 @@
 //!   | `kompoz_limit_acquired_total` | counter | `name` |
 //!   | `kompoz_limit_rejected_total` | counter | `name` |
 //!
-//! Handles are registered with the recorder the first time a primitive's name needs
-//! them, and kept: install the recorder (for example `metrics-exporter-prometheus`)
-//! before the primitives report anything. Reporting then allocates nothing. Registering
+//! Events are counted once you call [`enable`], after installing your recorder (for
+//! example `metrics-exporter-prometheus`): until then the feature costs a load of a flag
+//! per event and registers nothing, so a program (or a test) that installs no recorder
+//! allocates nothing for it. A handle is registered with the recorder the first time a
+//! primitive's name needs it, and kept: reporting then allocates nothing. Registering
 //! calls into the recorder, never while holding the cache's lock.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use metrics::{Counter, Gauge, Histogram};
 
@@ -183,8 +186,27 @@ fn histogram(name: &str, slot: Slot) -> Histogram {
     }
 }
 
+/// Whether [`enable`] was called.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Starts counting events with the recorder installed now. Call it once, after
+/// installing the recorder; until then events are not counted (and register nothing).
+/// The counters copied from `stats()` ([`record_breaker_stats`], [`record_limit_stats`])
+/// need no call.
+///
+/// ```
+/// // let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+/// kompoz::events::metrics::enable();
+/// ```
+pub fn enable() {
+    ENABLED.store(true, Ordering::Release);
+}
+
 /// Counts `event`.
 pub(super) fn record(event: &Event<'_>) {
+    if !ENABLED.load(Ordering::Acquire) {
+        return;
+    }
     let name = event.source.name;
     let primitive = event.source.primitive;
     match event.kind {

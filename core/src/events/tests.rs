@@ -292,6 +292,7 @@ mod metrics_events {
         let values = Values::default();
         let name = "metrics-unit-test";
         ::metrics::with_local_recorder(&values, || {
+            crate::events::metrics::enable();
             crate::events::metrics::forget_handles();
             let opened =
                 EventKind::Transition { from: CircuitState::Closed, to: CircuitState::Open };

@@ -18,6 +18,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let metrics = PrometheusBuilder::new().install_recorder()?;
+    kompoz::events::metrics::enable(); // count kompoz's events with it
     let upstream = app::start_upstream().await?;
     let settings = app::Settings {
         name: "example",
