@@ -135,7 +135,8 @@ pub enum EventKind {
         /// How long the task waited, if the primitive could measure it.
         waited: Option<Duration>,
     },
-    /// A permit was given back.
+    /// A permit was given back. (Not reported by kompoz's semaphore: its release is a hot
+    /// path, which checks for no listener; for adapters and primitives of your own.)
     PermitReleased,
     /// A failed attempt will be tried again.
     Retry {

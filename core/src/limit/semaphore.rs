@@ -75,6 +75,7 @@
 //!   loses no permit and leaves no waiter queued on a closed semaphore.
 
 use alloc::borrow::Cow;
+use alloc::boxed::Box;
 use core::fmt;
 use core::future::{Future, IntoFuture};
 use core::pin::Pin;
@@ -84,7 +85,7 @@ use core::time::Duration;
 use super::LimitError;
 use super::queue::{CLOSED as WAITER_CLOSED, GRANTED, WaitList, Waiter};
 use crate::combinator::Rejection;
-use crate::events::{self, Event, EventKind, Primitive, Source};
+use crate::events::{self, Event, EventKind, Listener, Primitive, Source};
 use crate::sync::{AtomicU64, AtomicUsize, Ordering, SpinMutex};
 use crate::time::Sleep;
 use crate::timeout::timeout;
@@ -155,6 +156,8 @@ pub struct Semaphore {
     waiters: SpinMutex<WaitList>,
     /// The name its events and `Debug` carry (empty if it has none).
     name: Cow<'static, str>,
+    /// Hears the semaphore's events, if one was given (checked on slow paths only).
+    listener: Option<Box<dyn Listener>>,
 }
 
 impl Semaphore {
@@ -183,7 +186,35 @@ impl Semaphore {
             rejected: AtomicU64::new(0),
             waiters: SpinMutex::new(WaitList::new()),
             name: Cow::Borrowed(""),
+            listener: None,
         })
+    }
+
+    /// Gives the semaphore a [`Listener`] for its events: refusals, tasks that queue, and
+    /// permits granted after a wait. It is called after the change, outside the lock, on
+    /// the thread that caused it; the uncontended paths never call it (nor check for it).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use kompoz::events::{Event, EventKind};
+    /// use kompoz::limit::Semaphore;
+    ///
+    /// let refusals = Arc::new(AtomicUsize::new(0));
+    /// let counted = refusals.clone();
+    /// let pool = Semaphore::new(1)?.with_listener(move |event: &Event<'_>| {
+    ///     if let EventKind::Rejected(_) = event.kind {
+    ///         counted.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// });
+    /// let _held = pool.try_acquire()?;
+    /// assert!(pool.try_acquire().is_err());
+    /// assert_eq!(refusals.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_listener(mut self, listener: impl Listener + 'static) -> Semaphore {
+        self.listener = Some(Box::new(listener));
+        self
     }
 
     /// Names the semaphore: its events (to the `tracing` and `metrics` integrations) and
@@ -219,6 +250,7 @@ impl Semaphore {
             rejected: AtomicU64::new(0),
             waiters: SpinMutex::new(WaitList::new()),
             name: Cow::Borrowed(""),
+            listener: None,
         }
     }
 
@@ -385,9 +417,9 @@ impl Semaphore {
             drained
         });
         // Reported after the lock is released, one event per refused waiter.
-        if events::enabled(None) {
+        if events::enabled(self.listener.as_deref()) {
             for _ in 0..closed {
-                report(&self.name, EventKind::Rejected(Rejection::Limit(AcquireError::Closed)));
+                report(self, EventKind::Rejected(Rejection::Limit(AcquireError::Closed)));
             }
         }
     }
@@ -573,8 +605,8 @@ impl Semaphore {
             match outcome {
                 Enqueue::Queued => {
                     *queued = true;
-                    if events::enabled(None) {
-                        wait_started(&self.name, waiter);
+                    if events::enabled(self.listener.as_deref()) {
+                        wait_started(self, waiter);
                     }
                     return Poll::Pending;
                 }
@@ -597,8 +629,8 @@ impl Semaphore {
         // A woken waiter learns its outcome without the lock.
         if let Some(outcome) = settled(waiter.state()) {
             *queued = false;
-            if events::enabled(None) {
-                waited(&self.name, waiter, outcome);
+            if events::enabled(self.listener.as_deref()) {
+                waited(self, waiter, outcome);
             }
             return Poll::Ready(outcome);
         }
@@ -628,8 +660,8 @@ impl Semaphore {
         match settled(waiter.state()) {
             Some(outcome) => {
                 *queued = false;
-                if events::enabled(None) {
-                    waited(&self.name, waiter, outcome);
+                if events::enabled(self.listener.as_deref()) {
+                    waited(self, waiter, outcome);
                 }
                 Poll::Ready(outcome)
             }
@@ -641,8 +673,8 @@ impl Semaphore {
     #[inline]
     fn reject(&self, error: AcquireError) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
-        if events::enabled(None) {
-            report(&self.name, EventKind::Rejected(Rejection::Limit(error)));
+        if events::enabled(self.listener.as_deref()) {
+            report(self, EventKind::Rejected(Rejection::Limit(error)));
         }
     }
 
@@ -908,29 +940,30 @@ impl fmt::Debug for Permit<'_> {
     }
 }
 
-/// Reports `kind` for the semaphore named `name`.
+/// Reports `kind` for `semaphore`: to the integrations compiled in and to its listener.
 #[cold]
-fn report(name: &str, kind: EventKind) {
-    events::report(&Event { source: Source { primitive: Primitive::Limit, name }, kind });
+fn report(semaphore: &Semaphore, kind: EventKind) {
+    let source = Source { primitive: Primitive::Limit, name: &semaphore.name };
+    events::emit(semaphore.listener.as_deref(), &Event { source, kind });
 }
 
 /// The owner of `waiter` has just queued it: stamps the time (for the wait-time metric)
 /// and reports the wait.
 #[cold]
-fn wait_started(name: &str, waiter: &Waiter) {
+fn wait_started(semaphore: &Semaphore, waiter: &Waiter) {
     #[cfg(feature = "metrics")]
     waiter.queued_at.store(
         crate::time::Clock::now(&crate::time::StdClock).as_nanos().max(1),
         Ordering::Relaxed,
     );
     let _ = waiter;
-    report(name, EventKind::WaitStarted);
+    report(semaphore, EventKind::WaitStarted);
 }
 
 /// The owner of `waiter` has learnt its outcome after waiting: reports the permit (with
 /// the time it waited, where it was stamped) or the refusal.
 #[cold]
-fn waited(name: &str, waiter: &Waiter, outcome: Result<(), AcquireError>) {
+fn waited(semaphore: &Semaphore, waiter: &Waiter, outcome: Result<(), AcquireError>) {
     // A waiter refused because the semaphore closed was reported by `close`.
     if outcome.is_err() {
         return;
@@ -947,7 +980,7 @@ fn waited(name: &str, waiter: &Waiter, outcome: Result<(), AcquireError>) {
         let _ = waiter;
         None
     };
-    report(name, EventKind::PermitAcquired { waited });
+    report(semaphore, EventKind::PermitAcquired { waited });
 }
 
 /// What a settled waiter's state means for its owner (`None`: still waiting).
