@@ -69,13 +69,15 @@ use core::future::Future;
 use core::marker::PhantomData;
 use core::time::Duration;
 
+mod breaker;
 mod layers;
+mod limit;
 mod retrying;
 mod stack;
 
-pub use layers::{
-    BreakerLayer, Classifier, DefaultClassifier, FallbackLayer, LimitLayer, TimeoutLayer,
-};
+pub use breaker::{BreakerLayer, Classifier, DefaultClassifier};
+pub use layers::{FallbackLayer, TimeoutLayer};
+pub use limit::LimitLayer;
 pub use retrying::{HedgeLayer, RetryLayer};
 pub use stack::{Last, Layer, Layers, Push};
 
@@ -174,17 +176,20 @@ impl<T, E, S, L> Pipeline<T, E, S, L> {
     where
         L: Push<LimitLayer<M>>,
     {
-        self.push(LimitLayer { semaphore, max_wait: None })
+        self.push(LimitLayer { semaphore, max_wait: () })
     }
 
     /// Waits at most `max_wait` for the permit of the limit just added; then the call is
     /// rejected (`Rejection::Limit(AcquireError::WaitElapsed)`). Zero takes a permit only
     /// if one is free.
-    pub fn max_wait<M>(self, max_wait: Duration) -> Pipeline<T, E, S, L::Replace<LimitLayer<M>>>
+    pub fn max_wait<M, W>(
+        self,
+        max_wait: Duration,
+    ) -> Pipeline<T, E, S, L::Replace<LimitLayer<M, Duration>>>
     where
-        L: Last<Layer = LimitLayer<M>>,
+        L: Last<Layer = LimitLayer<M, W>>,
     {
-        self.map_last(|limit| LimitLayer { max_wait: Some(max_wait), ..limit })
+        self.map_last(|limit| LimitLayer { semaphore: limit.semaphore, max_wait })
     }
 
     /// Adds a circuit breaker (owned, borrowed or in an `Arc`) around everything added

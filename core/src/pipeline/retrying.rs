@@ -3,12 +3,13 @@
 use core::borrow::Borrow;
 use core::fmt;
 use core::future::Future;
-use core::time::Duration;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 
 use super::stack::{Layer, Layers};
 use crate::error::Error;
 use crate::retry::{
-    Budget, DefaultRetryIf, Hedge, NoBudget, NoHook, OnRetry, Progress, RetryIf, RetryPolicy,
+    Attempts, Budget, DefaultRetryIf, Hedge, NoBudget, NoHook, OnRetry, RetryIf, RetryPolicy,
 };
 use crate::time::Sleep;
 
@@ -31,40 +32,55 @@ where
     B: Budget,
 {
     #[inline]
-    async fn wrap<'a, R, F, Fut>(
+    fn wrap<'a, R, F, Fut>(
         &'a self,
         timer: &'a S,
         rest: &'a R,
         make: &'a F,
-    ) -> Result<T, Error<E>>
+    ) -> impl Future<Output = Result<T, Error<E>>>
     where
         R: Layers<T, E, S>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let mut progress = Progress::begin(&self.policy, timer, &self.budget);
-        loop {
-            let error = match rest.run(timer, make).await {
-                Ok(value) => return Ok(value),
-                Err(error) => error,
-            };
-            let wait = progress.after_failure(
-                &self.policy,
-                timer,
-                &self.when,
-                &self.hook,
-                &self.budget,
-                &error,
-            );
-            match wait {
-                None => return Err(error),
-                Some(Duration::ZERO) => {}
-                Some(delay) => {
-                    drop(error);
-                    timer.sleep(delay).await;
-                }
-            }
-        }
+        Retrying { layer: self, timer, attempt: move || rest.run(timer, make), attempts: Attempts::due() }
+    }
+}
+
+/// The future of a [`RetryLayer`]: the same engine as the plain-future
+/// [`Retry`](crate::retry::Retry), borrowing the policy, predicate, hook and budget from
+/// the layer, so a call copies none of them. Attempts are made when due.
+struct Retrying<'a, S: Sleep, W, O, B, A, Fut> {
+    layer: &'a RetryLayer<W, O, B>,
+    timer: &'a S,
+    /// Makes one attempt: the rest of the stack.
+    attempt: A,
+    /// Structurally pinned.
+    attempts: Attempts<Fut, S::Timer>,
+}
+
+impl<T, E, S, W, O, B, A, Fut> Future for Retrying<'_, S, W, O, B, A, Fut>
+where
+    S: Sleep,
+    W: RetryIf<Error<E>>,
+    O: OnRetry<Error<E>>,
+    B: Budget,
+    A: Fn() -> Fut,
+    Fut: Future<Output = Result<T, Error<E>>>,
+{
+    type Output = Result<T, Error<E>>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `attempts` is structurally pinned and nothing else is: it is never moved
+        // out of `self`, `Retrying` has no `Drop` impl, and it is `Unpin` only when the
+        // attempt future and the timer are (the auto trait).
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above.
+        let attempts = unsafe { Pin::new_unchecked(&mut this.attempts) };
+        let layer = this.layer;
+        let (policy, when, hook, budget) = (&layer.policy, &layer.when, &layer.hook, &layer.budget);
+        attempts.poll(cx, &mut this.attempt, policy, this.timer, when, hook, budget)
     }
 }
 

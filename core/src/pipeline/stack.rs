@@ -84,7 +84,7 @@ impl<T, E, S> Layers<T, E, S> for () {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        Map::new(make(), |result: Result<T, E>| result.map_err(Error::Inner))
+        Innermost { call: make() }
     }
 }
 
@@ -160,6 +160,26 @@ where
     }
 }
 
+/// The guarded call itself, its error wrapped in [`Error::Inner`]. Polled only until it
+/// completes: every layer stops polling what it runs once that completes.
+#[must_use = "futures do nothing unless polled"]
+struct Innermost<Fut> {
+    /// Structurally pinned.
+    call: Fut,
+}
+
+impl<T, E, Fut: Future<Output = Result<T, E>>> Future for Innermost<Fut> {
+    type Output = Result<T, Error<E>>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `call` is structurally pinned, never moved out; `Innermost` has no `Drop`
+        // impl and is `Unpin` only when the call is (the auto trait).
+        let call = unsafe { self.map_unchecked_mut(|this| &mut this.call) };
+        call.poll(cx).map(|result| result.map_err(Error::Inner))
+    }
+}
+
 /// A future whose output is mapped by a function: the layers' adapter that adds no state
 /// machine of its own, so the future inside is not copied into one (a nest of `async`
 /// blocks copies each level's future into the next).
@@ -181,7 +201,7 @@ impl<Fut, G> Map<Fut, G> {
 impl<Fut: Future, G: FnOnce(Fut::Output) -> O, O> Future for Map<Fut, G> {
     type Output = O;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
         // SAFETY: `future` is structurally pinned and nothing else is: it is never moved
         // out of `self`, `Map` has no `Drop` impl, and it is `Unpin` only when `Fut` is

@@ -24,6 +24,7 @@ mod backoff;
 mod budget;
 mod decide;
 pub(crate) mod hedge;
+mod pinned;
 mod policy;
 mod run;
 mod schedule;
@@ -36,3 +37,6 @@ pub use policy::{DEFAULT_MAX_ATTEMPTS, RetryError, RetryPolicy, RetryPolicyBuild
 pub use run::Retry;
 
 pub use run::Progress;
+
+pub(crate) use pinned::{end_variant, fill};
+pub(crate) use run::Attempts;

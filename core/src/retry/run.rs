@@ -1,5 +1,6 @@
-//! Running a retried call: the step shared by every face ([`after_failure`]), and the
-//! plain-future face, [`Retry`], made by [`RetryPolicy::retry`].
+//! Running a retried call: the step shared by every face ([`Progress::after_failure`]),
+//! the attempts' state machine shared by the futures ([`Attempts`]), and the plain-future
+//! face, [`Retry`], made by [`RetryPolicy::retry`].
 
 use core::fmt;
 use core::future::Future;
@@ -8,6 +9,7 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 
 use super::schedule::{Next, Schedule};
+use super::pinned::overwrite;
 use super::{Budget, NoBudget, NoHook, OnRetry, RetryAll, RetryIf, RetryPolicy};
 use crate::events::{Event, EventKind, Primitive, Source};
 use crate::time::{Clock, Instant, Sleep};
@@ -42,7 +44,11 @@ impl Progress {
     /// A call begins: it is counted by the budget, and the clock is read only if the
     /// policy has a deadline.
     #[inline]
-    pub fn begin<C: Clock>(policy: &RetryPolicy, clock: &C, budget: &impl Budget) -> Self {
+    pub fn begin<C: Clock, B: Budget + ?Sized>(
+        policy: &RetryPolicy,
+        clock: &C,
+        budget: &B,
+    ) -> Self {
         budget.deposit();
         let started = policy.deadline().map(|_| clock.now());
         Progress { schedule: Schedule::START, started }
@@ -126,6 +132,9 @@ impl RetryPolicy {
     /// [`on_retry`](Retry::on_retry) and a shared [`budget`](Retry::budget). Their
     /// closures' argument types are inferred from the factory: no annotations.
     ///
+    /// The retry borrows the policy (one policy serves every call it guards, and a call
+    /// copies none of it).
+    ///
     /// Dropping the future cancels the retry wherever it is: the running attempt or the
     /// backoff's timer is dropped, and nothing is left running.
     ///
@@ -164,34 +173,36 @@ impl RetryPolicy {
     /// # Ok::<(), kompoz::retry::RetryError>(())
     /// ```
     #[inline]
-    pub fn retry<S, F, Fut>(&self, timer: S, make: F) -> Retry<S, F, Fut>
+    pub fn retry<S, F, Fut>(&self, timer: S, make: F) -> Retry<'_, S, F, Fut>
     where
         S: Sleep,
         F: FnMut() -> Fut,
         Fut: Future,
     {
         // The first attempt's future is made at once (it does nothing until polled), so
-        // that the call is one value the compiler can keep in registers when it is ready
-        // at once; the later ones are made when due.
+        // that a call ready at once is one value the compiler can keep in registers; the
+        // later ones are made when due.
         let mut make = make;
         let first = make();
         Retry {
-            policy: *self,
+            policy: self,
             timer,
             make,
             when: RetryAll,
             hook: NoHook,
             budget: NoBudget,
-            progress: None,
-            state: State::Attempt(first),
+            attempts: Attempts::first(first),
         }
     }
 }
 
-/// The state of a [`Retry`] between polls.
+/// What a retried call is doing between polls. (A plain tag byte rather than a niche in
+/// the attempt's own layout: one compare to tell the variants apart on every poll.)
+#[repr(u8)]
 enum State<Fut, T> {
-    /// Between attempts with nothing running: after a backoff (or a zero one).
-    Idle,
+    /// The next attempt is due but not made yet: before the first attempt of a call
+    /// whose attempts are all made when due, or after a backoff.
+    Due,
     /// An attempt is running.
     Attempt(Fut),
     /// Waiting out a backoff.
@@ -200,22 +211,163 @@ enum State<Fut, T> {
     Done,
 }
 
-/// The future of [`RetryPolicy::retry`]: a call retried under a policy.
+/// Where a retried call stands in its life.
+#[derive(Clone, Copy, Debug)]
+enum Stage {
+    /// Not polled yet.
+    Fresh,
+    /// Begun: its progress so far.
+    Running(Progress),
+    /// Finished with a value. The attempt that gave it is kept, finished, until the
+    /// future is dropped: dropping it sooner would cost a call to its drop glue for
+    /// nothing.
+    Finished,
+}
+
+/// The attempts of one retried call: the schedule so far and whatever runs now.
+///
+/// Both faces keep one beside the parts of the retry (policy, timer, factory, predicate,
+/// hook, budget), which they hold differently: the plain [`Retry`] owns them but the
+/// policy, the pipeline's layer borrows them all from the pipeline. Neither copies the
+/// policy into the call, and both run this one `poll`.
+pub(crate) struct Attempts<Fut, T> {
+    /// Where the call stands.
+    stage: Stage,
+    /// Structurally pinned: the running attempt or the backoff's timer.
+    state: State<Fut, T>,
+}
+
+impl<Fut, T> Attempts<Fut, T> {
+    /// Nothing made yet: the first attempt is made on the first poll.
+    #[inline]
+    pub(crate) const fn due() -> Self {
+        Attempts { stage: Stage::Fresh, state: State::Due }
+    }
+
+    /// The first attempt already made (not yet polled).
+    #[inline]
+    pub(crate) const fn first(first: Fut) -> Self {
+        Attempts { stage: Stage::Fresh, state: State::Attempt(first) }
+    }
+
+    /// Attempts that failed so far.
+    pub(crate) fn failed(&self) -> u32 {
+        match self.stage {
+            Stage::Running(progress) => progress.schedule.failed,
+            Stage::Fresh | Stage::Finished => 0,
+        }
+    }
+
+    /// What it is doing, in a word (for `Debug`).
+    pub(crate) fn doing(&self) -> &'static str {
+        match self.state {
+            State::Due => "due",
+            State::Attempt(_) => "attempt",
+            State::Backoff(_) => "backoff",
+            State::Done => "done",
+        }
+    }
+
+    /// Drives the call: the running attempt, the backoff, the next attempt, as the policy
+    /// allows. `make` makes an attempt.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(crate) fn poll<V, E, S, M, W, O, B>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        make: &mut M,
+        policy: &RetryPolicy,
+        timer: &S,
+        when: &W,
+        hook: &O,
+        budget: &B,
+    ) -> Poll<Result<V, E>>
+    where
+        Fut: Future<Output = Result<V, E>>,
+        S: Sleep<Timer = T>,
+        T: Future<Output = ()>,
+        M: FnMut() -> Fut,
+        W: RetryIf<E> + ?Sized,
+        O: OnRetry<E> + ?Sized,
+        B: Budget + ?Sized,
+    {
+        // SAFETY: `state` is structurally pinned and `stage` is not: `state` is never
+        // moved out of `self` (it is only replaced in place, whole), `Attempts` has no
+        // `Drop` impl, and it is `Unpin` only when the attempt future and the timer are
+        // (the auto trait).
+        let (stage, mut state) = unsafe {
+            let this = self.get_unchecked_mut();
+            (&mut this.stage, Pin::new_unchecked(&mut this.state))
+        };
+        let progress = match stage {
+            Stage::Running(progress) => progress,
+            Stage::Fresh => {
+                *stage = Stage::Running(Progress::begin(policy, timer, budget));
+                match stage {
+                    Stage::Running(progress) => progress,
+                    _ => unreachable!("just begun"),
+                }
+            }
+            // Polled after it completed: it has nothing more to give.
+            Stage::Finished => return Poll::Pending,
+        };
+        // One pass per attempt, straight through when the attempt is ready at once.
+        loop {
+            if let State::Due = *state {
+                // SAFETY: `Due` holds nothing to drop.
+                unsafe { overwrite(state.as_mut(), State::Attempt(make())) };
+            }
+            // SAFETY (each projection below): onto the field of the current variant, which
+            // is never moved out (the state is only ever replaced whole).
+            if let State::Attempt(attempt) = unsafe { state.as_mut().get_unchecked_mut() } {
+                // SAFETY: the attempt lives in the pinned state and is not moved.
+                let error = match unsafe { Pin::new_unchecked(attempt) }.poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(value)) => {
+                        *stage = Stage::Finished;
+                        return Poll::Ready(Ok(value));
+                    }
+                    Poll::Ready(Err(error)) => error,
+                };
+                // The attempt is finished: drop it before deciding.
+                state.set(State::Done);
+                let next = match progress.after_failure(policy, timer, when, hook, budget, &error) {
+                    None => return Poll::Ready(Err(error)),
+                    Some(Duration::ZERO) => State::Due,
+                    Some(delay) => State::Backoff(timer.sleep(delay)),
+                };
+                // SAFETY: `Done` holds nothing to drop.
+                unsafe { overwrite(state.as_mut(), next) };
+            }
+            if let State::Backoff(sleep) = unsafe { state.as_mut().get_unchecked_mut() } {
+                // SAFETY: the timer lives in the pinned state and is not moved.
+                if unsafe { Pin::new_unchecked(sleep) }.poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                state.set(State::Due);
+            }
+            if let State::Done = *state {
+                // Polled after it completed: it has nothing more to give.
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+/// The future of [`RetryPolicy::retry`]: a call retried under a policy it borrows.
 #[must_use = "futures do nothing unless polled"]
-pub struct Retry<S: Sleep, F, Fut, W = RetryAll, O = NoHook, B = NoBudget> {
-    policy: RetryPolicy,
+pub struct Retry<'p, S: Sleep, F, Fut, W = RetryAll, O = NoHook, B = NoBudget> {
+    policy: &'p RetryPolicy,
     timer: S,
     make: F,
     when: W,
     hook: O,
     budget: B,
-    /// Set on the first poll.
-    progress: Option<Progress>,
-    /// Structurally pinned: the running attempt or the backoff's timer.
-    state: State<Fut, S::Timer>,
+    /// Structurally pinned.
+    attempts: Attempts<Fut, S::Timer>,
 }
 
-impl<S, F, Fut, T, E, W, O, B> Retry<S, F, Fut, W, O, B>
+impl<'p, S, F, Fut, T, E, W, O, B> Retry<'p, S, F, Fut, W, O, B>
 where
     S: Sleep,
     F: FnMut() -> Fut,
@@ -224,85 +376,33 @@ where
     /// Decides which failures are retried: any `Fn(&E) -> bool` (retry after the backoff,
     /// or give up) or `Fn(&E) -> Decision` (which can also name the wait, for a "retry
     /// after" hint).
-    pub fn when<W2, D>(self, when: W2) -> Retry<S, F, Fut, W2, O, B>
+    pub fn when<W2, D>(self, when: W2) -> Retry<'p, S, F, Fut, W2, O, B>
     where
         W2: Fn(&E) -> D,
         D: Into<super::Decision>,
     {
-        Retry {
-            policy: self.policy,
-            timer: self.timer,
-            make: self.make,
-            when,
-            hook: self.hook,
-            budget: self.budget,
-            progress: self.progress,
-            state: self.state,
-        }
+        let Retry { policy, timer, make, hook, budget, attempts, .. } = self;
+        Retry { policy, timer, make, when, hook, budget, attempts }
     }
 
     /// Calls `hook(attempt, &error, delay)` before each retry's wait: kompoz's
     /// `on_retry`, with `attempt` the number (from 1) of the attempt that failed.
-    pub fn on_retry<O2>(self, hook: O2) -> Retry<S, F, Fut, W, O2, B>
+    pub fn on_retry<O2>(self, hook: O2) -> Retry<'p, S, F, Fut, W, O2, B>
     where
         O2: Fn(u32, &E, Duration),
     {
-        Retry {
-            policy: self.policy,
-            timer: self.timer,
-            make: self.make,
-            when: self.when,
-            hook,
-            budget: self.budget,
-            progress: self.progress,
-            state: self.state,
-        }
+        let Retry { policy, timer, make, when, budget, attempts, .. } = self;
+        Retry { policy, timer, make, when, hook, budget, attempts }
     }
 
     /// Counts this call in `budget`, and retries only while it allows.
-    pub fn budget<B2: Budget>(self, budget: B2) -> Retry<S, F, Fut, W, O, B2> {
-        Retry {
-            policy: self.policy,
-            timer: self.timer,
-            make: self.make,
-            when: self.when,
-            hook: self.hook,
-            budget,
-            progress: self.progress,
-            state: self.state,
-        }
+    pub fn budget<B2: Budget>(self, budget: B2) -> Retry<'p, S, F, Fut, W, O, B2> {
+        let Retry { policy, timer, make, when, hook, attempts, .. } = self;
+        Retry { policy, timer, make, when, hook, budget, attempts }
     }
 }
 
-impl<S: Sleep, F, Fut, W, O, B> Retry<S, F, Fut, W, O, B> {
-    #[allow(clippy::type_complexity)]
-    #[inline]
-    fn project(
-        self: Pin<&mut Self>,
-    ) -> (Pin<&mut State<Fut, S::Timer>>, &mut F, &mut Option<Progress>, &RetryPolicy, &S, &W, &O, &B)
-    {
-        // SAFETY: `state` is structurally pinned and nothing else is: it is never moved
-        // out of `self` (it is only replaced in place through `Pin::set`, which drops the
-        // old value where it lies), `Retry` has no `Drop` impl, and it is `Unpin` only
-        // when the attempt future and the timer are (the auto trait). The other fields
-        // are handed out as ordinary, disjoint references.
-        unsafe {
-            let this = self.get_unchecked_mut();
-            (
-                Pin::new_unchecked(&mut this.state),
-                &mut this.make,
-                &mut this.progress,
-                &this.policy,
-                &this.timer,
-                &this.when,
-                &this.hook,
-                &this.budget,
-            )
-        }
-    }
-}
-
-impl<S, F, Fut, T, E, W, O, B> Future for Retry<S, F, Fut, W, O, B>
+impl<S, F, Fut, T, E, W, O, B> Future for Retry<'_, S, F, Fut, W, O, B>
 where
     S: Sleep,
     F: FnMut() -> Fut,
@@ -313,73 +413,27 @@ where
 {
     type Output = Result<T, E>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (mut state, make, progress, policy, timer, when, hook, budget) = self.project();
-        if progress.is_none() {
-            *progress = Some(Progress::begin(policy, timer, budget));
-        }
-        loop {
-            // SAFETY: projecting the pinned enum onto the field of its current variant;
-            // the field is never moved out (the state is only ever replaced whole with
-            // `Pin::set`).
-            let current = unsafe { state.as_mut().get_unchecked_mut() };
-            match current {
-                State::Idle => {
-                    let attempt = make();
-                    state.set(State::Attempt(attempt));
-                }
-                State::Attempt(attempt) => {
-                    // SAFETY: the attempt lives in the pinned state and is not moved.
-                    let attempt = unsafe { Pin::new_unchecked(attempt) };
-                    let error = match attempt.poll(cx) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Ok(value)) => {
-                            state.set(State::Done);
-                            return Poll::Ready(Ok(value));
-                        }
-                        Poll::Ready(Err(error)) => error,
-                    };
-                    // The attempt is finished: drop it before deciding.
-                    state.set(State::Done);
-                    let wait = match progress.as_mut() {
-                        Some(p) => p.after_failure(policy, timer, when, hook, budget, &error),
-                        None => None,
-                    };
-                    match wait {
-                        None => return Poll::Ready(Err(error)),
-                        Some(Duration::ZERO) => state.set(State::Idle),
-                        Some(delay) => state.set(State::Backoff(timer.sleep(delay))),
-                    }
-                }
-                State::Backoff(sleep) => {
-                    // SAFETY: the timer lives in the pinned state and is not moved.
-                    let sleep = unsafe { Pin::new_unchecked(sleep) };
-                    if sleep.poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    state.set(State::Idle);
-                }
-                // Polled after it completed: it has nothing more to give.
-                State::Done => return Poll::Pending,
-            }
-        }
+        // SAFETY: `attempts` is structurally pinned and nothing else is: it is never moved
+        // out of `self`, `Retry` has no `Drop` impl, and it is `Unpin` only when the
+        // attempt future and the timer are (the auto trait). The other fields are handed
+        // out as ordinary, disjoint references.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above.
+        let attempts = unsafe { Pin::new_unchecked(&mut this.attempts) };
+        let (when, hook, budget) = (&this.when, &this.hook, &this.budget);
+        attempts.poll(cx, &mut this.make, this.policy, &this.timer, when, hook, budget)
     }
 }
 
-impl<S: Sleep + fmt::Debug, F, Fut, W, O, B> fmt::Debug for Retry<S, F, Fut, W, O, B> {
+impl<S: Sleep + fmt::Debug, F, Fut, W, O, B> fmt::Debug for Retry<'_, S, F, Fut, W, O, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state {
-            State::Idle => "idle",
-            State::Attempt(_) => "attempt",
-            State::Backoff(_) => "backoff",
-            State::Done => "done",
-        };
         f.debug_struct("Retry")
-            .field("policy", &self.policy)
+            .field("policy", self.policy)
             .field("timer", &self.timer)
-            .field("state", &state)
-            .field("attempts_failed", &self.progress.map_or(0, |p| p.schedule.failed))
+            .field("state", &self.attempts.doing())
+            .field("attempts_failed", &self.attempts.failed())
             .finish_non_exhaustive()
     }
 }
