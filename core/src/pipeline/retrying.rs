@@ -43,7 +43,7 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        Retrying { layer: self, timer, attempt: move || rest.run(timer, make), attempts: Attempts::due() }
+        Retrying { layer: self, timer, attempt: move || rest.run(timer, make), attempts: Attempts::new() }
     }
 }
 

@@ -124,8 +124,8 @@ pub(crate) fn fresh_seed<C: Clock + ?Sized>(clock: &C) -> u64 {
 impl RetryPolicy {
     /// Runs the future `make()` returns, and on failure makes a new one and runs it
     /// again, as the policy allows, waiting on `timer` in between: the plain-future face
-    /// of retry. A future cannot be run twice, hence the factory. The first future is
-    /// made here (like any future, it does nothing until polled); the others when due.
+    /// of retry. A future cannot be run twice, hence the factory; each attempt's future is
+    /// made when it is due (the first on the first poll).
     ///
     /// The result is the first success, or the last attempt's error. Every failure is
     /// retried unless told otherwise with [`when`](Retry::when); add
@@ -179,11 +179,6 @@ impl RetryPolicy {
         F: FnMut() -> Fut,
         Fut: Future,
     {
-        // The first attempt's future is made at once (it does nothing until polled), so
-        // that a call ready at once is one value the compiler can keep in registers; the
-        // later ones are made when due.
-        let mut make = make;
-        let first = make();
         Retry {
             policy: self,
             timer,
@@ -191,36 +186,40 @@ impl RetryPolicy {
             when: RetryAll,
             hook: NoHook,
             budget: NoBudget,
-            attempts: Attempts::first(first),
+            attempts: Attempts::new(),
         }
     }
 }
 
 /// What a retried call is doing between polls. (A plain tag byte rather than a niche in
-/// the attempt's own layout: one compare to tell the variants apart on every poll.)
+/// the attempt's own layout: one compare tells the variants apart.)
 #[repr(u8)]
 enum State<Fut, T> {
-    /// The next attempt is due but not made yet: before the first attempt of a call
-    /// whose attempts are all made when due, or after a backoff.
+    /// The next attempt is due but not made yet: before the first attempt, or after a
+    /// backoff.
     Due,
-    /// An attempt is running.
+    /// An attempt is running; or, once `Attempts::stage` is `Finished`, the attempt that
+    /// succeeded, kept until the future is dropped (dropping it sooner would cost a call
+    /// to its drop glue for nothing).
     Attempt(Fut),
     /// Waiting out a backoff.
     Backoff(T),
-    /// Finished.
+    /// Gave up: the call ended with an error.
     Done,
 }
 
-/// Where a retried call stands in its life.
+/// Where a retried call stands in its life: what the schedule needs, written only when
+/// needed (a call that succeeds at once writes one tag and, with a deadline, the time).
 #[derive(Clone, Copy, Debug)]
 enum Stage {
     /// Not polled yet.
     Fresh,
-    /// Begun: its progress so far.
-    Running(Progress),
-    /// Finished with a value. The attempt that gave it is kept, finished, until the
-    /// future is dropped: dropping it sooner would cost a call to its drop glue for
-    /// nothing.
+    /// Begun, nothing failed yet; when the first attempt started, if the policy has a
+    /// deadline.
+    Begun(Option<Instant>),
+    /// At least one attempt failed: the schedule so far.
+    Failing(Progress),
+    /// Finished with a value.
     Finished,
 }
 
@@ -238,33 +237,28 @@ pub(crate) struct Attempts<Fut, T> {
 }
 
 impl<Fut, T> Attempts<Fut, T> {
-    /// Nothing made yet: the first attempt is made on the first poll.
+    /// A call not begun: the first attempt is made on the first poll.
     #[inline]
-    pub(crate) const fn due() -> Self {
+    pub(crate) const fn new() -> Self {
         Attempts { stage: Stage::Fresh, state: State::Due }
-    }
-
-    /// The first attempt already made (not yet polled).
-    #[inline]
-    pub(crate) const fn first(first: Fut) -> Self {
-        Attempts { stage: Stage::Fresh, state: State::Attempt(first) }
     }
 
     /// Attempts that failed so far.
     pub(crate) fn failed(&self) -> u32 {
         match self.stage {
-            Stage::Running(progress) => progress.schedule.failed,
-            Stage::Fresh | Stage::Finished => 0,
+            Stage::Failing(progress) => progress.schedule.failed,
+            Stage::Fresh | Stage::Begun(_) | Stage::Finished => 0,
         }
     }
 
     /// What it is doing, in a word (for `Debug`).
     pub(crate) fn doing(&self) -> &'static str {
-        match self.state {
-            State::Due => "due",
-            State::Attempt(_) => "attempt",
-            State::Backoff(_) => "backoff",
-            State::Done => "done",
+        match (self.stage, &self.state) {
+            (Stage::Finished, _) => "finished",
+            (_, State::Due) => "due",
+            (_, State::Attempt(_)) => "attempt",
+            (_, State::Backoff(_)) => "backoff",
+            (_, State::Done) => "done",
         }
     }
 
@@ -299,18 +293,15 @@ impl<Fut, T> Attempts<Fut, T> {
             let this = self.get_unchecked_mut();
             (&mut this.stage, Pin::new_unchecked(&mut this.state))
         };
-        let progress = match stage {
-            Stage::Running(progress) => progress,
+        match *stage {
             Stage::Fresh => {
-                *stage = Stage::Running(Progress::begin(policy, timer, budget));
-                match stage {
-                    Stage::Running(progress) => progress,
-                    _ => unreachable!("just begun"),
-                }
+                budget.deposit();
+                *stage = Stage::Begun(policy.deadline().map(|_| timer.now()));
             }
             // Polled after it completed: it has nothing more to give.
             Stage::Finished => return Poll::Pending,
-        };
+            Stage::Begun(_) | Stage::Failing(_) => {}
+        }
         // One pass per attempt, straight through when the attempt is ready at once.
         loop {
             if let State::Due = *state {
@@ -331,6 +322,20 @@ impl<Fut, T> Attempts<Fut, T> {
                 };
                 // The attempt is finished: drop it before deciding.
                 state.set(State::Done);
+                let progress = match stage {
+                    Stage::Failing(progress) => progress,
+                    _ => {
+                        let started = match *stage {
+                            Stage::Begun(started) => started,
+                            _ => None,
+                        };
+                        *stage = Stage::Failing(Progress { schedule: Schedule::START, started });
+                        match stage {
+                            Stage::Failing(progress) => progress,
+                            _ => unreachable!("just set"),
+                        }
+                    }
+                };
                 let next = match progress.after_failure(policy, timer, when, hook, budget, &error) {
                     None => return Poll::Ready(Err(error)),
                     Some(Duration::ZERO) => State::Due,
@@ -347,7 +352,7 @@ impl<Fut, T> Attempts<Fut, T> {
                 state.set(State::Due);
             }
             if let State::Done = *state {
-                // Polled after it completed: it has nothing more to give.
+                // Polled after it gave up: it has nothing more to give.
                 return Poll::Pending;
             }
         }
