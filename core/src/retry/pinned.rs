@@ -2,25 +2,12 @@
 //!
 //! `Pin::set` drops the old value first, through the drop glue of the whole type; for the
 //! nested state machines of a retry or a pipeline that glue is large, so the compiler
-//! calls it out of line even where the code has just matched a variant that holds
-//! nothing. These helpers write without it, where that is sound.
+//! calls it out of line even where the code has just seen that the place holds nothing
+//! (an empty slot) or which variant it holds. These helpers write without it, or with
+//! only the glue of the part that needs dropping, where that is sound.
 
 use core::mem::ManuallyDrop;
 use core::pin::Pin;
-
-/// Writes `value` over the value in `place` without dropping it.
-///
-/// # Safety
-///
-/// The value in `place` must have nothing to drop: an enum variant without fields, or
-/// with fields that have no drop glue. Then nothing leaks, and no pinned value is
-/// overwritten without being dropped (the pinning contract's drop guarantee).
-#[inline(always)]
-pub(crate) unsafe fn overwrite<T>(place: Pin<&mut T>, value: T) {
-    // SAFETY: `place` is valid for writes (a unique reference); the caller guarantees
-    // that the value overwritten needs no drop.
-    unsafe { core::ptr::write(place.get_unchecked_mut(), value) }
-}
 
 /// Puts `value` into an empty pinned slot without a call to `Option<T>`'s drop glue (if
 /// the slot is not empty, the old value is dropped as `Pin::set` would), and returns it

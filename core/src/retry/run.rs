@@ -9,7 +9,7 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 
 use super::schedule::{Next, Schedule};
-use super::pinned::overwrite;
+use super::pinned::fill;
 use super::{Budget, NoBudget, NoHook, OnRetry, RetryAll, RetryIf, RetryPolicy};
 use crate::events::{Event, EventKind, Primitive, Source};
 use crate::time::{Clock, Instant, Sleep};
@@ -191,25 +191,8 @@ impl RetryPolicy {
     }
 }
 
-/// What a retried call is doing between polls. (A plain tag byte rather than a niche in
-/// the attempt's own layout: one compare tells the variants apart.)
-#[repr(u8)]
-enum State<Fut, T> {
-    /// The next attempt is due but not made yet: before the first attempt, or after a
-    /// backoff.
-    Due,
-    /// An attempt is running; or, once `Attempts::stage` is `Finished`, the attempt that
-    /// succeeded, kept until the future is dropped (dropping it sooner would cost a call
-    /// to its drop glue for nothing).
-    Attempt(Fut),
-    /// Waiting out a backoff.
-    Backoff(T),
-    /// Gave up: the call ended with an error.
-    Done,
-}
-
-/// Where a retried call stands in its life: what the schedule needs, written only when
-/// needed (a call that succeeds at once writes one tag and, with a deadline, the time).
+/// Where a retried call stands: what the schedule needs, written only when needed (a
+/// call that succeeds at once writes one tag and, with a deadline, the time).
 #[derive(Clone, Copy, Debug)]
 enum Stage {
     /// Not polled yet.
@@ -221,6 +204,8 @@ enum Stage {
     Failing(Progress),
     /// Finished with a value.
     Finished,
+    /// Gave up after this many failed attempts: the call ended with the last error.
+    GaveUp(u32),
 }
 
 /// The attempts of one retried call: the schedule so far and whatever runs now.
@@ -229,36 +214,45 @@ enum Stage {
 /// hook, budget), which they hold differently: the plain [`Retry`] owns them but the
 /// policy, the pipeline's layer borrows them all from the pipeline. Neither copies the
 /// policy into the call, and both run this one `poll`.
+///
+/// The running attempt and the backoff's timer have a slot each rather than sharing one
+/// enum: only the timer's is handed to code outside (the timer's `poll`), so for a call
+/// whose attempt is ready at once the compiler can keep the rest in registers.
 pub(crate) struct Attempts<Fut, T> {
     /// Where the call stands.
     stage: Stage,
-    /// Structurally pinned: the running attempt or the backoff's timer.
-    state: State<Fut, T>,
+    /// Structurally pinned: the running attempt; after a success, the attempt that
+    /// succeeded, kept until the future is dropped (dropping it sooner would cost a call
+    /// to its drop glue for nothing).
+    attempt: Option<Fut>,
+    /// Structurally pinned: the backoff's timer, while one is waited out.
+    backoff: Option<T>,
 }
 
 impl<Fut, T> Attempts<Fut, T> {
     /// A call not begun: the first attempt is made on the first poll.
     #[inline]
     pub(crate) const fn new() -> Self {
-        Attempts { stage: Stage::Fresh, state: State::Due }
+        Attempts { stage: Stage::Fresh, attempt: None, backoff: None }
     }
 
     /// Attempts that failed so far.
     pub(crate) fn failed(&self) -> u32 {
         match self.stage {
             Stage::Failing(progress) => progress.schedule.failed,
+            Stage::GaveUp(failed) => failed,
             Stage::Fresh | Stage::Begun(_) | Stage::Finished => 0,
         }
     }
 
     /// What it is doing, in a word (for `Debug`).
     pub(crate) fn doing(&self) -> &'static str {
-        match (self.stage, &self.state) {
-            (Stage::Finished, _) => "finished",
-            (_, State::Due) => "due",
-            (_, State::Attempt(_)) => "attempt",
-            (_, State::Backoff(_)) => "backoff",
-            (_, State::Done) => "done",
+        match self.stage {
+            Stage::Fresh => "not started",
+            Stage::Finished => "finished",
+            Stage::GaveUp(_) => "gave up",
+            Stage::Begun(_) | Stage::Failing(_) if self.backoff.is_some() => "backoff",
+            Stage::Begun(_) | Stage::Failing(_) => "attempt",
         }
     }
 
@@ -285,13 +279,18 @@ impl<Fut, T> Attempts<Fut, T> {
         O: OnRetry<E> + ?Sized,
         B: Budget + ?Sized,
     {
-        // SAFETY: `state` is structurally pinned and `stage` is not: `state` is never
-        // moved out of `self` (it is only replaced in place, whole), `Attempts` has no
-        // `Drop` impl, and it is `Unpin` only when the attempt future and the timer are
-        // (the auto trait).
-        let (stage, mut state) = unsafe {
+        // SAFETY: `attempt` and `backoff` are structurally pinned and `stage` is not:
+        // neither slot's value is ever moved out of `self` (they are only filled, and
+        // emptied with `Pin::set`, which drops in place), `Attempts` has no `Drop` impl,
+        // and it is `Unpin` only when the attempt future and the timer are (the auto
+        // trait).
+        let (stage, mut attempt, mut backoff) = unsafe {
             let this = self.get_unchecked_mut();
-            (&mut this.stage, Pin::new_unchecked(&mut this.state))
+            (
+                &mut this.stage,
+                Pin::new_unchecked(&mut this.attempt),
+                Pin::new_unchecked(&mut this.backoff),
+            )
         };
         match *stage {
             Stage::Fresh => {
@@ -299,61 +298,49 @@ impl<Fut, T> Attempts<Fut, T> {
                 *stage = Stage::Begun(policy.deadline().map(|_| timer.now()));
             }
             // Polled after it completed: it has nothing more to give.
-            Stage::Finished => return Poll::Pending,
+            Stage::Finished | Stage::GaveUp(_) => return Poll::Pending,
             Stage::Begun(_) | Stage::Failing(_) => {}
         }
         // One pass per attempt, straight through when the attempt is ready at once.
         loop {
-            if let State::Due = *state {
-                // SAFETY: `Due` holds nothing to drop.
-                unsafe { overwrite(state.as_mut(), State::Attempt(make())) };
-            }
-            // SAFETY (each projection below): onto the field of the current variant, which
-            // is never moved out (the state is only ever replaced whole).
-            if let State::Attempt(attempt) = unsafe { state.as_mut().get_unchecked_mut() } {
-                // SAFETY: the attempt lives in the pinned state and is not moved.
-                let error = match unsafe { Pin::new_unchecked(attempt) }.poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(value)) => {
-                        *stage = Stage::Finished;
-                        return Poll::Ready(Ok(value));
-                    }
-                    Poll::Ready(Err(error)) => error,
-                };
-                // The attempt is finished: drop it before deciding.
-                state.set(State::Done);
-                let progress = match stage {
-                    Stage::Failing(progress) => progress,
-                    _ => {
-                        let started = match *stage {
-                            Stage::Begun(started) => started,
-                            _ => None,
-                        };
-                        *stage = Stage::Failing(Progress { schedule: Schedule::START, started });
-                        match stage {
-                            Stage::Failing(progress) => progress,
-                            _ => unreachable!("just set"),
-                        }
-                    }
-                };
-                let next = match progress.after_failure(policy, timer, when, hook, budget, &error) {
-                    None => return Poll::Ready(Err(error)),
-                    Some(Duration::ZERO) => State::Due,
-                    Some(delay) => State::Backoff(timer.sleep(delay)),
-                };
-                // SAFETY: `Done` holds nothing to drop.
-                unsafe { overwrite(state.as_mut(), next) };
-            }
-            if let State::Backoff(sleep) = unsafe { state.as_mut().get_unchecked_mut() } {
-                // SAFETY: the timer lives in the pinned state and is not moved.
-                if unsafe { Pin::new_unchecked(sleep) }.poll(cx).is_pending() {
+            if let Some(waiting) = backoff.as_mut().as_pin_mut() {
+                if waiting.poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                state.set(State::Due);
+                backoff.set(None);
             }
-            if let State::Done = *state {
-                // Polled after it gave up: it has nothing more to give.
-                return Poll::Pending;
+            let running = match attempt.as_mut().as_pin_mut() {
+                Some(running) => running,
+                None => fill(attempt.as_mut(), make()),
+            };
+            let error = match running.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(value)) => {
+                    *stage = Stage::Finished;
+                    return Poll::Ready(Ok(value));
+                }
+                Poll::Ready(Err(error)) => error,
+            };
+            // The attempt is finished: drop it before deciding.
+            attempt.set(None);
+            let mut progress = match *stage {
+                Stage::Failing(progress) => progress,
+                Stage::Begun(started) => Progress { schedule: Schedule::START, started },
+                Stage::Fresh | Stage::Finished | Stage::GaveUp(_) => {
+                    Progress { schedule: Schedule::START, started: None }
+                }
+            };
+            let wait = progress.after_failure(policy, timer, when, hook, budget, &error);
+            *stage = Stage::Failing(progress);
+            match wait {
+                None => {
+                    *stage = Stage::GaveUp(progress.schedule.failed);
+                    return Poll::Ready(Err(error));
+                }
+                Some(Duration::ZERO) => {}
+                Some(delay) => {
+                    fill(backoff.as_mut(), timer.sleep(delay));
+                }
             }
         }
     }
