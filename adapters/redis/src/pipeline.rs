@@ -24,7 +24,7 @@ use std::fmt;
 use std::future::Future;
 
 use kompoz::breaker::Verdict;
-use kompoz::pipeline::{Classifier, DefaultClassifier, Layer, Layers};
+use kompoz::pipeline::{Classifier, DefaultClassifier, GuardedCall, Layer, Layers};
 use kompoz::{Clock, Error, Rejection};
 
 use crate::breaker::SharedBreaker;
@@ -48,9 +48,8 @@ impl FleetLimitLayer {
 impl<T, E, S> Layer<T, E, S> for FleetLimitLayer {
     async fn wrap<'a, R, F, Fut>(
         &'a self,
-        timer: &'a S,
         rest: &'a R,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> Result<T, Error<E>>
     where
         R: Layers<T, E, S>,
@@ -58,7 +57,7 @@ impl<T, E, S> Layer<T, E, S> for FleetLimitLayer {
         Fut: Future<Output = Result<T, E>>,
     {
         match self.limit.acquire().await {
-            Ok(_permit) => rest.run(timer, make).await,
+            Ok(_permit) => rest.run(call).await,
             Err(error) => Err(Error::Rejected(Rejection::Limit(error.into()))),
         }
     }
@@ -92,9 +91,8 @@ where
 {
     async fn wrap<'a, R, F, Fut>(
         &'a self,
-        timer: &'a S,
         rest: &'a R,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> Result<T, Error<E>>
     where
         R: Layers<T, E, S>,
@@ -106,7 +104,7 @@ where
             Err(open) => return Err(Error::Rejected(Rejection::Circuit(open))),
         };
         // Cancelled or panicking: the guard is dropped without a verdict.
-        let outcome = rest.run(timer, make).await;
+        let outcome = rest.run(call).await;
         let verdict: Verdict = self.classify.classify(&outcome);
         guard.record(verdict);
         outcome

@@ -5,7 +5,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use super::stack::{Layer, Layers};
+use super::stack::{GuardedCall, Layer, Layers};
 use crate::breaker::{BreakerGuard, Verdict};
 use crate::combinator::{AsBreaker, Rejection};
 use crate::error::Error;
@@ -60,16 +60,15 @@ where
     #[inline]
     fn wrap<'a, R, F, Fut>(
         &'a self,
-        timer: &'a S,
         rest: &'a R,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> impl Future<Output = Result<T, Error<E>>>
     where
         R: Layers<T, E, S>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        Guarded { call: None, stage: Stage::Fresh, layer: self, run: move || rest.run(timer, make) }
+        Guarded { call: None, stage: Stage::Fresh, layer: self, run: move || rest.run(call) }
     }
 }
 

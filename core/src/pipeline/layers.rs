@@ -6,7 +6,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use super::stack::{Layer, Layers, Map};
+use super::stack::{GuardedCall, Layer, Layers, Map};
 use crate::error::Error;
 use crate::time::Sleep;
 use crate::retry::fill;
@@ -23,16 +23,16 @@ impl<T, E, S: Sleep> Layer<T, E, S> for TimeoutLayer {
     #[inline]
     fn wrap<'a, R, F, Fut>(
         &'a self,
-        timer: &'a S,
         rest: &'a R,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> impl Future<Output = Result<T, Error<E>>>
     where
         R: Layers<T, E, S>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        TimeLimited { call: Some(rest.run(timer, make)), sleep: None, timer, duration: self.duration }
+        let timer = call.timer();
+        TimeLimited { call: Some(rest.run(call)), sleep: None, timer, duration: self.duration }
     }
 }
 
@@ -105,16 +105,15 @@ where
     #[inline]
     fn wrap<'a, R, F, Fut>(
         &'a self,
-        timer: &'a S,
         rest: &'a R,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> impl Future<Output = Result<T, Error<E>>>
     where
         R: Layers<T, E, S>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        Map::new(rest.run(timer, make), |result: Result<T, Error<E>>| {
+        Map::new(rest.run(call), |result: Result<T, Error<E>>| {
             Ok(result.unwrap_or_else(&self.fallback))
         })
     }

@@ -7,7 +7,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use super::stack::{Layer, Layers};
+use super::stack::{GuardedCall, Layer, Layers};
 use crate::combinator::Rejection;
 use crate::error::Error;
 use crate::limit::{AcquireError, Permit, Semaphore};
@@ -29,16 +29,15 @@ impl<T, E, S: Sleep, L: Borrow<Semaphore>> Layer<T, E, S> for LimitLayer<L> {
     #[inline]
     fn wrap<'a, R, F, Fut>(
         &'a self,
-        timer: &'a S,
         rest: &'a R,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> impl Future<Output = Result<T, Error<E>>>
     where
         R: Layers<T, E, S>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        Limited::new(self.semaphore.borrow().acquire(), move || rest.run(timer, make))
+        Limited::new(self.semaphore.borrow().acquire(), move || rest.run(call))
     }
 }
 
@@ -46,17 +45,16 @@ impl<T, E, S: Sleep, L: Borrow<Semaphore>> Layer<T, E, S> for LimitLayer<L, Dura
     #[inline]
     fn wrap<'a, R, F, Fut>(
         &'a self,
-        timer: &'a S,
         rest: &'a R,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> impl Future<Output = Result<T, Error<E>>>
     where
         R: Layers<T, E, S>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let acquire = self.semaphore.borrow().acquire_with_max_wait(timer, self.max_wait);
-        Limited::new(acquire, move || rest.run(timer, make))
+        let acquire = self.semaphore.borrow().acquire_with_max_wait(call.timer(), self.max_wait);
+        Limited::new(acquire, move || rest.run(call))
     }
 }
 

@@ -79,7 +79,7 @@ pub use breaker::{BreakerLayer, Classifier, DefaultClassifier};
 pub use layers::{FallbackLayer, TimeoutLayer};
 pub use limit::LimitLayer;
 pub use retrying::{HedgeLayer, RetryLayer};
-pub use stack::{Last, Layer, Layers, Push};
+pub use stack::{GuardedCall, Last, Layer, Layers, Push};
 
 use crate::breaker::Verdict;
 use crate::combinator::AsBreaker;
@@ -326,7 +326,8 @@ impl<T, E, S, L> Pipeline<T, E, S, L> {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.layers.run(&self.timer, &make).await
+        let call = GuardedCall::new(&self.timer, make);
+        self.layers.run(&call).await
     }
 }
 

@@ -6,7 +6,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use super::stack::{Layer, Layers};
+use super::stack::{GuardedCall, Layer, Layers};
 use crate::error::Error;
 use crate::retry::{
     Attempts, Budget, DefaultRetryIf, Hedge, NoBudget, NoHook, OnRetry, RetryIf, RetryPolicy,
@@ -34,16 +34,16 @@ where
     #[inline]
     fn wrap<'a, R, F, Fut>(
         &'a self,
-        timer: &'a S,
         rest: &'a R,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> impl Future<Output = Result<T, Error<E>>>
     where
         R: Layers<T, E, S>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        Retrying { layer: self, timer, attempt: move || rest.run(timer, make), attempts: Attempts::new() }
+        let timer = call.timer();
+        Retrying { layer: self, timer, attempt: move || rest.run(call), attempts: Attempts::new() }
     }
 }
 
@@ -106,17 +106,16 @@ where
 {
     fn wrap<'a, R, F, Fut>(
         &'a self,
-        timer: &'a S,
         rest: &'a R,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> impl Future<Output = Result<T, Error<E>>>
     where
         R: Layers<T, E, S>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        crate::retry::hedge::hedged(self.hedge.borrow(), timer, &self.budget, move || {
-            rest.run(timer, make)
+        crate::retry::hedge::hedged(self.hedge.borrow(), call.timer(), &self.budget, move || {
+            rest.run(call)
         })
     }
 }

@@ -9,18 +9,48 @@ use core::task::{Context, Poll};
 
 use crate::error::Error;
 
+/// The call a pipeline guards, as its layers see it: the factory that makes the guarded
+/// future, and the pipeline's timer. A call's future holds one; every layer's future
+/// holds a reference to it (one pointer, however many layers are stacked), and passes it
+/// on with [`Layers::run`].
+pub struct GuardedCall<'a, S, F> {
+    timer: &'a S,
+    make: F,
+}
+
+impl<'a, S, F> GuardedCall<'a, S, F> {
+    #[inline(always)]
+    pub(crate) fn new(timer: &'a S, make: F) -> Self {
+        GuardedCall { timer, make }
+    }
+
+    /// The pipeline's timer: what timeouts, backoffs and hedges wait on.
+    #[inline(always)]
+    pub fn timer(&self) -> &'a S {
+        self.timer
+    }
+}
+
+impl<S, F> fmt::Debug for GuardedCall<'_, S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardedCall").finish_non_exhaustive()
+    }
+}
+
 /// One primitive of a pipeline, wrapped around the rest of the stack.
 ///
-/// Implement it to add your own primitive (a rate limit, a cache, a metrics probe) with
+/// Implement it to add your own primitive (a cache, a metrics probe) with
 /// [`Pipeline::layer`](super::Pipeline::layer). `wrap` runs the rest of the stack with
-/// `rest.run(timer, make)`, as many times as it likes (a retry runs it again, a hedge runs
-/// several at once), and maps what it sees into the one flat [`Error`].
+/// `rest.run(call)`, as many times as it likes (a retry runs it again, a hedge runs
+/// several at once), and maps what it sees into the one flat [`Error`]. A layer's future
+/// is made when the layer outside it starts it (for the outermost, on the call's first
+/// poll).
 ///
 /// ```
 /// use core::future::Future;
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// use kompoz::Error;
-/// use kompoz::pipeline::{Layer, Layers, Pipeline};
+/// use kompoz::pipeline::{GuardedCall, Layer, Layers, Pipeline};
 ///
 /// /// Counts the calls that reach it.
 /// struct Count(AtomicU32);
@@ -28,9 +58,8 @@ use crate::error::Error;
 /// impl<T, E, S> Layer<T, E, S> for Count {
 ///     fn wrap<'a, R, F, Fut>(
 ///         &'a self,
-///         timer: &'a S,
 ///         rest: &'a R,
-///         make: &'a F,
+///         call: &'a GuardedCall<'a, S, F>,
 ///     ) -> impl Future<Output = Result<T, Error<E>>>
 ///     where
 ///         R: Layers<T, E, S>,
@@ -38,7 +67,7 @@ use crate::error::Error;
 ///         Fut: Future<Output = Result<T, E>>,
 ///     {
 ///         self.0.fetch_add(1, Ordering::Relaxed);
-///         rest.run(timer, make)
+///         rest.run(call)
 ///     }
 /// }
 ///
@@ -46,13 +75,11 @@ use crate::error::Error;
 /// assert_eq!(futures::executor::block_on(pipeline.call(|| async { Ok(7) })), Ok(7));
 /// ```
 pub trait Layer<T, E, S> {
-    /// Runs one call through this layer and the `rest` of the stack below it; `make`
-    /// makes the guarded future, `timer` is the pipeline's.
+    /// Runs one call through this layer and the `rest` of the stack below it.
     fn wrap<'a, R, F, Fut>(
         &'a self,
-        timer: &'a S,
         rest: &'a R,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> impl Future<Output = Result<T, Error<E>>>
     where
         R: Layers<T, E, S>,
@@ -65,8 +92,7 @@ pub trait Layers<T, E, S> {
     /// Runs one call through the whole stack.
     fn run<'a, F, Fut>(
         &'a self,
-        timer: &'a S,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: Fn() -> Fut,
@@ -77,14 +103,13 @@ impl<T, E, S> Layers<T, E, S> for () {
     #[inline]
     fn run<'a, F, Fut>(
         &'a self,
-        _timer: &'a S,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        Innermost { call: make() }
+        Innermost { call: (call.make)() }
     }
 }
 
@@ -96,14 +121,13 @@ where
     #[inline]
     fn run<'a, F, Fut>(
         &'a self,
-        timer: &'a S,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> impl Future<Output = Result<T, Error<E>>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.0.wrap(timer, &self.1, make)
+        self.0.wrap(&self.1, call)
     }
 }
 
