@@ -14,7 +14,7 @@ use std::mem::{size_of, size_of_val};
 use kompoz::StdClock;
 use kompoz::breaker::{BreakerGuard, CircuitBreaker};
 
-use crate::cases::breaker::{Call, ready_ok};
+use crate::cases::breaker::{Call, Failure, ready_ok};
 
 /// One row of the size table: what is measured, and `(contender, bytes)` for each
 /// contender that has such a value.
@@ -45,6 +45,17 @@ pub fn size_rows() -> Vec<SizeRow> {
     let failsafe_call = failsafe::futures::CircuitBreaker::call(&failsafe, ready_ok());
     let recloser = recloser::AsyncRecloser::from(recloser::Recloser::custom().build());
     let recloser_call = recloser.call(ready_ok());
+
+    let policy = crate::cases::retry::policy();
+    let kompoz_retry = policy.retry(StdClock, ready_ok);
+    let backon_retry = backon::Retryable::retry(ready_ok, backon::ConstantBuilder::default());
+    let mut tower_service = tower::retry::Retry::new(
+        crate::cases::retry::Attempts(2),
+        tower::service_fn(|req: u64| std::future::ready(Ok::<u64, Failure>(req))),
+    );
+    let tower_retry = tower::Service::call(&mut tower_service, 7);
+    let pipeline = crate::cases::pipeline::stacked_pipeline();
+    let pipeline_call = pipeline.call(ready_ok);
 
     vec![
         SizeRow {
@@ -119,6 +130,19 @@ pub fn size_rows() -> Vec<SizeRow> {
                 ("kompoz", size_of::<kompoz::rate::KeyedRateLimiter<u64, StdClock>>()),
                 ("governor", size_of::<governor::DefaultKeyedRateLimiter<u64>>()),
             ],
+        },
+        SizeRow {
+            what: "retry future (ready inside; tower: its response future)",
+            sizes: vec![
+                ("bare", size_of::<Ready<Call>>()),
+                ("kompoz", size_of_val(&kompoz_retry)),
+                ("backon", size_of_val(&backon_retry)),
+                ("tower", size_of_val(&tower_retry)),
+            ],
+        },
+        SizeRow {
+            what: "pipeline call future: timeout + limit + breaker + retry (ready inside)",
+            sizes: vec![("bare", size_of::<Ready<Call>>()), ("kompoz", size_of_val(&pipeline_call))],
         },
     ]
 }
