@@ -321,8 +321,6 @@ impl<Fut, T> Attempts<Fut, T> {
                 }
                 Poll::Ready(Err(error)) => error,
             };
-            // The attempt is finished: drop it before deciding.
-            attempt.set(None);
             let mut progress = match *stage {
                 Stage::Failing(progress) => progress,
                 Stage::Begun(started) => Progress { schedule: Schedule::START, started },
@@ -330,8 +328,13 @@ impl<Fut, T> Attempts<Fut, T> {
                     Progress { schedule: Schedule::START, started: None }
                 }
             };
+            // Given up until decided otherwise: if dropping the attempt, the predicate, the
+            // hook or the timer panics, the retry is abandoned (a later poll gives
+            // nothing) rather than left to forget this failure.
+            *stage = Stage::GaveUp(progress.schedule.failed.saturating_add(1));
+            // The attempt is finished: drop it before deciding.
+            attempt.set(None);
             let wait = progress.after_failure(policy, timer, when, hook, budget, &error);
-            *stage = Stage::Failing(progress);
             match wait {
                 None => {
                     *stage = Stage::GaveUp(progress.schedule.failed);
@@ -342,6 +345,7 @@ impl<Fut, T> Attempts<Fut, T> {
                     fill(backoff.as_mut(), timer.sleep(delay));
                 }
             }
+            *stage = Stage::Failing(progress);
         }
     }
 }
