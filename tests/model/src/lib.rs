@@ -21,8 +21,9 @@
 //! line of waiters, and a keyed limiter with a maximum of keys, on a clock that moves both
 //! ways), [`semaphore`] (proptest and the `semaphore_ops` fuzz target) and [`timeout`] (proptest
 //! only: a `timeout_ops` fuzz target ran 900,000 sequences and found nothing that
-//! `semaphore_ops` does not, so it was left out), and [`retry`] (proptest only: a
-//! retried call's whole schedule, through the plain-future face and the pipeline).
+//! `semaphore_ops` does not, so it was left out), and [`retry`] (proptest and the
+//! `retry_ops` fuzz target: a retried call's whole schedule, through the plain-future
+//! face and the pipeline).
 
 use core::fmt;
 
