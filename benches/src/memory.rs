@@ -142,7 +142,10 @@ pub fn size_rows() -> Vec<SizeRow> {
         },
         SizeRow {
             what: "pipeline call future: timeout + limit + breaker + retry (ready inside)",
-            sizes: vec![("bare", size_of::<Ready<Call>>()), ("kompoz", size_of_val(&pipeline_call))],
+            sizes: vec![
+                ("bare", size_of::<Ready<Call>>()),
+                ("kompoz", size_of_val(&pipeline_call)),
+            ],
         },
     ]
 }

@@ -326,9 +326,8 @@ fn a_pipeline_whose_waker_panics_gives_back_its_permit() {
     let clock = ManualClock::new();
     let runs = Cell::new(0);
     let permits = Semaphore::new(1).unwrap();
-    let pipeline = Pipeline::<u32, u32, _>::with_timer(clock.clone())
-        .retry(backoff_policy(3))
-        .limit(&permits);
+    let pipeline =
+        Pipeline::<u32, u32, _>::with_timer(clock.clone()).retry(backoff_policy(3)).limit(&permits);
     let (state, waker) = hostile();
     {
         let mut call = pin!(pipeline.call(flaky(&clock, &runs, Duration::ZERO, 3)));

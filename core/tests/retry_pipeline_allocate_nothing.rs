@@ -1,5 +1,5 @@
 //! Retries, pipelines and parallel compositions allocate nothing per call when the call
-//! succeeds first time: checked with a global allocator that counts the allocations made
+//! succeeds first time (and a pipeline's rate limit refusing a call allocates nothing): checked with a global allocator that counts the allocations made
 //! by the test thread while a probe is armed.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -12,6 +12,7 @@ use std::time::Duration;
 use kompoz::breaker::CircuitBreaker;
 use kompoz::limit::Semaphore;
 use kompoz::pipeline::Pipeline;
+use kompoz::rate::{Quota, RateLimiter};
 use kompoz::retry::{Hedge, RetryBudget, RetryPolicy};
 use kompoz::{AsyncCombinator, ManualClock, async_rule, parallel_and, parallel_or, retry_on};
 
@@ -80,6 +81,18 @@ fn first_time_successes_allocate_nothing() {
         .limit(&permits)
         .breaker(&breaker)
         .classify(|outcome| kompoz::breaker::Verdict::from(outcome.is_ok()));
+    // A quota no loop here exhausts: every call takes a cell at once.
+    let quota = Quota::per_second(1_000_000).and_then(|q| q.with_burst(1_000_000)).unwrap();
+    let limiter = RateLimiter::new(quota, clock.clone());
+    let rated = Pipeline::<u32, (), _>::with_timer(clock.clone())
+        .retry(policy)
+        .rate_limit(&limiter)
+        .max_wait(Duration::from_millis(5));
+    let rejecting = Pipeline::<u32, (), _>::with_timer(clock.clone()).rate_limit(&limiter).reject();
+    // A quota already spent: every call is refused (a rejection never allocates).
+    let spent = RateLimiter::new(Quota::per_hour(1).unwrap(), clock.clone());
+    spent.check().unwrap();
+    let refusing = Pipeline::<u32, (), _>::with_timer(clock.clone()).rate_limit(&spent).reject();
     let hedged = Pipeline::<u32, (), _>::with_timer(clock.clone()).hedge(&hedge);
     let fallback = Pipeline::<u32, (), _>::with_timer(clock.clone()).fallback(|_| 0);
     let rule = async_rule(async |n: &mut u32| *n > 0);
@@ -89,7 +102,7 @@ fn first_time_successes_allocate_nothing() {
     // Warm up anything lazily initialised outside the probe.
     assert_eq!(now(pipeline.call(|| async { Ok(1) })), Ok(1));
 
-    let cases: [(&str, &dyn Fn()); 7] = [
+    let cases: [(&str, &dyn Fn()); 10] = [
         ("plain retry", &|| {
             assert_eq!(
                 now(policy.retry(&clock, || async { Ok::<_, ()>(2) }).budget(&budget)),
@@ -98,6 +111,15 @@ fn first_time_successes_allocate_nothing() {
         }),
         ("pipeline: timeout, retry with budget, timeout, limit, breaker", &|| {
             assert_eq!(now(pipeline.call(|| async { Ok(3) })), Ok(3))
+        }),
+        ("pipeline: retry, rate limit (max wait)", &|| {
+            assert_eq!(now(rated.call(|| async { Ok(5) })), Ok(5))
+        }),
+        ("pipeline: rate limit (reject)", &|| {
+            assert_eq!(now(rejecting.call(|| async { Ok(6) })), Ok(6))
+        }),
+        ("pipeline: rate limit refusal", &|| {
+            assert!(now(refusing.call(|| async { Ok(7) })).is_err())
         }),
         ("pipeline: hedge, first attempt ready", &|| {
             assert_eq!(now(hedged.call(|| async { Ok(4) })), Ok(4))

@@ -55,6 +55,7 @@ macro_rules! conformance_suite {
             retries::retry_calls_on_retry_before_each_retry,
             retries::retry_stops_at_an_open_circuit,
             retries::pipeline_retries_timed_out_attempts,
+            retries::retry_waits_out_a_rate_refusal,
             retries::parallel_and_fails_fast_and_drops_the_rest,
             retries::parallel_or_cancels_on_success,
             rates::a_burst_then_one_cell_every_interval,

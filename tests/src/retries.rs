@@ -1,5 +1,6 @@
 //! Retry scenarios: kompoz's `AsyncRetry` behaviour (attempts, backoff, exponential,
-//! jitter, on_retry), the plain-future retry, the pipeline, and `parallel_and` /
+//! jitter, on_retry), the plain-future retry, the pipeline, a rate limit's refusal waited
+//! out exactly, and `parallel_and` /
 //! `parallel_or` with proof that the rules no longer needed are dropped.
 
 use std::sync::Arc;
@@ -9,10 +10,11 @@ use std::time::Duration;
 
 use kompoz::breaker::CircuitBreaker;
 use kompoz::pipeline::Pipeline;
+use kompoz::rate::{Quota, RateLimiter};
 use kompoz::retry::RetryPolicy;
 use kompoz::{
     AsyncCombinator, Clock, Error, Outcome, Rejection, Sleep, async_pipe, async_rule, parallel_and,
-    parallel_or, retry_on,
+    parallel_or, rate_limited_on, retry_on,
 };
 
 use crate::harness::{DropFlag, Runtime};
@@ -144,6 +146,35 @@ pub async fn pipeline_retries_timed_out_attempts<R: Runtime>(rt: &R) {
     assert_eq!(plain, Err("down"));
     let failing = pipeline.call(|| async { Err::<u32, _>("boom".to_string()) }).await;
     assert_eq!(failing, Err(Error::Inner("boom".to_string())));
+}
+
+/// A rate limit's refusal inside a retry, through the pipeline and the combinator: the
+/// retry waits exactly the time the refusal names (on simulated time; never less in real
+/// time), not its 5 s backoff, and the call then gets its cell.
+pub async fn retry_waits_out_a_rate_refusal<R: Runtime>(rt: &R) {
+    let timer = rt.timer();
+    // One cell every 200 ms.
+    let quota = Quota::per_second(5).and_then(|q| q.with_burst(1)).expect("a valid quota");
+    let limiter = RateLimiter::new(quota, rt.timer());
+    let policy = RetryPolicy::builder().max_attempts(3).backoff(Duration::from_secs(5));
+    let policy = policy.build().unwrap();
+    let pipeline =
+        Pipeline::<u32, (), _>::with_timer(rt.timer()).retry(policy).rate_limit(&limiter).reject();
+    let start = timer.now();
+    assert_eq!(pipeline.call(|| async { Ok(1) }).await, Ok(1));
+    assert_eq!(pipeline.call(|| async { Ok(2) }).await, Ok(2));
+    let waited = timer.now() - start;
+    assert!(waited >= ms(200) && waited < Duration::from_secs(5), "{waited:?}");
+    let rule = rate_limited_on(async_rule(async |n: &mut u32| *n > 0), &limiter).reject();
+    let retried = retry_on(rt.timer(), rule, policy);
+    assert_eq!(retried.run_owned(3).await, (true, 3));
+    let waited = timer.now() - start;
+    assert!(waited >= ms(400) && waited < Duration::from_secs(5), "{waited:?}");
+    if rt.simulated_time() {
+        assert_eq!(waited, ms(400), "each refusal waited out exactly");
+        assert_eq!(limiter.stats().rejected, 2);
+    }
+    assert_eq!(limiter.stats().admitted, 3);
 }
 
 /// kompoz: `parallel_and` passes when all pass; with `fail_fast` the first failure ends

@@ -8,8 +8,8 @@ use core::time::Duration;
 
 use super::stack::{GuardedCall, Layer, Layers, Map};
 use crate::error::Error;
-use crate::time::Sleep;
 use crate::retry::fill;
+use crate::time::Sleep;
 use crate::timeout::Elapsed;
 
 /// A time limit on everything inside it: made by

@@ -57,11 +57,13 @@
 //!
 //! # Cost
 //!
-//! The stack is a nest of tuples, each layer a plain struct; a call is one future whose
-//! layers are nested `async` blocks the compiler inlines: no boxing, no dynamic
-//! dispatch, and no allocation for a call that succeeds first time (hedges, when they
-//! start, are boxed). Shared pieces (a breaker, a semaphore, a budget) are borrowed or
-//! held by `Arc`, so one breaker can guard several pipelines.
+//! The stack is a nest of tuples, each layer a plain struct; a call is one future, each
+//! layer's part of it a small hand-written future that makes what is inside it only when
+//! it runs it and goes straight through when everything is ready at once: no boxing, no
+//! dynamic dispatch, and no allocation for a call that succeeds first time (hedges, when
+//! they start, are boxed) or is refused. Shared pieces (a breaker, a semaphore, a rate
+//! limiter, a budget) are borrowed or held by `Arc`, so one breaker can guard several
+//! pipelines.
 
 use core::borrow::Borrow;
 use core::fmt;
@@ -70,14 +72,18 @@ use core::marker::PhantomData;
 use core::time::Duration;
 
 mod breaker;
+mod gate;
 mod layers;
 mod limit;
+mod rate;
 mod retrying;
 mod stack;
 
 pub use breaker::{BreakerLayer, Classifier, DefaultClassifier};
+pub use gate::MaxWait;
 pub use layers::{FallbackLayer, TimeoutLayer};
 pub use limit::LimitLayer;
+pub use rate::{RateLayer, Reject};
 pub use retrying::{HedgeLayer, RetryLayer};
 pub use stack::{GuardedCall, Last, Layer, Layers, Push};
 
@@ -85,6 +91,7 @@ use crate::breaker::Verdict;
 use crate::combinator::AsBreaker;
 use crate::error::Error;
 use crate::limit::Semaphore;
+use crate::rate::AsRateLimiter;
 use crate::retry::{Budget, Decision, Hedge, RetryPolicy};
 use crate::time::Sleep;
 
@@ -179,17 +186,80 @@ impl<T, E, S, L> Pipeline<T, E, S, L> {
         self.push(LimitLayer { semaphore, max_wait: () })
     }
 
-    /// Waits at most `max_wait` for the permit of the limit just added; then the call is
-    /// rejected (`Rejection::Limit(AcquireError::WaitElapsed)`). Zero takes a permit only
-    /// if one is free.
-    pub fn max_wait<M, W>(
+    /// Waits at most `max_wait` for the permit of the limit, or the cell of the rate
+    /// limit, just added; then the call is rejected
+    /// (`Rejection::Limit(AcquireError::WaitElapsed)`, or `Rejection::Rate(..)` with the
+    /// time its cell will conform). Zero admits only at once. A rate limit refuses at once
+    /// a call whose cell cannot conform within `max_wait`.
+    pub fn max_wait(
         self,
         max_wait: Duration,
-    ) -> Pipeline<T, E, S, L::Replace<LimitLayer<M, Duration>>>
+    ) -> Pipeline<T, E, S, L::Replace<<L::Layer as MaxWait>::Bounded>>
     where
-        L: Last<Layer = LimitLayer<M, W>>,
+        L: Last,
+        L::Layer: MaxWait,
     {
-        self.map_last(|limit| LimitLayer { semaphore: limit.semaphore, max_wait })
+        self.map_last(|layer| layer.max_wait(max_wait))
+    }
+
+    /// Adds a rate limit (a [`RateLimiter`](crate::rate::RateLimiter), owned, borrowed
+    /// or in an `Arc`) around everything added after it: each call takes one cell before
+    /// anything inside starts, waiting for it in line, on the limiter's clock, as long as
+    /// it takes, unless [`max_wait`](Pipeline::max_wait) or
+    /// [`reject`](Pipeline::reject) follows. A refused call ends with
+    /// [`Error::Rejected`]`(`[`Rejection::Rate`](crate::Rejection::Rate)`(..))`, which
+    /// says when its cell will conform; a retry added before the rate limit waits exactly
+    /// that long before trying again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kompoz::pipeline::Pipeline;
+    /// use kompoz::rate::{Quota, RateLimiter};
+    /// use kompoz::retry::RetryPolicy;
+    /// use kompoz::{Clock, Error, Instant, ManualClock, Rejection};
+    ///
+    /// let clock = ManualClock::new();
+    /// // One call every 100 ms.
+    /// let limiter = RateLimiter::new(Quota::per_second(10)?.with_burst(1)?, clock.clone());
+    /// let shedding = Pipeline::<u32, (), _>::with_timer(clock.clone())
+    ///     .rate_limit(&limiter)
+    ///     .reject();
+    /// let polite = Pipeline::<u32, (), _>::with_timer(clock.clone())
+    ///     .retry(RetryPolicy::builder().max_attempts(2).build()?)
+    ///     .rate_limit(&limiter)
+    ///     .reject();
+    ///
+    /// let call = || async { Ok(7) };
+    /// assert_eq!(futures::executor::block_on(shedding.call(call)), Ok(7));
+    /// match futures::executor::block_on(shedding.call(call)) {
+    ///     Err(Error::Rejected(Rejection::Rate(refused))) => {
+    ///         assert_eq!(refused.wait, Duration::from_millis(100))
+    ///     }
+    ///     other => panic!("expected a refusal, got {other:?}"),
+    /// }
+    /// // The retry waits out the refusal's 100 ms, then the call gets its cell.
+    /// let mut call = std::pin::pin!(polite.call(call));
+    /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// use std::future::Future;
+    /// assert!(call.as_mut().poll(&mut cx).is_pending());
+    /// clock.advance(Duration::from_millis(100));
+    /// assert_eq!(call.as_mut().poll(&mut cx), std::task::Poll::Ready(Ok(7)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rate_limit<R: AsRateLimiter>(self, limiter: R) -> Pipeline<T, E, S, L::Output>
+    where
+        L: Push<RateLayer<R>>,
+    {
+        self.push(RateLayer { limiter, mode: () })
+    }
+
+    /// Makes the rate limit just added refuse a call at once when its cell does not
+    /// conform now, instead of waiting for it (a server shedding load).
+    pub fn reject<R, M>(self) -> Pipeline<T, E, S, L::Replace<RateLayer<R, Reject>>>
+    where
+        L: Last<Layer = RateLayer<R, M>>,
+    {
+        self.map_last(|layer| RateLayer { limiter: layer.limiter, mode: Reject })
     }
 
     /// Adds a circuit breaker (owned, borrowed or in an `Arc`) around everything added

@@ -8,8 +8,8 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use super::schedule::{Next, Schedule};
 use super::pinned::fill;
+use super::schedule::{Next, Schedule};
 use super::{Budget, NoBudget, NoHook, OnRetry, RetryAll, RetryIf, RetryPolicy};
 use crate::events::{Event, EventKind, Primitive, Source};
 use crate::time::{Clock, Instant, Sleep};
