@@ -250,15 +250,18 @@ fn a_wake_that_reenters_the_clock_and_the_budget_deadlocks_nothing() {
         inner_budget.deposit();
         let _ = inner_budget.available();
     }));
-    {
+    let result = {
         let flaky = flaky(&clock, &runs, Duration::ZERO, 4);
         let mut retried = pin!(policy.retry(&clock, flaky).budget(budget.as_ref()));
-        while let Poll::Pending = poll(retried.as_mut(), &waker) {
+        loop {
+            if let Poll::Ready(result) = poll(retried.as_mut(), &waker) {
+                break result;
+            }
             let next = clock.next_deadline().expect("waiting on a timer");
             clock.advance(next.saturating_duration_since(clock.now()));
         }
-    }
-    assert_eq!(runs.get(), 4, "every attempt ran");
+    };
+    assert_eq!(result, Ok(4), "every attempt ran, the last one succeeded");
     assert!(state.wakes() >= 3, "woken for each backoff");
     assert_eq!((clock.pending_timers(), state.others_alive()), (0, 0));
 }

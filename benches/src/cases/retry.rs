@@ -101,6 +101,8 @@ impl tower::retry::Policy<u64, u64, Failure> for Attempts {
         }
     }
 
+    // Written as tower's docs write it: the same code clones a request that is not `Copy`.
+    #[allow(clippy::clone_on_copy)]
     fn clone_request(&mut self, req: &u64) -> Option<u64> {
         Some(req.clone())
     }

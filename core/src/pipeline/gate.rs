@@ -81,8 +81,8 @@ where
         // auto trait).
         let this = unsafe { self.get_unchecked_mut() };
         let phase: *mut Phase<A, Fut> = &mut this.phase;
-        // SAFETY (each projection below): `phase` points to the pinned phase; the field of
-        // its current variant is never moved out.
+        // SAFETY: `phase` points to the pinned phase, borrowed uniquely through `this`; the
+        // field of its current variant is never moved out.
         if let Phase::Admitting(admit) = unsafe { &mut *phase } {
             let admit: *mut A = admit;
             // SAFETY: the admission lives in the pinned phase and is not moved.
@@ -102,6 +102,7 @@ where
                 }
             }
         }
+        // SAFETY: as above; the admission's borrow ended with its variant.
         if let Phase::Running(call) = unsafe { &mut *phase } {
             if this.held.is_some() {
                 // SAFETY: the call lives in the pinned phase and is not moved.
