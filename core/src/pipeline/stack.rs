@@ -12,7 +12,7 @@ use crate::error::Error;
 /// The call a pipeline guards, as its layers see it: the factory that makes the guarded
 /// future, and the pipeline's timer. A call's future holds one; every layer's future
 /// holds a reference to it (one pointer, however many layers are stacked), and passes it
-/// on with [`Layers::run`].
+/// on with [`Layers::run`]. [`Layer`]'s example is a layer that does.
 pub struct GuardedCall<'a, S, F> {
     timer: &'a S,
     make: F,
