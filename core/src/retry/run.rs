@@ -221,9 +221,7 @@ enum Stage {
 pub(crate) struct Attempts<Fut, T> {
     /// Where the call stands.
     stage: Stage,
-    /// Structurally pinned: the running attempt; after a success, the attempt that
-    /// succeeded, kept until the future is dropped (dropping it sooner would cost a call
-    /// to its drop glue for nothing).
+    /// Structurally pinned: the running attempt.
     attempt: Option<Fut>,
     /// Structurally pinned: the backoff's timer, while one is waited out.
     backoff: Option<T>,
@@ -317,6 +315,9 @@ impl<Fut, T> Attempts<Fut, T> {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(value)) => {
                     *stage = Stage::Finished;
+                    // Dropped where it ran, now: it may hold something until dropped (a
+                    // pooled connection) that its caller expects back with the value.
+                    attempt.set(None);
                     return Poll::Ready(Ok(value));
                 }
                 Poll::Ready(Err(error)) => error,
