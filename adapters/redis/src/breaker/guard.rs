@@ -1,13 +1,11 @@
 //! [`SharedGuard`]: permission to make one call through a [`SharedBreaker`](super::SharedBreaker).
 
 use std::fmt;
-use std::sync::atomic::Ordering;
 
 use kompoz::Clock;
 use kompoz::breaker::{BreakerGuard, Verdict};
 
-use super::BreakerShared;
-use super::reporter::Report;
+use super::{BreakerShared, OtherPass};
 
 /// How a call was let through. The closed path's pass is the local breaker's own guard,
 /// and the other passes fit beside its fields, so that a guard is three words and moves
@@ -106,26 +104,21 @@ impl<'a, C: Clock + Send + Sync> SharedGuard<'a, C> {
 
     #[inline(never)]
     fn settle(&mut self, pass: Option<Pass<'a, C>>, verdict: Verdict) {
-        let breaker = self.breaker;
-        let generation = self.generation;
-        match pass {
-            None | Some(Pass::Unguarded) => {}
-            Some(Pass::Local(guard)) => match verdict {
-                Verdict::Failure => breaker.failed(guard, generation),
-                other => guard.record(other),
-            },
-            Some(Pass::Probe(n)) => {
-                let _ = breaker.reporter.send(Report::Settle { n, generation, verdict });
-            }
-            Some(Pass::LocalProbe) => {
-                breaker.local_probes.fetch_sub(1, Ordering::AcqRel);
-                match verdict {
-                    Verdict::Success => breaker.settle_locally(true),
-                    Verdict::Failure => breaker.settle_locally(false),
-                    Verdict::Ignore => {}
+        let (breaker, generation) = (self.breaker, self.generation);
+        let other = match pass {
+            None => return,
+            Some(Pass::Local(guard)) => {
+                guard.record(verdict);
+                if verdict == Verdict::Failure {
+                    breaker.report_failure(generation);
                 }
+                return;
             }
-        }
+            Some(Pass::Probe(n)) => OtherPass::Probe(n),
+            Some(Pass::LocalProbe) => OtherPass::LocalProbe,
+            Some(Pass::Unguarded) => OtherPass::Unguarded,
+        };
+        breaker.settle_unguarded(other, generation, verdict);
     }
 }
 

@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use kompoz::breaker::{
-    BreakerBuilder, BreakerGuard, BreakerStats, CircuitBreaker, CircuitOpen, CircuitState,
+    BreakerBuilder, BreakerStats, CircuitBreaker, CircuitOpen, CircuitState, Verdict,
 };
 use kompoz::{Clock, StdClock};
 use redis::{Script, ScriptInvocation};
@@ -56,10 +56,14 @@ use crate::fleet::{Fleet, check_duration, check_name};
 
 mod combinator;
 mod guard;
+#[cfg(feature = "tower")]
+mod owned;
 mod reporter;
 
 pub use combinator::{SharedProtected, shared_circuit_breaker};
 pub use guard::SharedGuard;
+#[cfg(feature = "tower")]
+pub(crate) use owned::{Admitted, LocalBreaker, OwnedSharedGuard};
 
 use reporter::Report;
 
@@ -194,15 +198,94 @@ impl<C: Clock + Send + Sync> BreakerShared<C> {
         self.view.word.load(Ordering::Acquire) & OPEN == 0
     }
 
-    /// An ordinary call admitted while the view was closed in `generation` failed: the
-    /// local breaker records it, and the fleet hears of it (and of the local breaker
-    /// opening by itself) from the reporter.
+    /// An ordinary call admitted while the view was closed in `generation` failed, and
+    /// its guard recorded it in the local breaker: the fleet hears of it (and of the
+    /// local breaker opening by itself) from the reporter.
     #[inline(never)]
-    pub(crate) fn failed(&self, guard: BreakerGuard<'_, C>, generation: u64) {
-        guard.failure();
+    pub(crate) fn report_failure(&self, generation: u64) {
         let _ = self.reporter.send(Report::Failure { generation });
         if self.view_is_closed() && self.local.state() == CircuitState::Open {
             let _ = self.reporter.send(Report::Opened { generation });
+        }
+    }
+
+    /// Settles a call that the local breaker did not admit (a probe, fleet-wide or
+    /// local, or a call admitted unguarded).
+    pub(crate) fn settle_unguarded(&self, pass: OtherPass, generation: u64, verdict: Verdict) {
+        match pass {
+            OtherPass::Unguarded => {}
+            OtherPass::Probe(n) => {
+                let _ = self.reporter.send(Report::Settle { n, generation, verdict });
+            }
+            OtherPass::LocalProbe => {
+                self.local_probes.fetch_sub(1, Ordering::AcqRel);
+                match verdict {
+                    Verdict::Success => self.settle_locally(true),
+                    Verdict::Failure => self.settle_locally(false),
+                    Verdict::Ignore => {}
+                }
+            }
+        }
+    }
+
+    /// Whether the view's open period is still running: a call is rejected without
+    /// asking Redis.
+    pub(crate) fn open_period_rejects(&self) -> bool {
+        let until = kompoz::Instant::from_nanos(self.view.until.load(Ordering::Acquire));
+        self.local.clock().now() < until
+    }
+
+    /// What the fleet decides for a call while the view is open: rejected until the open
+    /// period has passed; then a probe lease from Redis (one round trip), or, if Redis is
+    /// unreachable, what the degradation mode says.
+    pub(crate) async fn decide_open(&self) -> Result<OpenDecision, CircuitOpen> {
+        if self.open_period_rejects() {
+            return Err(CircuitOpen { state: CircuitState::Open });
+        }
+        let half_open = Err(CircuitOpen { state: CircuitState::HalfOpen });
+        let link = &self.fleet.link;
+        if link.is_up() {
+            let (n, id) = self.fleet.new_id();
+            let mut call = scripts().probe.prepare_invoke();
+            self.keys(&mut call);
+            call.arg("")
+                .arg(id.as_str())
+                .arg(self.config.half_open_max_calls)
+                .arg(crate::limit::micros(self.config.probe_lease));
+            // Until the reply is read, Redis may have granted `id` a lease that nobody
+            // holds: if this future is dropped meanwhile (a caller's timeout, a select)
+            // or the reply is lost, the lease is given back (`SETTLE` as abandoned)
+            // instead of taking one of the fleet's probe slots for a whole lease time.
+            let mut in_flight = ProbeInFlight { breaker: self, n, armed: true };
+            let reply = link.eval::<(i64, u64, u64)>(&call).await;
+            in_flight.armed = reply.is_err();
+            drop(in_flight);
+            match reply {
+                Ok((1, generation, _)) => return Ok(OpenDecision::Probe { n, generation }),
+                Ok((verdict, generation, remaining)) => {
+                    let open = verdict != 0;
+                    self.apply(generation, open, Duration::from_micros(remaining), false);
+                    if !open {
+                        // The fleet closed meanwhile: an ordinary call.
+                        return Ok(OpenDecision::Closed { generation: self.seen_generation() });
+                    }
+                    let state =
+                        if verdict == -1 { CircuitState::Open } else { CircuitState::HalfOpen };
+                    return Err(CircuitOpen { state });
+                }
+                Err(_) => {}
+            }
+        }
+        match self.config.degradation {
+            Degradation::Local => {
+                let taken =
+                    self.local_probes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < self.config.half_open_max_calls).then_some(n + 1)
+                    });
+                if taken.is_ok() { Ok(OpenDecision::LocalProbe) } else { half_open }
+            }
+            Degradation::FailOpen => Ok(OpenDecision::Unguarded),
+            Degradation::FailClosed => half_open,
         }
     }
 
@@ -255,6 +338,27 @@ impl<C: Clock + Send + Sync> BreakerShared<C> {
             self.local.reset();
         }
     }
+}
+
+/// What the fleet decided for a call while the view was open.
+pub(crate) enum OpenDecision {
+    /// The fleet had closed meanwhile (seen in `generation`): an ordinary call, for the
+    /// local breaker to admit.
+    Closed { generation: u64 },
+    /// A fleet-wide probe, holding the probe lease `n` of `generation`.
+    Probe { n: u64, generation: u64 },
+    /// A probe admitted locally while Redis was unreachable (`Degradation::Local`).
+    LocalProbe,
+    /// Admitted without a probe lease while Redis was unreachable (`FailOpen`).
+    Unguarded,
+}
+
+/// A call the local breaker did not admit, as its guard keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OtherPass {
+    Probe(u64),
+    LocalProbe,
+    Unguarded,
 }
 
 impl Fleet {
@@ -529,7 +633,11 @@ impl<C: Clock + Send + Sync> SharedBreaker<C> {
     fn admit_flagged(&self, word: u64) -> Option<Admission<'_, C>> {
         let shared = &*self.shared;
         if word & OPEN != 0 {
-            return None;
+            // Rejected at once until the open period has passed: no round trip, and no
+            // allocation for a rejection.
+            return shared
+                .open_period_rejects()
+                .then_some(Err(CircuitOpen { state: CircuitState::Open }));
         }
         if !shared.fleet.link.is_up() {
             return Some(Err(CircuitOpen { state: CircuitState::Open }));
@@ -551,61 +659,17 @@ impl<C: Clock + Send + Sync> SharedBreaker<C> {
     }
 
     #[cold]
-    async fn admit_open(&self) -> Result<SharedGuard<'_, C>, CircuitOpen> {
+    async fn admit_open(&self) -> Admission<'_, C> {
         let shared = &*self.shared;
-        let until = kompoz::Instant::from_nanos(shared.view.until.load(Ordering::Acquire));
-        if shared.local.clock().now() < until {
-            return Err(CircuitOpen { state: CircuitState::Open });
-        }
-        let half_open = Err(CircuitOpen { state: CircuitState::HalfOpen });
-        let link = &shared.fleet.link;
-        if link.is_up() {
-            let (n, id) = shared.fleet.new_id();
-            let mut call = scripts().probe.prepare_invoke();
-            shared.keys(&mut call);
-            call.arg("")
-                .arg(id.as_str())
-                .arg(shared.config.half_open_max_calls)
-                .arg(crate::limit::micros(shared.config.probe_lease));
-            // Until the reply is read, Redis may have granted `id` a lease that nobody
-            // holds: if this future is dropped meanwhile (a caller's timeout, a select)
-            // or the reply is lost, the lease is given back (`SETTLE` as abandoned)
-            // instead of taking one of the fleet's probe slots for a whole lease time.
-            let mut in_flight = ProbeInFlight { breaker: shared, n, armed: true };
-            let reply = link.eval::<(i64, u64, u64)>(&call).await;
-            in_flight.armed = reply.is_err();
-            drop(in_flight);
-            match reply {
-                Ok((1, generation, _)) => return Ok(SharedGuard::probe(shared, n, generation)),
-                Ok((verdict, generation, remaining)) => {
-                    let open = verdict != 0;
-                    shared.apply(generation, open, Duration::from_micros(remaining), false);
-                    if !open {
-                        // The fleet closed meanwhile: an ordinary call.
-                        let generation = shared.seen_generation();
-                        return shared
-                            .local
-                            .try_acquire()
-                            .map(|guard| SharedGuard::local(shared, guard, generation));
-                    }
-                    let state =
-                        if verdict == -1 { CircuitState::Open } else { CircuitState::HalfOpen };
-                    return Err(CircuitOpen { state });
-                }
-                Err(_) => {}
+        Ok(match shared.decide_open().await? {
+            OpenDecision::Closed { generation } => {
+                let guard = shared.local.try_acquire()?;
+                SharedGuard::local(shared, guard, generation)
             }
-        }
-        match shared.config.degradation {
-            Degradation::Local => {
-                let taken =
-                    shared.local_probes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                        (n < shared.config.half_open_max_calls).then_some(n + 1)
-                    });
-                if taken.is_ok() { Ok(SharedGuard::local_probe(shared)) } else { half_open }
-            }
-            Degradation::FailOpen => Ok(SharedGuard::unguarded(shared)),
-            Degradation::FailClosed => half_open,
-        }
+            OpenDecision::Probe { n, generation } => SharedGuard::probe(shared, n, generation),
+            OpenDecision::LocalProbe => SharedGuard::local_probe(shared),
+            OpenDecision::Unguarded => SharedGuard::unguarded(shared),
+        })
     }
 
     /// Runs `future` through the breaker: `Err` counts as a failure, `Ok` as a success;
@@ -627,7 +691,10 @@ impl<C: Clock + Send + Sync> SharedBreaker<C> {
             let result = future.await;
             match result {
                 Ok(_) => guard.success(),
-                Err(_) => shared.failed(guard, word >> GENERATION_SHIFT),
+                Err(_) => {
+                    guard.failure();
+                    shared.report_failure(word >> GENERATION_SHIFT);
+                }
             }
             return result.map_err(CallError::Inner);
         }

@@ -96,6 +96,12 @@ impl<C: Clock> FleetRateLimiter<C> {
         self.shared.rejection(error)
     }
 
+    /// A refusal as kompoz's keyed error (for the tower layers).
+    #[cfg(feature = "tower")]
+    pub(crate) fn keyed_error(&self, error: RateError) -> kompoz::rate::KeyedError {
+        self.shared.keyed_error(error)
+    }
+
     /// The quota.
     pub fn quota(&self) -> Quota {
         self.shared.quota
@@ -153,6 +159,12 @@ impl<C: Clock> FleetKeyedRateLimiter<C> {
     /// Asks for `cells` of `key`'s quota, and tells how they were admitted.
     pub async fn check_detailed(&self, key: &str, cells: u32) -> Result<Admitted, RateError> {
         self.shared.check(Some(key), cells).await
+    }
+
+    /// A refusal as kompoz's keyed error (for the tower layers).
+    #[cfg(feature = "tower")]
+    pub(crate) fn keyed_error(&self, error: RateError) -> kompoz::rate::KeyedError {
+        self.shared.keyed_error(error)
     }
 
     /// The quota each key gets.

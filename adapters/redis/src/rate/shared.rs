@@ -123,13 +123,35 @@ impl<C: Clock> RateShared<C> {
         RateLimited { earliest: self.clock().now().saturating_add(wait), wait }
     }
 
-    /// A refusal as a guard's rejection, for the pipeline and the combinator. A limit
-    /// that fails closed while Redis is unreachable is rate limited until the link may be
-    /// back: the fleet's first reconnection delay.
-    pub(super) fn rejection(&self, error: RateError) -> Rejection {
+    /// The wait a refusal carries: Redis's, or, for a limit that fails closed while Redis
+    /// is unreachable, until the link may be back (the fleet's first reconnection delay).
+    /// A request that can never conform (more cells than the burst) waits forever.
+    fn limited(&self, error: RateError) -> RateLimited {
         match error {
-            RateError::Limited(limited) => Rejection::Rate(limited),
-            _ => Rejection::Rate(self.limited_for(self.fleet.reconnect_delay)),
+            RateError::Limited(limited) => limited,
+            RateError::Unavailable | RateError::TooManyKeys(_) => {
+                self.limited_for(self.fleet.reconnect_delay)
+            }
+            RateError::ExceedsBurst(_) => {
+                RateLimited { earliest: kompoz::Instant::MAX, wait: Duration::MAX }
+            }
+        }
+    }
+
+    /// A refusal as a guard's rejection, for the pipeline and the combinator (which ask
+    /// for one cell of a direct limit: refused only for the rate, or failing closed).
+    pub(super) fn rejection(&self, error: RateError) -> Rejection {
+        Rejection::Rate(self.limited(error))
+    }
+
+    /// A refusal as kompoz's keyed error, for the tower layers.
+    #[cfg(feature = "tower")]
+    pub(super) fn keyed_error(&self, error: RateError) -> kompoz::rate::KeyedError {
+        use kompoz::rate::KeyedError;
+        match error {
+            RateError::ExceedsBurst(exceeds) => KeyedError::ExceedsBurst(exceeds),
+            RateError::TooManyKeys(full) => KeyedError::TooManyKeys(full),
+            other => KeyedError::RateLimited(self.limited(other)),
         }
     }
 
