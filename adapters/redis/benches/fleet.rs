@@ -173,7 +173,7 @@ fn main() {
         for (round, tasks) in [1usize, 16].into_iter().enumerate() {
             // A quota far above what a loopback Redis serves: every check is admitted.
             let limiter = fleet
-                .rate_limit(format!("bench-rate-{round}"), 1_000_000_000, Duration::from_secs(1))
+                .rate_limit(format!("bench-rate-{round}"), kompoz::rate::Quota::per_second(1_000_000_000).unwrap())
                 .degradation(Degradation::FailClosed)
                 .build()
                 .unwrap();

@@ -62,6 +62,9 @@ pub(crate) struct Shared {
     pub(crate) prefix: String,
     /// This process's id in the fleet: prefixes every lease and ticket it creates.
     pub(crate) instance: String,
+    /// The first delay before a reconnection attempt: the soonest a link that went down
+    /// may be back.
+    pub(crate) reconnect_delay: Duration,
     next_id: AtomicU64,
     tasks: Vec<tokio::task::AbortHandle>,
 }
@@ -229,6 +232,7 @@ impl FleetBuilder {
                 notifier,
                 prefix: self.prefix,
                 instance,
+                reconnect_delay: self.backoff.min,
                 next_id: AtomicU64::new(0),
                 tasks,
             }),

@@ -50,6 +50,9 @@ mod notify;
 pub mod pipeline;
 pub mod rate;
 pub mod scripts;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 pub use breaker::SharedBreaker;
 pub use degrade::Degradation;

@@ -5,15 +5,18 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use kompoz::pipeline::Pipeline;
+//! use kompoz::rate::Quota;
 //! use kompoz_redis::Fleet;
-//! use kompoz_redis::pipeline::{FleetLimitLayer, SharedBreakerLayer};
+//! use kompoz_redis::pipeline::{FleetLimitLayer, FleetRateLayer, SharedBreakerLayer};
 //!
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let fleet = Fleet::builder("redis://127.0.0.1:6379").build()?;
+//! let quota = fleet.rate_limit("search", Quota::per_second(100)?).build()?;
 //! let limit = fleet.limit("search", 10).build()?;
 //! let breaker = fleet.breaker("search").build()?;
 //! let pipeline = Pipeline::<u32, std::io::Error, _>::with_timer(kompoz_tokio::TokioClock)
 //!     .timeout(Duration::from_secs(1))
+//!     .layer(FleetRateLayer::new(quota).max_wait(Duration::from_millis(100)))
 //!     .layer(SharedBreakerLayer::new(breaker))
 //!     .layer(FleetLimitLayer::new(limit));
 //! assert_eq!(pipeline.call(|| async { Ok(7) }).await?, 7);
@@ -22,6 +25,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::time::Duration;
 
 use kompoz::breaker::Verdict;
 use kompoz::pipeline::{Classifier, DefaultClassifier, GuardedCall, Layer, Layers};
@@ -29,6 +33,8 @@ use kompoz::{Clock, Error, Rejection};
 
 use crate::breaker::SharedBreaker;
 use crate::limit::FleetLimit;
+use crate::rate::FleetRateLimiter;
+use crate::rate::combinator::Mode;
 
 /// A fleet-wide concurrency limit as a pipeline layer: holds a fleet permit around the
 /// rest of the stack (waiting at most the limit's `max_wait`). A refusal is
@@ -59,6 +65,73 @@ impl<T, E, S> Layer<T, E, S> for FleetLimitLayer {
         match self.limit.acquire().await {
             Ok(_permit) => rest.run(call).await,
             Err(error) => Err(Error::Rejected(Rejection::Limit(error.into()))),
+        }
+    }
+}
+
+/// A fleet-wide rate limit as a pipeline layer: each call through the rest of the stack
+/// takes one cell of the fleet's quota first, waiting for it (sleeping the wait Redis
+/// reports) unless told otherwise with [`reject`](FleetRateLayer::reject) or
+/// [`max_wait`](FleetRateLayer::max_wait). A refusal is
+/// [`Error::Rejected`]`(`[`Rejection::Rate`]`(..))`, carrying when to retry: a retry
+/// layer outside it waits exactly that long.
+pub struct FleetRateLayer<C: Clock> {
+    limiter: FleetRateLimiter<C>,
+    mode: Mode,
+}
+
+impl<C: Clock> FleetRateLayer<C> {
+    /// The layer of `limiter`, waiting for a cell as long as it takes.
+    pub fn new(limiter: FleetRateLimiter<C>) -> Self {
+        FleetRateLayer { limiter, mode: Mode::Wait }
+    }
+
+    /// Refuses a call at once when its cell does not conform now.
+    pub fn reject(self) -> Self {
+        FleetRateLayer { mode: Mode::Reject, ..self }
+    }
+
+    /// Waits at most `max_wait` for the cell; then the call is refused.
+    pub fn max_wait(self, max_wait: Duration) -> Self {
+        FleetRateLayer { mode: Mode::MaxWait(max_wait), ..self }
+    }
+
+    /// The limiter.
+    pub fn limiter(&self) -> &FleetRateLimiter<C> {
+        &self.limiter
+    }
+}
+
+impl<C: Clock> Clone for FleetRateLayer<C> {
+    fn clone(&self) -> Self {
+        FleetRateLayer { limiter: self.limiter.clone(), mode: self.mode }
+    }
+}
+
+impl<C: Clock> fmt::Debug for FleetRateLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FleetRateLayer")
+            .field("limiter", &self.limiter)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl<T, E, S, C: Clock> Layer<T, E, S> for FleetRateLayer<C> {
+    async fn wrap<'a, R, F, Fut>(
+        &'a self,
+        timer: &'a S,
+        rest: &'a R,
+        make: &'a F,
+    ) -> Result<T, Error<E>>
+    where
+        R: Layers<T, E, S>,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        match self.mode.admit(&self.limiter).await {
+            Ok(()) => rest.run(timer, make).await,
+            Err(error) => Err(Error::Rejected(self.limiter.rejection(error))),
         }
     }
 }

@@ -435,8 +435,12 @@ async fn rate(server: &RedisServer) -> Result<String, String> {
 async fn rate_worker(url: &str, log: &Path) {
     let fleet = Fleet::builder(url).call_timeout(Duration::from_secs(2)).build().unwrap();
     let limiter = fleet
-        .rate_limit("quota", RATE_PER_SECOND, Duration::from_secs(1))
-        .burst(RATE_BURST)
+        .rate_limit(
+            "quota",
+            kompoz::rate::Quota::per_second(RATE_PER_SECOND)
+                .and_then(|quota| quota.with_burst(RATE_BURST))
+                .unwrap(),
+        )
         .degradation(Degradation::FailClosed)
         .build()
         .unwrap();
@@ -449,8 +453,8 @@ async fn rate_worker(url: &str, log: &Path) {
                 while tokio::time::Instant::now() < until {
                     match limiter.check_detailed(1).await {
                         Ok(admitted) => decided.lock().unwrap().extend(admitted.decided_at),
-                        Err(kompoz_redis::rate::RateError::Limited { wait }) => {
-                            tokio::time::sleep(wait).await
+                        Err(kompoz_redis::rate::RateError::Limited(limited)) => {
+                            tokio::time::sleep(limited.wait).await
                         }
                         Err(other) => panic!("{other}"),
                     }

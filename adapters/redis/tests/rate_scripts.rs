@@ -1,31 +1,19 @@
-//! The GCRA script against a real Redis, decision for decision against the reference
-//! arithmetic, on instants the test chooses: fresh and idle limiters, bursts, the end of
+//! The GCRA script against a real Redis, decision for decision against kompoz's reference
+//! model of the arithmetic (`kompoz_model::rate::gcra`), on instants the test chooses: fresh and idle limiters, bursts, the end of
 //! the 64-bit range, reservations and charges.
 
 mod support;
 
+use kompoz_model::rate::Decision;
 use kompoz_redis::scripts::RATE_GCRA;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, Script};
 use support::RedisServer;
 
-/// The reference decision: kompoz's GCRA arithmetic, in 128-bit integers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Decision {
-    Conform(u64),
-    Wait(u64),
-}
-
+/// The reference decision: the reference model of kompoz's rate limiters
+/// (`kompoz_model::rate`), with nothing queued ahead (the fleet limiter has no line).
 fn reference(tat: u64, now: u64, cells: u32, interval: u64, burst: u32) -> Decision {
-    let (interval, tolerance) = (u128::from(interval), u128::from(interval) * u128::from(burst));
-    let own = u128::from(tat.max(now)) + u128::from(cells) * interval;
-    if own > u128::from(u64::MAX) {
-        Decision::Wait(u64::MAX)
-    } else if own <= u128::from(now) + tolerance {
-        Decision::Conform(own as u64)
-    } else {
-        Decision::Wait((own - tolerance).min(u128::from(u64::MAX)) as u64)
-    }
+    kompoz_model::rate::gcra(tat, now, 0, cells, interval, burst)
 }
 
 struct Gcra {

@@ -43,7 +43,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use kompoz::breaker::{BreakerBuilder, BreakerStats, CircuitBreaker, CircuitOpen, CircuitState};
+use kompoz::breaker::{
+    BreakerBuilder, BreakerStats, CircuitBreaker, CircuitOpen, CircuitState, Verdict,
+};
 use kompoz::{Clock, StdClock};
 use redis::{Script, ScriptInvocation};
 use tokio::sync::mpsc;
@@ -54,10 +56,14 @@ use crate::fleet::{Fleet, check_duration, check_name};
 
 mod combinator;
 mod guard;
+#[cfg(feature = "tower")]
+mod owned;
 mod reporter;
 
 pub use combinator::{SharedProtected, shared_circuit_breaker};
 pub use guard::SharedGuard;
+#[cfg(feature = "tower")]
+pub(crate) use owned::{Admitted, LocalBreaker, OwnedSharedGuard};
 
 use reporter::Report;
 
@@ -78,9 +84,17 @@ pub(crate) fn scripts() -> &'static Scripts {
     })
 }
 
-/// The view's word: the generation seen, shifted left once, and this bit while open
-/// (half-open from `until` on). One load tells a closed call all it needs.
+/// The view's word: the generation seen, shifted left by [`GENERATION_SHIFT`], this bit
+/// while open (half-open from `until` on), and [`FAILS_CLOSED`]. One load, and one test of
+/// [`FLAGS`], tell a closed call all it needs.
 const OPEN: u64 = 1;
+/// Set for the breaker's life when it fails closed: its closed path must also ask whether
+/// the link is up. Clear (the default, `Local`), the closed path is the view's load and
+/// the local breaker's own admission.
+const FAILS_CLOSED: u64 = 2;
+/// The bits that send an admission off the closed path.
+const FLAGS: u64 = OPEN | FAILS_CLOSED;
+const GENERATION_SHIFT: u32 = 2;
 
 /// This process's view of the fleet's circuit.
 struct View {
@@ -173,7 +187,7 @@ impl<C: Clock + Send + Sync> BreakerShared<C> {
     }
 
     pub(crate) fn seen_generation(&self) -> u64 {
-        self.view.word.load(Ordering::Acquire) >> 1
+        self.view.word.load(Ordering::Acquire) >> GENERATION_SHIFT
     }
 
     pub(crate) fn view_until(&self) -> u64 {
@@ -184,12 +198,103 @@ impl<C: Clock + Send + Sync> BreakerShared<C> {
         self.view.word.load(Ordering::Acquire) & OPEN == 0
     }
 
+    /// An ordinary call admitted while the view was closed in `generation` failed, and
+    /// its guard recorded it in the local breaker: the fleet hears of it (and of the
+    /// local breaker opening by itself) from the reporter.
+    #[inline(never)]
+    pub(crate) fn report_failure(&self, generation: u64) {
+        let _ = self.reporter.send(Report::Failure { generation });
+        if self.view_is_closed() && self.local.state() == CircuitState::Open {
+            let _ = self.reporter.send(Report::Opened { generation });
+        }
+    }
+
+    /// Settles a call that the local breaker did not admit (a probe, fleet-wide or
+    /// local, or a call admitted unguarded).
+    pub(crate) fn settle_unguarded(&self, pass: OtherPass, generation: u64, verdict: Verdict) {
+        match pass {
+            OtherPass::Unguarded => {}
+            OtherPass::Probe(n) => {
+                let _ = self.reporter.send(Report::Settle { n, generation, verdict });
+            }
+            OtherPass::LocalProbe => {
+                self.local_probes.fetch_sub(1, Ordering::AcqRel);
+                match verdict {
+                    Verdict::Success => self.settle_locally(true),
+                    Verdict::Failure => self.settle_locally(false),
+                    Verdict::Ignore => {}
+                }
+            }
+        }
+    }
+
+    /// Whether the view's open period is still running: a call is rejected without
+    /// asking Redis.
+    pub(crate) fn open_period_rejects(&self) -> bool {
+        let until = kompoz::Instant::from_nanos(self.view.until.load(Ordering::Acquire));
+        self.local.clock().now() < until
+    }
+
+    /// What the fleet decides for a call while the view is open: rejected until the open
+    /// period has passed; then a probe lease from Redis (one round trip), or, if Redis is
+    /// unreachable, what the degradation mode says.
+    pub(crate) async fn decide_open(&self) -> Result<OpenDecision, CircuitOpen> {
+        if self.open_period_rejects() {
+            return Err(CircuitOpen { state: CircuitState::Open });
+        }
+        let half_open = Err(CircuitOpen { state: CircuitState::HalfOpen });
+        let link = &self.fleet.link;
+        if link.is_up() {
+            let (n, id) = self.fleet.new_id();
+            let mut call = scripts().probe.prepare_invoke();
+            self.keys(&mut call);
+            call.arg("")
+                .arg(id.as_str())
+                .arg(self.config.half_open_max_calls)
+                .arg(crate::limit::micros(self.config.probe_lease));
+            // Until the reply is read, Redis may have granted `id` a lease that nobody
+            // holds: if this future is dropped meanwhile (a caller's timeout, a select)
+            // or the reply is lost, the lease is given back (`SETTLE` as abandoned)
+            // instead of taking one of the fleet's probe slots for a whole lease time.
+            let mut in_flight = ProbeInFlight { breaker: self, n, armed: true };
+            let reply = link.eval::<(i64, u64, u64)>(&call).await;
+            in_flight.armed = reply.is_err();
+            drop(in_flight);
+            match reply {
+                Ok((1, generation, _)) => return Ok(OpenDecision::Probe { n, generation }),
+                Ok((verdict, generation, remaining)) => {
+                    let open = verdict != 0;
+                    self.apply(generation, open, Duration::from_micros(remaining), false);
+                    if !open {
+                        // The fleet closed meanwhile: an ordinary call.
+                        return Ok(OpenDecision::Closed { generation: self.seen_generation() });
+                    }
+                    let state =
+                        if verdict == -1 { CircuitState::Open } else { CircuitState::HalfOpen };
+                    return Err(CircuitOpen { state });
+                }
+                Err(_) => {}
+            }
+        }
+        match self.config.degradation {
+            Degradation::Local => {
+                let taken =
+                    self.local_probes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < self.config.half_open_max_calls).then_some(n + 1)
+                    });
+                if taken.is_ok() { Ok(OpenDecision::LocalProbe) } else { half_open }
+            }
+            Degradation::FailOpen => Ok(OpenDecision::Unguarded),
+            Degradation::FailClosed => half_open,
+        }
+    }
+
     /// Moves the view to what Redis said, if it is newer (or, with `resync`, whatever it
     /// is: Redis may have restarted and counted from zero again).
     pub(crate) fn apply(&self, generation: u64, open: bool, remaining: Duration, resync: bool) {
         let _update = self.view.update.lock().unwrap_or_else(PoisonError::into_inner);
         let word = self.view.word.load(Ordering::Acquire);
-        let (seen, was_open) = (word >> 1, word & OPEN != 0);
+        let (seen, was_open) = (word >> GENERATION_SHIFT, word & OPEN != 0);
         let same = generation == seen && was_open == open;
         if generation < seen && !resync {
             // A late message, or a Redis that lost the circuit (a failover to a replica
@@ -201,15 +306,16 @@ impl<C: Clock + Send + Sync> BreakerShared<C> {
         if same || (generation < seen && !resync) || (generation == seen && !resync) {
             return;
         }
+        let next = generation << GENERATION_SHIFT | word & FAILS_CLOSED;
         if open {
             let until = self.local.clock().now().saturating_add(remaining);
             self.view.until.store(until.as_nanos(), Ordering::Release);
             self.local_probes.store(0, Ordering::Release);
             self.local_successes.store(0, Ordering::Release);
-            self.view.word.store(generation << 1 | OPEN, Ordering::Release);
+            self.view.word.store(next | OPEN, Ordering::Release);
             self.local.force_open();
         } else {
-            self.view.word.store(generation << 1, Ordering::Release);
+            self.view.word.store(next, Ordering::Release);
             self.local.reset();
         }
     }
@@ -232,6 +338,27 @@ impl<C: Clock + Send + Sync> BreakerShared<C> {
             self.local.reset();
         }
     }
+}
+
+/// What the fleet decided for a call while the view was open.
+pub(crate) enum OpenDecision {
+    /// The fleet had closed meanwhile (seen in `generation`): an ordinary call, for the
+    /// local breaker to admit.
+    Closed { generation: u64 },
+    /// A fleet-wide probe, holding the probe lease `n` of `generation`.
+    Probe { n: u64, generation: u64 },
+    /// A probe admitted locally while Redis was unreachable (`Degradation::Local`).
+    LocalProbe,
+    /// Admitted without a probe lease while Redis was unreachable (`FailOpen`).
+    Unguarded,
+}
+
+/// A call the local breaker did not admit, as its guard keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OtherPass {
+    Probe(u64),
+    LocalProbe,
+    Unguarded,
 }
 
 impl Fleet {
@@ -420,10 +547,12 @@ impl SharedBreakerBuilder {
             degradation: self.degradation,
         };
         let (reporter, orders) = mpsc::unbounded_channel();
+        let fails_closed =
+            if config.degradation == Degradation::FailClosed { FAILS_CLOSED } else { 0 };
         let shared = Arc::new(BreakerShared {
             local,
             view: View {
-                word: AtomicU64::new(0),
+                word: AtomicU64::new(fails_closed),
                 until: AtomicU64::new(0),
                 update: Mutex::new(()),
             },
@@ -472,118 +601,118 @@ impl fmt::Debug for SharedBreakerBuilder {
 impl<C: Clock + Send + Sync> SharedBreaker<C> {
     /// Asks to make a call. While the fleet's circuit is closed this is the local
     /// breaker's admission and touches Redis zero times (the returned future is ready at
-    /// once); once its open period has passed, it asks Redis for a probe lease (one round
-    /// trip). Fails with [`CircuitOpen`].
-    #[inline(always)]
+    /// its first poll); once its open period has passed, it asks Redis for a probe lease
+    /// (one round trip). Fails with [`CircuitOpen`]. Admission happens when the future is
+    /// first polled.
+    #[inline]
     pub fn try_acquire(&self) -> TryAcquire<'_, C> {
-        match self.admit_closed() {
-            Some(admission) => TryAcquire::ready(admission),
-            None => self.probing(),
-        }
+        TryAcquire { breaker: self, probing: None, done: false }
     }
 
-    /// The future of an admission while the view is open: kept out of line, so that the
-    /// closed path's frame stays small.
-    #[cold]
-    #[inline(never)]
-    fn probing(&self) -> TryAcquire<'_, C> {
-        TryAcquire { ready: None, probing: Some(Box::pin(self.admit_open())) }
-    }
-
-    /// Admission while the view is closed: `None` if it is open (the fleet decides).
+    /// Admission without waiting: `None` if the view is open (the fleet decides, with a
+    /// round trip). The closed path: one load of the view, one test, and the local
+    /// breaker's own admission.
     #[inline(always)]
-    fn admit_closed(&self) -> Option<Admission<'_, C>> {
+    fn admit(&self) -> Option<Admission<'_, C>> {
         let shared = &*self.shared;
         let word = shared.view.word.load(Ordering::Acquire);
-        if word & OPEN != 0 {
-            return None;
+        if word & FLAGS != 0 {
+            return self.admit_flagged(word);
         }
-        if shared.config.degradation == Degradation::FailClosed && !shared.fleet.link.is_up() {
+        Some(
+            shared
+                .local
+                .try_acquire()
+                .map(|guard| SharedGuard::local(shared, guard, word >> GENERATION_SHIFT)),
+        )
+    }
+
+    /// Admission when the view is open, or the breaker fails closed.
+    #[cold]
+    #[inline(never)]
+    fn admit_flagged(&self, word: u64) -> Option<Admission<'_, C>> {
+        let shared = &*self.shared;
+        if word & OPEN != 0 {
+            // Rejected at once until the open period has passed: no round trip, and no
+            // allocation for a rejection.
+            return shared
+                .open_period_rejects()
+                .then_some(Err(CircuitOpen { state: CircuitState::Open }));
+        }
+        if !shared.fleet.link.is_up() {
             return Some(Err(CircuitOpen { state: CircuitState::Open }));
         }
-        let generation = word >> 1;
-        Some(shared.local.try_acquire().map(|guard| SharedGuard::local(shared, guard, generation)))
+        Some(
+            shared
+                .local
+                .try_acquire()
+                .map(|guard| SharedGuard::local(shared, guard, word >> GENERATION_SHIFT)),
+        )
+    }
+
+    /// The round trip for a probe lease, while the view is open: boxed, so that the
+    /// closed path's futures stay small.
+    #[cold]
+    #[inline(never)]
+    fn probing(&self) -> Probing<'_, C> {
+        Box::pin(self.admit_open())
     }
 
     #[cold]
-    async fn admit_open(&self) -> Result<SharedGuard<'_, C>, CircuitOpen> {
+    async fn admit_open(&self) -> Admission<'_, C> {
         let shared = &*self.shared;
-        let until = kompoz::Instant::from_nanos(shared.view.until.load(Ordering::Acquire));
-        if shared.local.clock().now() < until {
-            return Err(CircuitOpen { state: CircuitState::Open });
-        }
-        let half_open = Err(CircuitOpen { state: CircuitState::HalfOpen });
-        let link = &shared.fleet.link;
-        if link.is_up() {
-            let (n, id) = shared.fleet.new_id();
-            let mut call = scripts().probe.prepare_invoke();
-            shared.keys(&mut call);
-            call.arg("")
-                .arg(id.as_str())
-                .arg(shared.config.half_open_max_calls)
-                .arg(crate::limit::micros(shared.config.probe_lease));
-            // Until the reply is read, Redis may have granted `id` a lease that nobody
-            // holds: if this future is dropped meanwhile (a caller's timeout, a select)
-            // or the reply is lost, the lease is given back (`SETTLE` as abandoned)
-            // instead of taking one of the fleet's probe slots for a whole lease time.
-            let mut in_flight = ProbeInFlight { breaker: shared, n, armed: true };
-            let reply = link.eval::<(i64, u64, u64)>(&call).await;
-            in_flight.armed = reply.is_err();
-            drop(in_flight);
-            match reply {
-                Ok((1, generation, _)) => return Ok(SharedGuard::probe(shared, n, generation)),
-                Ok((verdict, generation, remaining)) => {
-                    let open = verdict != 0;
-                    shared.apply(generation, open, Duration::from_micros(remaining), false);
-                    if !open {
-                        // The fleet closed meanwhile: an ordinary call.
-                        let generation = shared.seen_generation();
-                        return shared
-                            .local
-                            .try_acquire()
-                            .map(|guard| SharedGuard::local(shared, guard, generation));
-                    }
-                    let state =
-                        if verdict == -1 { CircuitState::Open } else { CircuitState::HalfOpen };
-                    return Err(CircuitOpen { state });
-                }
-                Err(_) => {}
+        Ok(match shared.decide_open().await? {
+            OpenDecision::Closed { generation } => {
+                let guard = shared.local.try_acquire()?;
+                SharedGuard::local(shared, guard, generation)
             }
-        }
-        match shared.config.degradation {
-            Degradation::Local => {
-                let taken =
-                    shared.local_probes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                        (n < shared.config.half_open_max_calls).then_some(n + 1)
-                    });
-                if taken.is_ok() { Ok(SharedGuard::local_probe(shared)) } else { half_open }
-            }
-            Degradation::FailOpen => Ok(SharedGuard::unguarded(shared)),
-            Degradation::FailClosed => half_open,
-        }
+            OpenDecision::Probe { n, generation } => SharedGuard::probe(shared, n, generation),
+            OpenDecision::LocalProbe => SharedGuard::local_probe(shared),
+            OpenDecision::Unguarded => SharedGuard::unguarded(shared),
+        })
     }
 
     /// Runs `future` through the breaker: `Err` counts as a failure, `Ok` as a success;
     /// a future dropped before it completes counts as neither.
+    ///
+    /// While the fleet's circuit is closed this is the local breaker's `call` and one
+    /// load of the fleet view: a success touches Redis zero times, a failure is sent to
+    /// the fleet by a background task.
     pub async fn call<F, T, E>(&self, future: F) -> Result<T, kompoz::breaker::CallError<E>>
     where
         F: std::future::IntoFuture<Output = Result<T, E>>,
     {
-        let admission = match self.admit_closed() {
+        use kompoz::breaker::CallError;
+        let shared = &*self.shared;
+        let word = shared.view.word.load(Ordering::Acquire);
+        if word & FLAGS == 0 {
+            // The closed path holds the local guard and the generation, nothing more.
+            let guard = shared.local.try_acquire().map_err(CallError::Rejected)?;
+            let result = future.await;
+            match result {
+                Ok(_) => guard.success(),
+                Err(_) => {
+                    guard.failure();
+                    shared.report_failure(word >> GENERATION_SHIFT);
+                }
+            }
+            return result.map_err(CallError::Inner);
+        }
+        let admission = match self.admit_flagged(word) {
             Some(admission) => admission,
             None => self.probing().await,
         };
-        let guard = admission.map_err(kompoz::breaker::CallError::Rejected)?;
+        let guard = admission.map_err(CallError::Rejected)?;
         let result = future.await;
         guard.record(kompoz::breaker::Verdict::from(result.is_ok()));
-        result.map_err(kompoz::breaker::CallError::Inner)
+        result.map_err(CallError::Inner)
     }
 
     /// The state as this process sees it: the fleet's (open, or half-open once its open
     /// period has passed) if it is not closed, else the local breaker's.
     pub fn state(&self) -> CircuitState {
         let shared = &*self.shared;
-        if shared.view.word.load(Ordering::Acquire) & OPEN == 0 {
+        if shared.view_is_closed() {
             return shared.local.state();
         }
         let until = kompoz::Instant::from_nanos(shared.view.until.load(Ordering::Acquire));
@@ -635,25 +764,21 @@ impl<C: Clock + Send + Sync> Drop for ProbeInFlight<'_, C> {
     }
 }
 
-/// The future of [`SharedBreaker::try_acquire`]: ready at once while the fleet's circuit
-/// is closed (no allocation, no Redis); a boxed round trip for a probe lease otherwise.
+/// The future of [`SharedBreaker::try_acquire`]: ready at its first poll while the
+/// fleet's circuit is closed (no allocation, no Redis); a boxed round trip for a probe
+/// lease otherwise.
 #[must_use = "futures do nothing unless polled"]
 pub struct TryAcquire<'a, C: Clock + Send + Sync> {
-    /// The answer, while closed (taken when polled).
-    ready: Option<Admission<'a, C>>,
-    /// The round trip for a probe lease, once open.
-    probing:
-        Option<std::pin::Pin<Box<dyn std::future::Future<Output = Admission<'a, C>> + Send + 'a>>>,
+    breaker: &'a SharedBreaker<C>,
+    /// The round trip for a probe lease, once the view was found open.
+    probing: Option<Probing<'a, C>>,
+    /// The admission was handed out.
+    done: bool,
 }
 
 type Admission<'a, C> = Result<SharedGuard<'a, C>, CircuitOpen>;
-
-impl<'a, C: Clock + Send + Sync> TryAcquire<'a, C> {
-    #[inline]
-    fn ready(admission: Admission<'a, C>) -> Self {
-        TryAcquire { ready: Some(admission), probing: None }
-    }
-}
+type Probing<'a, C> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Admission<'a, C>> + Send + 'a>>;
 
 impl<'a, C: Clock + Send + Sync> std::future::Future for TryAcquire<'a, C> {
     type Output = Admission<'a, C>;
@@ -665,13 +790,21 @@ impl<'a, C: Clock + Send + Sync> std::future::Future for TryAcquire<'a, C> {
     ) -> std::task::Poll<Self::Output> {
         // Every field is `Unpin` (the probing future is boxed).
         let this = self.get_mut();
-        if let Some(admission) = this.ready.take() {
-            return std::task::Poll::Ready(admission);
+        if this.probing.is_none() && !this.done {
+            // The admission is made here, straight into the poll's answer.
+            match this.breaker.admit() {
+                Some(admission) => {
+                    this.done = true;
+                    return std::task::Poll::Ready(admission);
+                }
+                None => this.probing = Some(this.breaker.probing()),
+            }
         }
         match &mut this.probing {
             Some(future) => {
                 let admission = std::task::ready!(future.as_mut().poll(cx));
                 this.probing = None;
+                this.done = true;
                 std::task::Poll::Ready(admission)
             }
             // Polled after it completed: it has nothing more to give.
@@ -682,10 +815,10 @@ impl<'a, C: Clock + Send + Sync> std::future::Future for TryAcquire<'a, C> {
 
 impl<C: Clock + Send + Sync> fmt::Debug for TryAcquire<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let stage = match (&self.ready, &self.probing) {
-            (Some(_), _) => "ready",
-            (None, Some(_)) => "probing",
-            (None, None) => "done",
+        let stage = match (&self.probing, self.done) {
+            (Some(_), _) => "probing",
+            (None, true) => "done",
+            (None, false) => "fresh",
         };
         f.debug_struct("TryAcquire").field("stage", &stage).finish()
     }
