@@ -147,3 +147,44 @@ fn every_generated_retry_policy_and_budget_builds_and_replays() {
     assert_eq!(shapes.len(), 4, "{shapes:?}");
     assert!(capped > 100 && jittered > 500 && deadlines > 500, "{capped} {jittered} {deadlines}");
 }
+
+#[test]
+fn every_generated_quota_and_rate_limit_builds_through_the_public_constructors() {
+    use kompoz::rate::{Quota, RateLimiter};
+    use kompoz::sim::RateLimitConfig;
+    let (mut intervals, mut bursts, mut waits) = (BTreeSet::new(), BTreeSet::new(), 0);
+    for bytes in inputs() {
+        let quota = Quota::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        // Valid by construction: the same quota comes out of the public constructors.
+        let rebuilt = Quota::every(quota.interval()).unwrap().with_burst(quota.burst());
+        assert_eq!(rebuilt, Ok(quota));
+        assert!(quota.interval().as_nanos() * u128::from(quota.burst()) <= u128::from(u64::MAX));
+        let config = RateLimitConfig::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        assert_eq!(config.quota, quota, "the quota is decoded first");
+        let limiter: RateLimiter<ManualClock> = config.limiter_with(ManualClock::new());
+        assert!(limiter.check_n(quota.burst()).is_ok(), "a fresh limiter admits its burst");
+        intervals.insert(quota.interval());
+        bursts.insert(quota.burst());
+        waits += usize::from(config.max_wait.is_some());
+    }
+    // Mostly where behaviour happens, with the edges.
+    assert!(intervals.contains(&Duration::from_nanos(u64::MAX)), "the longest interval");
+    assert!(intervals.iter().any(|d| *d < Duration::from_millis(1)), "nanoseconds");
+    assert!(intervals.iter().any(|d| *d > Duration::from_secs(1)), "minutes");
+    assert!((1..=5).all(|n| bursts.contains(&n)), "{bursts:?}");
+    assert!(bursts.contains(&u32::MAX), "the largest burst a short interval allows");
+    assert!(bursts.iter().any(|&b| b > 5 && b < u32::MAX));
+    assert!(waits > 500 && waits < 4_500, "some wait for ever, some do not: {waits}");
+}
+
+#[test]
+fn a_generated_budget_configuration_and_builder_are_the_same_budget() {
+    use kompoz::retry::RetryBudgetBuilder;
+    use kompoz::sim::RetryBudgetConfig;
+    for bytes in inputs() {
+        let config = RetryBudgetConfig::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        let builder = RetryBudgetBuilder::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        assert_eq!(config.builder(), builder);
+        assert!(config.build_with(ManualClock::new()).is_ok(), "{config:?}");
+    }
+}

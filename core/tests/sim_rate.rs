@@ -1,5 +1,6 @@
 //! `RateWatch` holds a rate limiter to exactly its bound: quiet on a limiter that keeps
-//! it, whatever the callers do; a limiter a nanosecond too generous is caught.
+//! it (kompoz's own, whichever way its callers ask), whatever the callers do; a limiter a
+//! nanosecond too generous is caught.
 // Safe code only (no semaphore, no unsafe on these paths) and thousands of polls: miri
 // would take many minutes and could find nothing, so these run in `cargo test` alone.
 #![cfg(all(feature = "sim", not(miri)))]
@@ -7,8 +8,9 @@
 use std::cell::Cell;
 use std::time::Duration;
 
+use kompoz::rate::{Quota, RateLimiter};
 use kompoz::sim::{RateWatch, Sim, Violation};
-use kompoz::{Clock, Instant, ManualClock, Sleep};
+use kompoz::{Clock, Instant, ManualClock, Sleep, timeout};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -134,4 +136,72 @@ fn batches_count_by_their_cells() {
         Violation::RateExceeded { admitted: 7, window: ms(150), allowed: 6 }.to_string(),
         "7 cells passed the rate limit within 150ms, where it allows 6"
     );
+}
+
+/// Twelve callers for five simulated seconds against the real limiter of `quota`, each
+/// asking in one of its ways at pseudo-random moments: `check`, a batch, a wait, a wait
+/// with a maximum, a wait cut short by a time limit (a cancelled waiter). Each admission
+/// is reported to `watch` in the poll that made it.
+fn real_callers(quota: Quota, watch: &RateWatch, seed: u64) -> RateLimiter<ManualClock> {
+    let clock = ManualClock::new();
+    let limiter = RateLimiter::new(quota, clock.clone());
+    let mut sim = Sim::with_clock(seed, clock.clone());
+    for caller in 0..12u64 {
+        let (clock, limiter) = (clock.clone(), &limiter);
+        sim.spawn(async move {
+            let mut state = seed ^ (caller + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let mut next = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            while clock.now() < Instant::ZERO + Duration::from_secs(5) {
+                clock.sleep(Duration::from_micros(next() % 30_000)).await;
+                let cells = 1 + (next() % u64::from(quota.burst().min(3))) as u32;
+                let within = Duration::from_micros(next() % 50_000);
+                let admitted = match next() % 5 {
+                    0 => limiter.check().is_ok().then_some(1),
+                    1 => limiter.check_n(cells).is_ok().then_some(cells),
+                    2 => {
+                        limiter.until_ready().await;
+                        Some(1)
+                    }
+                    3 => limiter.until_ready_within(within).await.is_ok().then_some(1),
+                    _ => timeout(&clock, within, limiter.until_ready()).await.is_ok().then_some(1),
+                };
+                if let Some(cells) = admitted {
+                    watch.admitted(clock.now(), cells);
+                }
+            }
+        });
+    }
+    sim.run().unwrap();
+    drop(sim);
+    limiter
+}
+
+#[test]
+fn the_real_rate_limiter_keeps_the_watch_of_its_quota_quiet_whatever_its_callers_do() {
+    let quotas = [
+        Quota::per_second(10).unwrap().with_burst(1).unwrap(),
+        Quota::per(3, Duration::from_secs(1)).unwrap(), // an interval rounded up
+        Quota::every(ms(7)).unwrap().with_burst(5).unwrap(),
+        Quota::per_minute(600).unwrap().with_burst(20).unwrap(),
+        Quota::every(Duration::from_nanos(1)).unwrap().with_burst(3).unwrap(),
+    ];
+    for (n, quota) in quotas.into_iter().enumerate() {
+        for seed in 1..=3 {
+            let watch = RateWatch::for_quota(&quota);
+            let limiter = real_callers(quota, &watch, (n as u64) << 8 | seed);
+            assert_eq!(watch.check(), Ok(()), "{quota}, seed {seed}");
+            assert_eq!(watch.total(), limiter.stats().admitted, "{quota}, seed {seed}");
+            // Waiters keep the slow quotas saturated: within a few cells of the bound.
+            let bound = u64::from(quota.burst())
+                + Duration::from_secs(5).as_nanos() as u64 / quota.interval().as_nanos() as u64;
+            if quota.interval() >= ms(7) {
+                assert!(watch.total() + 5 >= bound, "{quota}: {} of {bound}", watch.total());
+            }
+        }
+    }
 }

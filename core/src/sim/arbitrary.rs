@@ -1,6 +1,6 @@
 //! `Arbitrary` for the simulation's operations and for every configuration and builder
-//! (feature `arbitrary`): breakers, limits, timeouts, retry policies and budgets. A
-//! fuzzer's bytes decode into valid values only.
+//! (feature `arbitrary`): breakers, limits, timeouts, rate quotas, retry policies and
+//! budgets. A fuzzer's bytes decode into valid values only.
 //!
 //! Values are drawn where behaviour happens: counts are small (1 to 5) most of the time
 //! and occasionally anything valid up to the largest the type supports; durations are
@@ -10,17 +10,22 @@
 use arbitrary::{Arbitrary, Result, Unstructured};
 use core::time::Duration;
 
-use super::{BreakerConfig, LimitConfig, Op, Reply, TimeoutConfig};
+use super::{
+    BreakerConfig, LimitConfig, Op, RateLimitConfig, Reply, RetryBudgetConfig, TimeoutConfig,
+};
 use crate::breaker::{BreakerBuilder, MAX_COUNT};
 use crate::limit::{MAX_PERMITS, Semaphore};
+use crate::rate::Quota;
 use crate::retry::{MAX_RETRY_PERCENT, RetryBudgetBuilder, RetryPolicy, RetryPolicyBuilder};
+use crate::time::duration_to_nanos;
 
-/// A count from 1: 1 to 5 most of the time, otherwise anything up to `max`.
+/// A count from 1 (`max` is at least 1): 1 to 5 most of the time, otherwise anything up
+/// to `max`.
 fn count(u: &mut Unstructured<'_>, max: u64) -> Result<u64> {
     Ok(match u.int_in_range(0..=15u8)? {
         0 => max,
         1 => u.int_in_range(1..=max)?,
-        pick => u64::from(pick % 5) + 1,
+        pick => (u64::from(pick % 5) + 1).min(max),
     })
 }
 
@@ -110,6 +115,44 @@ impl<'a> Arbitrary<'a> for TimeoutConfig {
     }
 }
 
+/// A quota built with the public constructors, `Quota::every(interval)?.with_burst(burst)`,
+/// that always builds: an interval of mostly a millisecond to a second (sometimes
+/// nanoseconds, up to an hour, or the longest 64 bits of nanoseconds hold), and a burst of
+/// mostly 1 to 5, sometimes anything that keeps `burst × interval` within 64 bits of
+/// nanoseconds.
+impl<'a> Arbitrary<'a> for Quota {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        let interval = match u.int_in_range(0..=31u8)? {
+            0 => Duration::from_nanos(u64::MAX),
+            1 => Duration::from_nanos(u.int_in_range(1..=999_999)?),
+            2 => Duration::from_secs(u.int_in_range(1..=3_600)?),
+            _ => Duration::from_millis(u.int_in_range(1..=1_000)?),
+        };
+        // At least 1: the interval is at least a nanosecond.
+        let max_burst = (u64::MAX / duration_to_nanos(interval)).min(u64::from(u32::MAX));
+        let burst = u32::try_from(count(u, max_burst)?).unwrap_or(u32::MAX);
+        Quota::every(interval)
+            .and_then(|quota| quota.with_burst(burst))
+            .map_err(|_| arbitrary::Error::IncorrectFormat)
+    }
+
+    fn size_hint(_depth: usize) -> (usize, Option<usize>) {
+        (2, Some(26))
+    }
+}
+
+impl<'a> Arbitrary<'a> for RateLimitConfig {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        let quota = Quota::arbitrary(u)?;
+        let max_wait = if u.arbitrary()? { Some(duration(u)?) } else { None };
+        Ok(RateLimitConfig { quota, max_wait })
+    }
+
+    fn size_hint(_depth: usize) -> (usize, Option<usize>) {
+        (3, Some(44))
+    }
+}
+
 impl<'a> Arbitrary<'a> for Reply {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         Ok(match u.int_in_range(0..=9u8)? {
@@ -189,19 +232,31 @@ impl<'a> Arbitrary<'a> for RetryPolicy {
 
 /// A retry budget's configuration that always builds: a window of a millisecond to an
 /// hour, at most a thousand retries a second.
-impl<'a> Arbitrary<'a> for RetryBudgetBuilder {
+impl<'a> Arbitrary<'a> for RetryBudgetConfig {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         let window = match u.int_in_range(0..=3u8)? {
             0 => Duration::from_secs(u.int_in_range(1..=3_600)?),
             _ => Duration::from_millis(u.int_in_range(1..=10_000)?),
         };
-        Ok(RetryBudgetBuilder::new()
-            .retry_percent(u.int_in_range(0..=MAX_RETRY_PERCENT)?)
-            .min_per_second(u.int_in_range(0..=1_000)?)
-            .window(window))
+        Ok(RetryBudgetConfig {
+            retry_percent: u.int_in_range(0..=MAX_RETRY_PERCENT)?,
+            min_per_second: u.int_in_range(0..=1_000)?,
+            window,
+        })
     }
 
     fn size_hint(_depth: usize) -> (usize, Option<usize>) {
         (4, Some(10))
+    }
+}
+
+/// A budget's builder that always builds (see [`RetryBudgetConfig`]'s `Arbitrary`).
+impl<'a> Arbitrary<'a> for RetryBudgetBuilder {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        Ok(RetryBudgetConfig::arbitrary(u)?.builder())
+    }
+
+    fn size_hint(depth: usize) -> (usize, Option<usize>) {
+        RetryBudgetConfig::size_hint(depth)
     }
 }

@@ -5,6 +5,8 @@ use core::time::Duration;
 
 use crate::breaker::{BreakerBuilder, BreakerError, CircuitBreaker, DEFAULT_RECOVERY_TIMEOUT};
 use crate::limit::{LimitError, Semaphore};
+use crate::rate::{Quota, QuotaError, RateLimiter};
+use crate::retry::{RetryBudget, RetryBudgetBuilder, RetryError};
 use crate::time::Clock;
 
 /// A circuit breaker's configuration as plain values: the fields of
@@ -120,4 +122,118 @@ impl Default for LimitConfig {
 pub struct TimeoutConfig {
     /// The time limit.
     pub time_limit: Duration,
+}
+
+/// A rate limit's configuration: its [`Quota`] (one cell every `interval`, `burst` at
+/// once), and how long a call may wait for its cell (`None`: as long as it takes;
+/// `Some(Duration::ZERO)`: only a cell that conforms now).
+///
+/// The quota is kept as the validated value itself: [`Quota`]'s constructors are where a
+/// rate is checked, and with the `arbitrary` feature a fuzzer generates only valid ones.
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::ManualClock;
+/// use kompoz::rate::Quota;
+/// use kompoz::sim::RateLimitConfig;
+///
+/// let config = RateLimitConfig {
+///     quota: Quota::per_second(10)?.with_burst(2)?,
+///     max_wait: Some(Duration::from_millis(50)),
+/// };
+/// let limiter = config.limiter_with(ManualClock::new());
+/// assert!(limiter.check().is_ok() && limiter.check().is_ok());
+/// assert_eq!(limiter.check().unwrap_err().wait, Duration::from_millis(100));
+/// # Ok::<(), kompoz::rate::QuotaError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateLimitConfig {
+    /// How fast cells are admitted.
+    pub quota: Quota,
+    /// The longest a call waits for its cell before it is refused.
+    pub max_wait: Option<Duration>,
+}
+
+impl RateLimitConfig {
+    /// A limiter of this quota on `clock`, with its full burst available.
+    pub fn limiter_with<C: Clock>(&self, clock: C) -> RateLimiter<C> {
+        RateLimiter::new(self.quota, clock)
+    }
+
+    /// A configuration of one cell every `interval`, `burst` at once, waiting at most
+    /// `max_wait`; the quota is validated by [`Quota::every`] and [`Quota::with_burst`].
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::rate::QuotaError;
+    /// use kompoz::sim::RateLimitConfig;
+    ///
+    /// let config = RateLimitConfig::every(Duration::from_millis(100), 5, None)?;
+    /// assert_eq!(config.quota.burst(), 5);
+    /// assert_eq!(RateLimitConfig::every(Duration::ZERO, 5, None), Err(QuotaError::ZeroPeriod));
+    /// # Ok::<(), QuotaError>(())
+    /// ```
+    pub fn every(
+        interval: Duration,
+        burst: u32,
+        max_wait: Option<Duration>,
+    ) -> Result<RateLimitConfig, QuotaError> {
+        Ok(RateLimitConfig { quota: Quota::every(interval)?.with_burst(burst)?, max_wait })
+    }
+}
+
+/// A retry budget's configuration as plain values: the fields of
+/// [`RetryBudgetBuilder`], which validates them when built. A
+/// [`RetryWatch`](super::RetryWatch) reads them to bound the retries the budget allows.
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::ManualClock;
+/// use kompoz::retry::{Budget, RetryError};
+/// use kompoz::sim::RetryBudgetConfig;
+///
+/// let config = RetryBudgetConfig { retry_percent: 50, min_per_second: 0, ..Default::default() };
+/// let budget = config.build_with(ManualClock::new())?;
+/// budget.deposit();
+/// budget.deposit(); // two calls earn one retry
+/// assert!(budget.try_withdraw());
+/// assert!(!budget.try_withdraw());
+///
+/// let too_short = RetryBudgetConfig { window: Duration::ZERO, ..config };
+/// assert_eq!(
+///     too_short.build_with(ManualClock::new()).unwrap_err(),
+///     RetryError::Zero { field: "window" },
+/// );
+/// # Ok::<(), RetryError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RetryBudgetConfig {
+    /// Retries allowed per 100 calls in the window.
+    pub retry_percent: u32,
+    /// Retries per second allowed whatever the traffic, counted over the window.
+    pub min_per_second: u32,
+    /// The sliding window calls and retries are counted over.
+    pub window: Duration,
+}
+
+impl RetryBudgetConfig {
+    /// A [`RetryBudgetBuilder`] with this configuration.
+    pub fn builder(&self) -> RetryBudgetBuilder {
+        RetryBudgetBuilder::new()
+            .retry_percent(self.retry_percent)
+            .min_per_second(self.min_per_second)
+            .window(self.window)
+    }
+
+    /// Builds a budget with this configuration on `clock`.
+    pub fn build_with<C: Clock>(&self, clock: C) -> Result<RetryBudget<C>, RetryError> {
+        self.builder().build_with(clock)
+    }
+}
+
+impl Default for RetryBudgetConfig {
+    /// The budget's defaults: 20 %, 10 retries per second, a 10 s window.
+    fn default() -> Self {
+        RetryBudgetConfig { retry_percent: 20, min_per_second: 10, window: Duration::from_secs(10) }
+    }
 }

@@ -70,6 +70,49 @@ pub enum Violation {
         /// What the rate allows over it: `burst + floor(window / interval)`.
         allowed: u64,
     },
+    /// A retried call made more attempts than its policy's `max_attempts`.
+    TooManyAttempts {
+        /// Attempts made.
+        attempts: u32,
+        /// The policy's `max_attempts`.
+        max_attempts: u32,
+    },
+    /// A retried call started an attempt later than its policy's `deadline` after its
+    /// first.
+    AttemptPastDeadline {
+        /// The attempt's number (from 1).
+        attempt: u32,
+        /// The time since the first attempt started.
+        elapsed: Duration,
+        /// The policy's `deadline`.
+        deadline: Duration,
+    },
+    /// A retried call tried again after a circuit breaker refused its previous attempt.
+    RetriedOpenCircuit {
+        /// The attempt's number (from 1).
+        attempt: u32,
+        /// When it started.
+        at: Instant,
+    },
+    /// A retried call tried again before the rate limiter that refused its previous
+    /// attempt said it would admit.
+    RetriedTooSoon {
+        /// The attempt's number (from 1).
+        attempt: u32,
+        /// When it started.
+        at: Instant,
+        /// When the limiter said it would admit.
+        earliest: Instant,
+    },
+    /// More retries than a retry budget of its configuration can let through.
+    RetryBudgetExceeded {
+        /// Retries made.
+        retries: u64,
+        /// Calls made.
+        calls: u64,
+        /// The most a correct budget lets through over the time so far.
+        allowed: u64,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -103,6 +146,30 @@ impl fmt::Display for Violation {
             Violation::RateExceeded { admitted, window, allowed } => write!(
                 f,
                 "{admitted} cells passed the rate limit within {window:?}, where it allows {allowed}"
+            ),
+            Violation::TooManyAttempts { attempts, max_attempts } => write!(
+                f,
+                "a retried call made {attempts} attempts, above max_attempts = {max_attempts}"
+            ),
+            Violation::AttemptPastDeadline { attempt, elapsed, deadline } => write!(
+                f,
+                "attempt {attempt} started {elapsed:?} after the first, past the deadline of \
+                 {deadline:?}"
+            ),
+            Violation::RetriedOpenCircuit { attempt, at } => write!(
+                f,
+                "attempt {attempt} started at {at:?} although the circuit breaker refused the \
+                 previous one: a retry through an open circuit"
+            ),
+            Violation::RetriedTooSoon { attempt, at, earliest } => write!(
+                f,
+                "attempt {attempt} started at {at:?}, before {earliest:?}, when the rate limiter \
+                 that refused the previous one said it would admit"
+            ),
+            Violation::RetryBudgetExceeded { retries, calls, allowed } => write!(
+                f,
+                "{retries} retries for {calls} calls, where the retry budget lets at most \
+                 {allowed} through"
             ),
         }
     }

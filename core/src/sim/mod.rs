@@ -15,26 +15,30 @@
 //!   hangs, cancel a call, reset, force open, the dependency going down and coming back),
 //!   and a simulated dependency that answers as told, [`Backend`].
 //! * Configurations as plain values ([`BreakerConfig`], [`LimitConfig`],
-//!   [`TimeoutConfig`]) that build the real primitives through their public builders.
+//!   [`TimeoutConfig`], [`RateLimitConfig`], [`RetryBudgetConfig`]) that build the real
+//!   primitives through their public builders and constructors.
 //! * Invariant checkers to call after each step: [`LimitWatch`] (never more than
 //!   `max_concurrent` inside a limit), [`BreakerWatch`] (nothing let through an open
 //!   circuit, half-open probes within `half_open_max_calls`, nothing around the breaker),
-//!   [`RateWatch`] (a rate limit never exceeded over any window), and, once idle,
+//!   [`RateWatch`] (a rate limit never exceeded over any window), [`RetryWatch`] (retries
+//!   within `max_attempts` and the deadline, never through an open circuit, never before a
+//!   rate limiter said it would admit, within the retry budget), and, once idle,
 //!   [`semaphore_idle`] and [`breaker_idle`] (every permit and probe slot returned). Each
 //!   failure is a [`Violation`] that says what broke.
 //! * With the `arbitrary` feature, `Arbitrary` for [`Op`], [`Reply`], the configurations,
 //!   [`BreakerBuilder`](crate::breaker::BreakerBuilder), [`Semaphore`](crate::Semaphore),
-//!   [`RetryPolicy`](crate::retry::RetryPolicy) and its builder, and
-//!   [`RetryBudgetBuilder`](crate::retry::RetryBudgetBuilder): a fuzzer's bytes decode
-//!   into valid values only.
+//!   [`Quota`](crate::rate::Quota), [`RetryPolicy`](crate::retry::RetryPolicy) and its
+//!   builder, and [`RetryBudgetBuilder`](crate::retry::RetryBudgetBuilder): a fuzzer's
+//!   bytes decode into valid values only.
 //!
 //! Everything here runs without `std`. The `arbitrary` crate itself needs `std` (it has
 //! no `no_std` support yet), so on bare-metal targets (`target_os = "none"`) the
 //! `arbitrary` feature adds nothing: fuzz on the host, where the same core runs.
 //!
 //! The repository's `fuzz/fuzz_targets/flaky_client.rs` is a worked example: a client of a
-//! flaky dependency, retried, each attempt through `breaker(timeout(limit(call)))`,
-//! fuzzed in the simulation against these invariants and a property of its own.
+//! flaky dependency, retried under a budget, each attempt through
+//! `breaker(timeout(limit(rate(call))))`, fuzzed in the simulation against these
+//! invariants and a property of its own.
 //!
 //! ```
 //! use core::time::Duration;
@@ -76,17 +80,19 @@ mod executor;
 mod invariants;
 mod ops;
 mod rate_watch;
+mod retry_watch;
 mod task;
 mod trace;
 
 pub use backend::{Backend, BackendError, BackendStats};
-pub use config::{BreakerConfig, LimitConfig, TimeoutConfig};
+pub use config::{BreakerConfig, LimitConfig, RateLimitConfig, RetryBudgetConfig, TimeoutConfig};
 pub use executor::{DEFAULT_POLL_LIMIT, Sim, Spawner};
 pub use invariants::{
     Admission, BreakerWatch, Inside, LimitWatch, Violation, breaker_idle, semaphore_idle,
 };
 pub use ops::{Op, Reply};
 pub use rate_watch::RateWatch;
+pub use retry_watch::{RetriedCall, RetryWatch};
 pub use task::{JoinError, JoinHandle, TaskId};
 pub use trace::SimEvent;
 

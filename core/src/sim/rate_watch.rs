@@ -5,6 +5,7 @@ use core::time::Duration;
 
 use super::Violation;
 use super::invariants::FirstViolation;
+use crate::rate::Quota;
 use crate::sync::SpinMutex;
 use crate::time::{Instant, duration_to_nanos};
 
@@ -60,6 +61,33 @@ impl RateWatch {
             admissions: SpinMutex::new(Vec::new()),
             violation: FirstViolation::default(),
         }
+    }
+
+    /// A watch of a limiter of `quota`: the bound its [`RateLimiter`](crate::RateLimiter)
+    /// (or [`KeyedRateLimiter`](crate::KeyedRateLimiter), for one key) guarantees on a
+    /// clock without coarse lag, such as the [`ManualClock`](crate::ManualClock).
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use kompoz::rate::{Quota, RateLimiter};
+    /// use kompoz::sim::RateWatch;
+    /// use kompoz::{Clock, ManualClock};
+    ///
+    /// let quota = Quota::per_second(20)?.with_burst(4)?;
+    /// let (clock, watch) = (ManualClock::new(), RateWatch::for_quota(&quota));
+    /// let limiter = RateLimiter::new(quota, clock.clone());
+    /// for _ in 0..100 {
+    ///     if limiter.check().is_ok() {
+    ///         watch.admitted(clock.now(), 1); // where the call passed the limiter
+    ///     }
+    ///     clock.advance(Duration::from_millis(7));
+    /// }
+    /// assert_eq!(watch.check(), Ok(()));
+    /// assert_eq!(watch.total(), limiter.stats().admitted);
+    /// # Ok::<(), kompoz::rate::QuotaError>(())
+    /// ```
+    pub fn for_quota(quota: &Quota) -> RateWatch {
+        RateWatch::new(quota.burst(), quota.interval())
     }
 
     /// Records that `cells` cells passed the limiter at `now` (the limiter's clock; it

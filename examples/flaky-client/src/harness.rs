@@ -9,13 +9,15 @@ use arbitrary::Arbitrary;
 use kompoz::ManualClock;
 use kompoz::breaker::BreakerError;
 use kompoz::limit::LimitError;
+use kompoz::retry::RetryError;
 use kompoz::retry::RetryPolicy;
 use kompoz::sim::{
-    Backend, BreakerConfig, BreakerWatch, JoinHandle, LimitConfig, LimitWatch, Op, Sim, SimError,
-    TimeoutConfig, Violation, breaker_idle, semaphore_idle,
+    Backend, BreakerConfig, BreakerWatch, JoinHandle, LimitConfig, LimitWatch, Op, RateLimitConfig,
+    RateWatch, RetryBudgetConfig, RetryWatch, Sim, SimError, TimeoutConfig, Violation,
+    breaker_idle, semaphore_idle,
 };
 
-use crate::client::{Client, FetchError, Variant, Watches};
+use crate::client::{Client, FetchError, SharedBudget, Variant, Watches};
 use crate::outage::{OutageViolation, OutageWatch};
 
 /// One fuzz input: the seed of the simulation's scheduler, the client's configuration,
@@ -32,6 +34,10 @@ pub struct Scenario {
     pub timeout: TimeoutConfig,
     /// The retry policy.
     pub retry: RetryPolicy,
+    /// The retry budget, if any.
+    pub budget: Option<RetryBudgetConfig>,
+    /// The rate limit on requests to the backend, if any.
+    pub rate: Option<RateLimitConfig>,
     /// What happens, in order.
     pub ops: Vec<Op>,
 }
@@ -93,6 +99,12 @@ impl From<LimitError> for Failure {
     }
 }
 
+impl From<RetryError> for Failure {
+    fn from(error: RetryError) -> Failure {
+        Failure::Config(error.to_string())
+    }
+}
+
 /// What a run did, to see that scenarios reach the interesting places.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -104,6 +116,10 @@ pub struct Summary {
     pub rejected: u64,
     /// Calls cut off by the time limit.
     pub timed_out: u64,
+    /// Requests the rate limiter refused.
+    pub rate_limited: u64,
+    /// Retries made.
+    pub retries: u64,
     /// Calls cancelled by the scenario.
     pub cancelled: u64,
     /// Requests the backend saw.
@@ -114,27 +130,39 @@ pub struct Summary {
     pub fingerprint: u64,
 }
 
-/// Runs `scenario` against the client `variant`, checking kompoz's invariants and the
-/// service's property after every step, then cancels what is still running and checks
+/// Runs `scenario` against the client `variant`, checking kompoz's invariants (the
+/// limit, the breaker, the rate limit, the retries) and the service's property after
+/// every step, then cancels what is still running and checks
 /// that every permit and probe slot came back.
 pub fn run(scenario: &Scenario, variant: Variant) -> Result<Summary, Failure> {
     let clock = ManualClock::new();
     let breaker = scenario.breaker.build_with(clock.clone())?;
     let limit = scenario.limit.semaphore()?;
     let backend = Backend::new(clock.clone());
+    let budget = scenario.budget.map(|budget| budget.build_with(clock.clone())).transpose()?;
+    let limiter = scenario.rate.map(|rate| rate.limiter_with(clock.clone()));
+    let mut retry_watch = RetryWatch::new(&scenario.retry);
+    if let Some(budget) = &scenario.budget {
+        retry_watch = retry_watch.with_budget(budget);
+    }
     let watches = Watches {
         limit: LimitWatch::new(scenario.limit.max_concurrent),
         breaker: BreakerWatch::new(scenario.breaker.half_open_max_calls),
+        rate: scenario.rate.map(|rate| RateWatch::for_quota(&rate.quota)),
+        retry: retry_watch,
         outage: OutageWatch::new(scenario.breaker.half_open_max_calls),
     };
     let client = Client {
         backend: &backend,
         retry: scenario.retry,
+        budget: SharedBudget(budget.as_ref()),
         breaker: &breaker,
         limit: &limit,
         clock: clock.clone(),
         time_limit: scenario.timeout.time_limit,
         max_wait: scenario.limit.max_wait,
+        rate: limiter.as_ref(),
+        rate_max_wait: scenario.rate.and_then(|rate| rate.max_wait),
         variant,
         watches: &watches,
         in_flight: RefCell::new(BTreeMap::new()),
@@ -202,6 +230,8 @@ pub fn run(scenario: &Scenario, variant: Variant) -> Result<Summary, Failure> {
     breaker_idle(&breaker).map_err(idle)?;
 
     summary.requests = backend.stats().requests;
+    summary.rate_limited = limiter.as_ref().map_or(0, |limiter| limiter.stats().rejected);
+    summary.retries = watches.retry.retries();
     summary.times_opened = breaker.stats().times_opened;
     summary.fingerprint = sim.fingerprint();
     Ok(summary)
@@ -211,6 +241,10 @@ fn check(watches: &Watches, step: Option<usize>) -> Result<(), Failure> {
     let invariant = |violation| Failure::Invariant { step, violation };
     watches.limit.check().map_err(invariant)?;
     watches.breaker.check().map_err(invariant)?;
+    if let Some(rate) = &watches.rate {
+        rate.check().map_err(invariant)?;
+    }
+    watches.retry.check().map_err(invariant)?;
     watches.outage.check().map_err(|violation| Failure::Property { step, violation })
 }
 

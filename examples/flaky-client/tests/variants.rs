@@ -3,7 +3,7 @@
 //! caught.
 
 use arbitrary::{Arbitrary, Unstructured};
-use kompoz::sim::Op;
+use kompoz::sim::{Op, Violation};
 use kompoz_example_flaky_client::{Failure, Scenario, Variant, run};
 
 /// Scenarios from 2,000 byte strings of up to 400 bytes, from a fixed xorshift generator.
@@ -28,6 +28,8 @@ fn scenarios() -> impl Iterator<Item = Scenario> {
             limit: u.arbitrary().unwrap(),
             timeout: u.arbitrary().unwrap(),
             retry: u.arbitrary().unwrap(),
+            budget: u.arbitrary().unwrap(),
+            rate: u.arbitrary().unwrap(),
             ops: Vec::new(),
         };
         while !u.is_empty() {
@@ -40,6 +42,7 @@ fn scenarios() -> impl Iterator<Item = Scenario> {
 #[test]
 fn the_correct_client_keeps_every_invariant_and_its_property() {
     let (mut opened, mut rejected, mut timed_out, mut cancelled, mut requests) = (0, 0, 0, 0, 0);
+    let (mut rate_limited, mut retries) = (0, 0);
     for scenario in scenarios() {
         match run(&scenario, Variant::Correct) {
             Ok(summary) => {
@@ -48,6 +51,8 @@ fn the_correct_client_keeps_every_invariant_and_its_property() {
                 timed_out += summary.timed_out;
                 cancelled += summary.cancelled;
                 requests += summary.requests;
+                rate_limited += summary.rate_limited;
+                retries += summary.retries;
             }
             Err(failure) => panic!("{failure}\n{scenario:#?}"),
         }
@@ -59,6 +64,8 @@ fn the_correct_client_keeps_every_invariant_and_its_property() {
         ("timeouts", timed_out),
         ("cancellations", cancelled),
         ("requests", requests),
+        ("rate limitings", rate_limited),
+        ("retries", retries),
     ] {
         assert!(count > 1_000, "only {count} {what}");
     }
@@ -73,17 +80,40 @@ fn the_same_scenario_runs_the_same_way_twice() {
 }
 
 #[test]
-fn each_broken_client_is_caught() {
-    let caught = |variant| {
+fn each_broken_client_is_caught_by_the_watch_of_the_rule_it_breaks() {
+    // How many of 500 random scenarios catch `variant`; every catch must be the rule it
+    // breaks (or, for the bypass, the outage property it breaks with it).
+    let caught = |variant, rule: fn(&Failure) -> bool| {
         scenarios()
             .take(500)
             .filter_map(|scenario| run(&scenario, variant).err())
-            .inspect(|failure| {
-                assert!(!matches!(failure, Failure::Config(_) | Failure::Sim { .. }))
-            })
+            .inspect(|failure| assert!(rule(failure), "{variant:?}: {failure}"))
             .count()
     };
-    let (bypass, leak) = (caught(Variant::BypassOpenCircuit), caught(Variant::LeakPermitOnCancel));
-    // Of 500 random scenarios (most of which never open the circuit or cancel a call).
+    let bypass = caught(Variant::BypassOpenCircuit, |failure| {
+        matches!(
+            failure,
+            Failure::Invariant { violation: Violation::BypassedTheBreaker { .. }, .. }
+                | Failure::Property { .. }
+        )
+    });
+    let leak = caught(Variant::LeakPermitOnCancel, |failure| {
+        matches!(
+            failure,
+            Failure::Invariant { violation: Violation::PermitsNotReturned { .. }, .. }
+        )
+    });
+    let rate = caught(Variant::BypassRateLimitOnRetry, |failure| {
+        matches!(failure, Failure::Invariant { violation: Violation::RateExceeded { .. }, .. })
+    });
+    let retry = caught(Variant::RetryOpenCircuit, |failure| {
+        matches!(
+            failure,
+            Failure::Invariant { violation: Violation::RetriedOpenCircuit { .. }, .. }
+        )
+    });
+    // Most random scenarios never open the circuit, cancel a call, or retry against a
+    // tight rate limit; the fuzzer finds each bug in seconds (see `found.rs`).
     assert!(bypass > 100 && leak > 100, "caught {bypass} bypasses, {leak} leaks");
+    assert!(rate > 25 && retry > 100, "caught {rate} rate bypasses, {retry} open-circuit retries");
 }
