@@ -167,3 +167,38 @@ fn a_stale_deadline_never_overwrites_a_later_one() {
         assert_eq!(clock.now(), Instant::ZERO + 15 * SECOND);
     });
 }
+
+/// A probe from before a reset finishes while another thread resets, reopens and admits
+/// a new probe: whatever the interleaving, the old probe never frees the new probe's
+/// slot, so while the new probe runs exactly one probe is in flight and a second call is
+/// refused (issue 9, item 4: late completions must not corrupt the new count).
+#[test]
+fn a_late_probe_never_frees_a_slot_of_a_probe_after_a_reset() {
+    model(|| {
+        let clock = ManualClock::new();
+        let breaker: &'static CircuitBreaker<ManualClock> = Box::leak(Box::new(
+            BreakerBuilder::new()
+                .failure_threshold(1)
+                .recovery_timeout(Duration::ZERO)
+                .build_with(clock.clone())
+                .unwrap(),
+        ));
+        breaker.try_acquire().unwrap().failure();
+        let old = breaker.try_acquire().unwrap();
+        assert!(old.is_probe());
+        let t1 = thread::spawn(move || drop(old));
+        let t2 = thread::spawn(move || {
+            breaker.reset();
+            breaker.try_acquire().unwrap().failure();
+            let new = breaker.try_acquire().expect("a fresh half-open period");
+            assert!(new.is_probe());
+            assert_eq!(breaker.stats().probes_in_flight, 1);
+            assert!(breaker.try_acquire().is_err(), "the new probe's slot was given away");
+            new.success();
+        });
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        assert_eq!(breaker.stats().probes_in_flight, 0);
+    });
+}

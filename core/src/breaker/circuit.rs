@@ -1,63 +1,22 @@
-//! The atomic layer: [`CircuitBreaker`] applies the pure state machine with
-//! compare-exchange on one 64-bit word.
+//! [`CircuitBreaker`]: the atomic layer that applies the pure machine, and its memory
+//! layout.
 
 use alloc::boxed::Box;
 use core::fmt;
 use core::future::IntoFuture;
-use core::mem::ManuallyDrop;
 use core::time::Duration;
 
 use super::call::{Call, Classify, ErrIsFailure};
-use super::counters::Counters;
-use super::machine::{COUNT_BITS, Effect, Event, GENERATION_BITS, Machine, Thresholds, Ticket};
+use super::cell::{self, CLOSED_BITS, FORCED, OPEN_BITS, READY, StateCell};
+use super::counters::{Counters, Index, Shard};
+use super::guard::BreakerGuard;
+use super::machine::{Effect, Event, Limits, Machine, Ticket};
 use super::{BreakerStats, CircuitOpen, CircuitState, Verdict};
 use crate::sync::{AtomicU64, Ordering};
 use crate::time::{Clock, Instant};
 
 /// The callback of [`BreakerBuilder::on_state_change`](super::BreakerBuilder::on_state_change).
 pub(crate) type Listener = Box<dyn Fn(CircuitState, CircuitState, &BreakerStats) + Send + Sync>;
-
-// The packed state word: | failures or probe successes 18 | probes 18 | generation 24 |
-// ready 1 | forced 1 | state 2 |.
-const STATE_MASK: u64 = 0b11;
-const FORCED: u64 = 1 << 2;
-/// Open only: the recovery deadline of this open period has been published.
-const READY: u64 = 1 << 3;
-const GENERATION_SHIFT: u32 = 4;
-const FIRST_SHIFT: u32 = GENERATION_SHIFT + GENERATION_BITS;
-const SECOND_SHIFT: u32 = FIRST_SHIFT + COUNT_BITS;
-const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
-const CLOSED_BITS: u64 = 0;
-const OPEN_BITS: u64 = 1;
-const HALF_OPEN_BITS: u64 = 2;
-
-fn pack(m: Machine) -> u64 {
-    let (state, first, second) = match m.state {
-        CircuitState::Closed => (CLOSED_BITS, m.probes, m.failures),
-        CircuitState::Open => (OPEN_BITS, m.probes, 0),
-        CircuitState::HalfOpen => (HALF_OPEN_BITS, m.probes, m.probe_successes),
-    };
-    state
-        | if m.forced { FORCED } else { 0 }
-        | u64::from(m.generation) << GENERATION_SHIFT
-        | (u64::from(first) & COUNT_MASK) << FIRST_SHIFT
-        | (u64::from(second) & COUNT_MASK) << SECOND_SHIFT
-}
-
-fn unpack(word: u64) -> Machine {
-    let first = ((word >> FIRST_SHIFT) & COUNT_MASK) as u32;
-    let second = ((word >> SECOND_SHIFT) & COUNT_MASK) as u32;
-    let generation = ((word >> GENERATION_SHIFT) & ((1 << GENERATION_BITS) - 1)) as u32;
-    let forced = word & FORCED != 0;
-    let machine = Machine { generation, forced, probes: first, ..Machine::INITIAL };
-    match word & STATE_MASK {
-        CLOSED_BITS => Machine { failures: second, ..machine },
-        HALF_OPEN_BITS => {
-            Machine { state: CircuitState::HalfOpen, probe_successes: second, ..machine }
-        }
-        _ => Machine { state: CircuitState::Open, ..machine },
-    }
-}
 
 /// A circuit breaker whose whole state lives in atomics: no lock anywhere on the call
 /// path, so it works on any executor, from any thread, and in `no_std`.
@@ -68,9 +27,9 @@ fn unpack(word: u64) -> Machine {
 /// * **Half-open**: the first call after the recovery time is let in as a probe, with up
 ///   to `half_open_max_calls` probes in flight at once; further calls are rejected, not
 ///   queued. `success_threshold` successful probes close the circuit; a failed probe
-///   opens it again. Probes still running from an earlier half-open period count against
-///   the limit until they finish, so the recovering dependency never sees more than
-///   `half_open_max_calls` probes at once.
+///   opens it again. A probe may hold its slot for `half_open_max_wait` at most: once
+///   every probe in flight has held its slot that long, the next call becomes a probe of
+///   a fresh half-open period, so a probe that hangs cannot wedge recovery.
 ///
 /// Build one with [`CircuitBreaker::builder`] (or
 /// [`BreakerBuilder::new`](super::BreakerBuilder::new) without `std`). Use it through
@@ -81,13 +40,18 @@ fn unpack(word: u64) -> Machine {
 /// # Exactly what counts
 ///
 /// * A call's outcome moves the state only if the breaker is still in the *generation*
-///   the call was admitted in; every state change (and every `reset` or `force_open`)
-///   starts a new one. Outcomes that arrive later are counted in [`BreakerStats`] totals
-///   but do not move the state: a slow call admitted while closed that fails after the
-///   circuit went half-open is not taken for a failed probe.
+///   the call was admitted in; every transition (and every `reset`, `force_open` and
+///   expiry of hung probes) starts a new one, and generations are 64-bit, so this holds
+///   however many transitions pass while a call runs. Outcomes that arrive later are
+///   counted in [`BreakerStats`] totals but do not move the state: a slow call admitted
+///   while closed that fails after the circuit went half-open is not taken for a failed
+///   probe.
+/// * Probe slots belong to their half-open period: a transition (a reset, a reopening, a
+///   close) frees them all, and a probe that finishes after it gives nothing back, so a
+///   late probe can never free a slot that a newer probe holds.
 /// * A call that ends without a verdict (its future dropped, a panic, or
 ///   [`Verdict::Ignore`]) gives its probe slot back and counts as neither success nor
-///   failure, so the breaker never wedges half-open.
+///   failure.
 /// * [`state`](CircuitBreaker::state) reports the committed state: an open circuit whose
 ///   recovery time has passed is reported `Open` until a call arrives and becomes the
 ///   first probe, which is also when `on_state_change(Open, HalfOpen)` is reported.
@@ -98,10 +62,18 @@ fn unpack(word: u64) -> Machine {
 ///
 /// # Cost
 ///
-/// Admission while closed is one atomic load; recording a success is one more load
-/// (plus, with `std`, a per-thread counter bump and a coarse clock reading). Rejection
-/// while open is two loads and a coarse clock reading ([`Clock::now_coarse`]); the precise
-/// clock is read only within [`Clock::coarse_lag`] of the recovery deadline.
+/// Admission while closed is two loads of one cache line; recording a success is one
+/// more load, plus a plain load and store on the calling thread's counters (no
+/// read-modify-write), and a coarse clock reading for `last_success_time` only now and
+/// then (see [`BreakerStats::last_success_time`]). Rejection while open is three loads
+/// and a coarse clock reading ([`Clock::now_coarse`]); the precise clock is read only
+/// within [`Clock::coarse_lag`] of the recovery deadline.
+///
+/// A breaker with the default policy on [`StdClock`](crate::StdClock) takes 256 bytes and
+/// no heap: four cache lines, one read by every call and written only by transitions, one
+/// for the counters of the thread that uses it (or used it first), one for other threads'
+/// counters, one for the configuration. If two threads ever write its shared counters at
+/// the same instant, it allocates 1 KiB of per-thread counter cells, once.
 ///
 /// ```
 /// use std::time::Duration;
@@ -125,56 +97,93 @@ fn unpack(word: u64) -> Machine {
 /// assert_eq!(breaker.stats().rejected_calls, 1);
 /// # Ok::<(), kompoz::breaker::BreakerError>(())
 /// ```
+#[repr(C)]
 pub struct CircuitBreaker<C> {
-    /// The packed [`Machine`], plus the `READY` flag while open.
-    word: AtomicU64,
-    /// The recovery deadline of the current (or last) open period, in nanoseconds.
-    open_until: AtomicU64,
-    thresholds: Thresholds,
-    recovery_timeout: Duration,
+    /// Read by every call; written by transitions only.
+    hot: Hot,
+    /// The counters of the thread that owns them. `extra`: `half_open_max_wait`, in
+    /// nanoseconds.
+    home: Shard,
+    /// Every other thread's counters. `extra`: how many times the circuit opened.
+    shared: Shard,
+    cold: Cold,
     clock: C,
-    counters: Counters,
-    times_opened: AtomicU64,
+}
+
+/// The cache line every call reads.
+#[repr(C, align(64))]
+struct Hot {
+    cell: StateCell,
+    /// The deadline of the current (or last) open period's break, in nanoseconds.
+    open_until: AtomicU64,
+    /// The latest clock reading at which a probe was admitted (raised before each probe's
+    /// admission is committed), in nanoseconds.
+    last_probe_at: AtomicU64,
+    index: Index,
+    limits: Limits,
+}
+
+/// Configuration read on slow paths only.
+struct Cold {
     listener: Option<Listener>,
+    recovery_timeout: Duration,
 }
 
 impl<C: Clock> CircuitBreaker<C> {
     pub(crate) fn from_parts(
-        thresholds: Thresholds,
+        limits: Limits,
         recovery_timeout: Duration,
+        half_open_max_wait: Duration,
         clock: C,
         listener: Option<Listener>,
     ) -> Self {
         CircuitBreaker {
-            word: AtomicU64::new(pack(Machine::INITIAL)),
-            open_until: AtomicU64::new(0),
-            thresholds,
-            recovery_timeout,
+            hot: Hot {
+                cell: StateCell::new(false),
+                open_until: AtomicU64::new(0),
+                last_probe_at: AtomicU64::new(0),
+                index: Index::new(),
+                limits,
+            },
+            home: Shard::new(nanos(half_open_max_wait)),
+            shared: Shard::new(0),
+            cold: Cold { listener, recovery_timeout },
             clock,
-            counters: Counters::new(),
-            times_opened: AtomicU64::new(0),
-            listener,
         }
+    }
+
+    #[inline]
+    fn counters(&self) -> Counters<'_> {
+        Counters { index: &self.hot.index, home: &self.home, shared: &self.shared }
     }
 
     /// Asks to make a call. On success the returned guard records the call's outcome
     /// ([`BreakerGuard::success`], [`failure`](BreakerGuard::failure)); a guard dropped
     /// without a verdict gives its probe slot back and records nothing. Fails with
     /// [`CircuitOpen`] while the circuit is open or all probe slots are taken.
+    ///
+    /// ```
+    /// use kompoz::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().failure_threshold(1).build()?;
+    /// let guard = breaker.try_acquire()?;
+    /// // ... make the call; it failed:
+    /// guard.failure();
+    /// assert!(breaker.try_acquire().is_err(), "open now");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<BreakerGuard<'_, C>, CircuitOpen> {
-        self.admit().map(|ticket| self.guard(ticket))
+        self.admit().map(|ticket| BreakerGuard::new(self, ticket))
     }
 
-    /// Admission: one load while closed.
+    /// Admission: two loads while closed.
     #[inline]
     pub(super) fn admit(&self) -> Result<Ticket, CircuitOpen> {
-        let word = self.word.load(Ordering::Acquire);
-        if word & STATE_MASK == CLOSED_BITS {
-            let generation = unpack(word).generation;
-            return Ok(Ticket { generation, probe: false });
+        match self.hot.cell.admit_closed() {
+            Ok(ticket) => Ok(ticket),
+            Err(word) => self.admit_slow(word),
         }
-        self.admit_slow(word)
     }
 
     /// Runs `future` through the breaker: rejected at once while open, otherwise run, with
@@ -182,6 +191,18 @@ impl<C: Clock> CircuitBreaker<C> {
     ///
     /// Admission happens when the returned future is first polled. If it is dropped
     /// before it completes, the call counts as neither (and gives back its probe slot).
+    ///
+    /// ```
+    /// use kompoz::breaker::{CallError, CircuitBreaker};
+    ///
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// let answer = futures::executor::block_on(breaker.call(async { Ok::<_, &str>(42) }));
+    /// assert_eq!(answer, Ok(42));
+    /// let failed = futures::executor::block_on(breaker.call(async { Err::<u8, _>("refused") }));
+    /// assert_eq!(failed, Err(CallError::Inner("refused")));
+    /// assert_eq!(breaker.stats().failure_count, 1);
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     #[inline]
     pub fn call<F, T, E>(&self, future: F) -> Call<'_, C, F::IntoFuture, ErrIsFailure>
     where
@@ -221,16 +242,38 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// The committed state. An open circuit whose recovery time has passed is still
     /// `Open` until a call arrives and becomes the first probe.
+    ///
+    /// ```
+    /// use kompoz::breaker::{CircuitBreaker, CircuitState};
+    ///
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// assert_eq!(breaker.state(), CircuitState::Closed);
+    /// breaker.force_open();
+    /// assert_eq!(breaker.state(), CircuitState::Open);
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn state(&self) -> CircuitState {
-        unpack(self.word.load(Ordering::Acquire)).state
+        cell::unpack(self.hot.cell.word(), 0).state
     }
 
     /// A snapshot of the breaker's state and counters. The state fields are read in one
     /// atomic load; the totals are summed from counters that only grow, so under
     /// concurrent use they may be a moment apart from the state.
+    ///
+    /// ```
+    /// use kompoz::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// breaker.try_acquire()?.success();
+    /// breaker.try_acquire()?.failure();
+    /// let stats = breaker.stats();
+    /// assert_eq!((stats.success_count, stats.total_failures, stats.total_calls), (1, 1, 2));
+    /// assert_eq!(stats.failure_count, 1, "the current streak");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> BreakerStats {
-        let machine = unpack(self.word.load(Ordering::Acquire));
-        let totals = self.counters.totals();
+        let machine = cell::unpack(self.hot.cell.word(), 0);
+        let totals = self.counters().totals();
         BreakerStats {
             state: machine.state,
             failure_count: machine.failures,
@@ -244,72 +287,126 @@ impl<C: Clock> CircuitBreaker<C> {
             abandoned_calls: totals.abandoned,
             rejected_calls: totals.rejected,
             total_calls: totals.successes + totals.failures + totals.abandoned + totals.rejected,
-            times_opened: self.times_opened.load(Ordering::Relaxed),
+            times_opened: self.shared.extra.load(Ordering::Relaxed),
         }
     }
 
-    /// Closes the circuit, forgetting its failures and probes (kompoz's `reset()`), and
-    /// undoes [`force_open`](CircuitBreaker::force_open). Calls admitted before the reset
-    /// no longer move the state when they finish.
+    /// Closes the circuit, forgetting its failure streak and its probes (kompoz's
+    /// `reset()`), and undoes [`force_open`](CircuitBreaker::force_open). Calls admitted
+    /// before the reset, probes included, no longer move the state or free a slot when
+    /// they finish.
+    ///
+    /// ```
+    /// use kompoz::breaker::{CircuitBreaker, CircuitState};
+    ///
+    /// let breaker = CircuitBreaker::builder().failure_threshold(1).build()?;
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.state(), CircuitState::Open);
+    /// breaker.reset();
+    /// assert_eq!(breaker.state(), CircuitState::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reset(&self) {
         self.apply(Event::Reset);
     }
 
     /// Opens the circuit and keeps it open, ignoring the recovery timeout, until
     /// [`reset`](CircuitBreaker::reset): isolates a dependency by hand.
+    ///
+    /// ```
+    /// use kompoz::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// breaker.force_open();
+    /// assert!(breaker.try_acquire().is_err());
+    /// assert!(breaker.stats().forced_open);
+    /// breaker.reset();
+    /// assert!(breaker.try_acquire().is_ok());
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn force_open(&self) {
         self.apply(Event::ForceOpen);
     }
 
     /// The clock the breaker measures time on.
+    ///
+    /// ```
+    /// use kompoz::{Clock, ManualClock, breaker::BreakerBuilder};
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = BreakerBuilder::new().build_with(clock.clone())?;
+    /// assert_eq!(breaker.clock().now(), clock.now());
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn clock(&self) -> &C {
         &self.clock
     }
 
     /// How long the circuit stays open before it lets a probe in.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kompoz::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().recovery_timeout(Duration::from_secs(5)).build()?;
+    /// assert_eq!(breaker.recovery_timeout(), Duration::from_secs(5));
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn recovery_timeout(&self) -> Duration {
-        self.recovery_timeout
+        self.cold.recovery_timeout
     }
 
-    #[inline]
-    pub(super) fn guard(&self, ticket: Ticket) -> BreakerGuard<'_, C> {
-        BreakerGuard { breaker: self, ticket }
+    /// How long a half-open probe may hold its slot before it is presumed hung.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kompoz::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().half_open_max_wait(Duration::from_secs(5)).build()?;
+    /// assert_eq!(breaker.half_open_max_wait(), Duration::from_secs(5));
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
+    pub fn half_open_max_wait(&self) -> Duration {
+        Duration::from_nanos(self.home.extra.load(Ordering::Relaxed))
     }
 
     #[cold]
     fn admit_slow(&self, mut word: u64) -> Result<Ticket, CircuitOpen> {
         loop {
-            // The common case while open: rejected before the recovery time, after two
+            // The common case while open: rejected before the recovery time, after three
             // loads and a coarse clock reading, without running the machine.
-            if word & STATE_MASK == OPEN_BITS
+            if cell::state_bits(word) == OPEN_BITS
                 && (word & (FORCED | READY) != READY || !self.recovery_due())
             {
-                self.counters.rejected();
+                self.counters().rejected();
                 return Err(CircuitOpen { state: CircuitState::Open });
             }
-            let machine = unpack(word);
+            let machine = self.hot.cell.machine(word);
+            let limits = &self.hot.limits;
+            let probes_expired = machine.probes_full(limits) && self.probes_expired();
             let recovered = machine.state == CircuitState::Open;
-            let step = machine.step(Event::Admit { recovered }, &self.thresholds);
+            let step = machine.step(Event::Admit { recovered, probes_expired }, limits);
             let ticket = match step.effect {
                 Effect::Admitted(ticket) => ticket,
                 _ => {
-                    self.counters.rejected();
+                    self.counters().rejected();
                     return Err(CircuitOpen { state: machine.state });
                 }
             };
             if step.next == machine {
                 return Ok(ticket);
             }
-            match self.word.compare_exchange_weak(
-                word,
-                pack(step.next),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
+            if ticket.probe {
+                // Raised before the probe is committed: whoever sees the probe sees a
+                // time at or after its admission (a raise whose commit fails only delays
+                // the expiry).
+                self.hot.last_probe_at.fetch_max(self.clock.now().as_nanos(), Ordering::AcqRel);
+            }
+            match self.hot.cell.commit(word, step.next, false) {
+                Ok(()) => {
                     // Hold the ticket in a guard while reporting: if the callback panics,
                     // dropping the guard gives the probe slot back.
-                    let guard = self.guard(ticket);
+                    let guard = BreakerGuard::new(self, ticket);
                     self.report(machine.state, step.next.state);
                     return Ok(guard.into_ticket());
                 }
@@ -318,11 +415,10 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
-    /// Whether the published recovery deadline has passed: the coarse clock decides when
-    /// it is clear either way, the precise clock only near the deadline.
+    /// Whether `deadline` has passed: the coarse clock decides when it is clear either
+    /// way, the precise clock only near the deadline.
     #[inline]
-    fn recovery_due(&self) -> bool {
-        let deadline = Instant::from_nanos(self.open_until.load(Ordering::Acquire));
+    fn passed(&self, deadline: Instant) -> bool {
         let coarse = self.clock.now_coarse();
         if coarse >= deadline {
             return true;
@@ -333,16 +429,28 @@ impl<C: Clock> CircuitBreaker<C> {
         self.clock.now() >= deadline
     }
 
+    /// Whether the published recovery deadline has passed.
+    #[inline]
+    fn recovery_due(&self) -> bool {
+        self.passed(Instant::from_nanos(self.hot.open_until.load(Ordering::Acquire)))
+    }
+
+    /// Whether every probe in flight was admitted at least `half_open_max_wait` ago.
+    fn probes_expired(&self) -> bool {
+        let latest = Instant::from_nanos(self.hot.last_probe_at.load(Ordering::Acquire));
+        self.passed(latest.saturating_add(self.half_open_max_wait()))
+    }
+
     /// Records the outcome of the call admitted with `ticket`. The common case, a success
     /// of an ordinary call, is small enough to inline into the caller; the rest is not.
     #[inline]
     pub(super) fn settle(&self, ticket: Ticket, verdict: Verdict) {
         if verdict == Verdict::Success && !ticket.probe {
-            let word = self.word.load(Ordering::Acquire);
-            self.counters.success(self.clock.now_coarse());
-            // Still closed, in the call's generation, with no failures and no stray
-            // probes: nothing to do.
-            if word != u64::from(ticket.generation) << GENERATION_SHIFT {
+            let word = self.hot.cell.word();
+            self.counters().success(|| self.clock.now_coarse());
+            // Still closed with no failure streak: nothing to do, whether the ticket is
+            // current or late (see cell.rs).
+            if word != cell::clean_closed(ticket.generation) {
                 self.apply(Event::Success(ticket));
             }
         } else {
@@ -354,15 +462,15 @@ impl<C: Clock> CircuitBreaker<C> {
     fn settle_other(&self, ticket: Ticket, verdict: Verdict) {
         match verdict {
             Verdict::Success => {
-                self.counters.success(self.clock.now_coarse());
+                self.counters().success(|| self.clock.now_coarse());
                 self.apply(Event::Success(ticket));
             }
             Verdict::Failure => {
-                self.counters.failure(self.clock.now());
+                self.counters().failure(self.clock.now());
                 self.apply(Event::Failure(ticket));
             }
             Verdict::Ignore => {
-                self.counters.abandoned();
+                self.counters().abandoned();
                 if ticket.probe {
                     self.apply(Event::Abandon(ticket));
                 }
@@ -370,30 +478,27 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
-    /// Applies `event` with compare-exchange, then publishes a new open period's
-    /// deadline and reports a transition, outside any critical section.
+    /// Applies `event` with compare-exchange, then times a new open period's break and
+    /// reports a transition, outside any critical section.
     #[inline(never)]
     fn apply(&self, event: Event) {
-        let mut word = self.word.load(Ordering::Acquire);
+        let mut word = self.hot.cell.word();
         loop {
-            let machine = unpack(word);
-            let step = machine.step(event, &self.thresholds);
+            let machine = self.hot.cell.machine(word);
+            let step = machine.step(event, &self.hot.limits);
             if step.next == machine && !step.opened {
                 return;
             }
-            let mut next = pack(step.next);
-            if !step.opened && step.next.state == CircuitState::Open {
-                // Same open period (a stray probe finished): keep its published deadline.
-                next |= word & READY;
-            }
-            match self.word.compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => {
+            // Same open period (`force_open` over an open circuit): keep its deadline.
+            let keep_ready = !step.opened && step.next.state == CircuitState::Open;
+            match self.hot.cell.commit(word, step.next, keep_ready) {
+                Ok(()) => {
                     if step.opened {
-                        self.publish_deadline(step.next.generation);
+                        self.publish_deadline(step.next);
                     }
                     if step.next.state == CircuitState::Open && machine.state != CircuitState::Open
                     {
-                        self.times_opened.fetch_add(1, Ordering::Relaxed);
+                        self.shared.extra.fetch_add(1, Ordering::Relaxed);
                     }
                     self.report(machine.state, step.next.state);
                     return;
@@ -403,7 +508,7 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
-    /// Sets the recovery deadline of the open period `generation`, then marks it `READY`.
+    /// Sets the recovery deadline of the open period `opened`, then marks it `READY`.
     /// Until then, calls are rejected without a clock read.
     ///
     /// A thread descheduled between its transition and this publication may run it after
@@ -412,112 +517,68 @@ impl<C: Clock> CircuitBreaker<C> {
     /// unpublished, and retried if the deadline changed in between (another publisher
     /// raced it); a later period's publisher, which also checks, then wins. All of it is
     /// `SeqCst`, so the check and the write cannot be reordered around another thread's.
-    /// (The word itself may change within the period, as stray probes finish; only its
-    /// state, generation and `READY` flag matter here.)
-    fn publish_deadline(&self, generation: u32) {
-        let unpublished = |word: u64| {
-            word & (STATE_MASK | READY) == OPEN_BITS && unpack(word).generation == generation
-        };
-        let deadline = self.clock.now().saturating_add(self.recovery_timeout).as_nanos();
+    fn publish_deadline(&self, opened: Machine) {
+        let deadline = self.clock.now().saturating_add(self.cold.recovery_timeout).as_nanos();
+        let open_until = &self.hot.open_until;
         loop {
-            let seen = self.open_until.load(Ordering::SeqCst);
-            if !unpublished(self.word.load(Ordering::SeqCst)) {
+            let seen = open_until.load(Ordering::SeqCst);
+            if !self.hot.cell.unpublished(self.hot.cell.word_seq_cst(), opened.generation) {
                 return;
             }
-            if self
-                .open_until
+            if open_until
                 .compare_exchange(seen, deadline, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
             {
                 break;
             }
         }
-        let mut word = self.word.load(Ordering::SeqCst);
-        while unpublished(word) {
-            match self.word.compare_exchange(word, word | READY, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => return,
-                Err(actual) => word = actual,
-            }
-        }
+        self.hot.cell.set_ready(opened.generation);
     }
 
     fn report(&self, old: CircuitState, new: CircuitState) {
         if old == new {
             return;
         }
-        if let Some(listener) = &self.listener {
+        if let Some(listener) = &self.cold.listener {
             listener(old, new, &self.stats());
         }
     }
+
+    /// Tests: the breaker's state cell.
+    #[cfg(test)]
+    pub(crate) fn cell(&self) -> &StateCell {
+        &self.hot.cell
+    }
+
+    /// Tests: whether the calling thread counts on the home shard.
+    #[cfg(all(test, feature = "std", not(loom)))]
+    pub(crate) fn counts_on_home(&self) -> bool {
+        self.counters().owned_by_caller()
+    }
+}
+
+/// Nanoseconds of `duration`, saturating.
+pub(crate) fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl<C: fmt::Debug> fmt::Debug for CircuitBreaker<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let machine = unpack(self.word.load(Ordering::Acquire));
-        f.debug_struct("CircuitBreaker")
-            .field("state", &machine.state)
-            .field("forced", &machine.forced)
-            .field("failure_threshold", &self.thresholds.failure_threshold)
-            .field("recovery_timeout", &self.recovery_timeout)
-            .field("half_open_max_calls", &self.thresholds.half_open_max_calls)
-            .field("success_threshold", &self.thresholds.success_threshold)
+        let machine = cell::unpack(self.hot.cell.word(), 0);
+        let mut out = f.debug_struct("CircuitBreaker");
+        out.field("state", &machine.state).field("forced", &machine.forced);
+        let super::machine::Rule::Consecutive { failure_threshold } = self.hot.limits.rule;
+        out.field("failure_threshold", &failure_threshold);
+        out.field("recovery_timeout", &self.cold.recovery_timeout)
+            .field("half_open_max_calls", &self.hot.limits.half_open_max_calls)
+            .field("success_threshold", &self.hot.limits.success_threshold)
+            .field(
+                "half_open_max_wait",
+                &Duration::from_nanos(self.home.extra.load(Ordering::Relaxed)),
+            )
             .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
 
-/// Permission to make one call, from [`CircuitBreaker::try_acquire`]. Record the outcome
-/// with [`success`](BreakerGuard::success), [`failure`](BreakerGuard::failure) or
-/// [`record`](BreakerGuard::record). Dropped without a verdict (the call was cancelled or
-/// panicked), it gives its probe slot back and records nothing.
-#[must_use = "a guard dropped at once records nothing; call success() or failure()"]
-pub struct BreakerGuard<'a, C: Clock> {
-    breaker: &'a CircuitBreaker<C>,
-    ticket: Ticket,
-}
-
-impl<C: Clock> BreakerGuard<'_, C> {
-    /// The call succeeded.
-    #[inline]
-    pub fn success(self) {
-        self.record(Verdict::Success);
-    }
-
-    /// The call failed.
-    pub fn failure(self) {
-        self.record(Verdict::Failure);
-    }
-
-    /// Records `verdict` for the call.
-    #[inline]
-    pub fn record(self, verdict: Verdict) {
-        // Not dropped: the verdict replaces the drop's "no verdict". If the breaker's
-        // callback panics during `settle`, nothing records the call a second time.
-        let guard = ManuallyDrop::new(self);
-        guard.breaker.settle(guard.ticket, verdict);
-    }
-
-    /// Whether this call is a half-open probe.
-    pub fn is_probe(&self) -> bool {
-        self.ticket.probe
-    }
-
-    /// Gives up the guard without settling, returning its ticket.
-    #[inline]
-    fn into_ticket(self) -> Ticket {
-        ManuallyDrop::new(self).ticket
-    }
-}
-
-impl<C: Clock> Drop for BreakerGuard<'_, C> {
-    fn drop(&mut self) {
-        self.breaker.settle(self.ticket, Verdict::Ignore);
-    }
-}
-
-impl<C: Clock> fmt::Debug for BreakerGuard<'_, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BreakerGuard").field("probe", &self.ticket.probe).finish_non_exhaustive()
-    }
-}
+const _: () = assert!(CLOSED_BITS == 0, "the closed fast path compares against zero bits");

@@ -1,46 +1,53 @@
 //! The breaker's state machine: a pure function over a plain value.
 //!
-//! [`Machine::step`] knows nothing of atomics, clocks or threads. The atomic layer
-//! (`circuit.rs`) loads the packed state, runs `step`, and commits the result with a
+//! [`Machine::step`] knows nothing of atomics, clocks, threads or windows. The atomic layer
+//! (`cell.rs`) loads the packed state, runs `step`, and commits the result with a
 //! compare-exchange; tests and fuzz targets drive the very same function.
 
 use super::CircuitState;
 
-/// Bits of the generation counter (it wraps).
-pub(crate) const GENERATION_BITS: u32 = 24;
-/// Bits of each counter packed beside it.
-pub(crate) const COUNT_BITS: u32 = 18;
-/// The largest threshold or probe count a breaker can track.
-pub const MAX_COUNT: u32 = (1 << COUNT_BITS) - 1;
-const GENERATION_MASK: u32 = (1 << GENERATION_BITS) - 1;
+/// The largest threshold or probe count a breaker can track (the width of the counts
+/// packed beside the state).
+pub const MAX_COUNT: u32 = (1 << 14) - 1;
+/// Consecutive openings are counted up to here (break durations stop growing long before).
+pub(crate) const MAX_OPENINGS: u32 = (1 << 6) - 1;
 
-/// The whole state of a breaker but its open deadline, as a plain value.
+/// The whole state of a breaker but its deadlines and windows, as a plain value.
 ///
-/// Every state change starts a new *generation*. A call is admitted in a generation, and
-/// its outcome moves the state only if that generation is still current: outcomes that
-/// arrive after a transition are late, and count only in the totals.
+/// Every transition starts a new *generation* (a 64-bit count that never wraps in
+/// practice). A call is admitted in a generation, and its outcome moves the state only if
+/// that generation is still current: outcomes that arrive after a transition are late,
+/// and count only in the totals. Probe slots belong to their generation too: a transition
+/// frees every slot, and a late probe gives nothing back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Machine {
     pub(crate) state: CircuitState,
     /// Opened by `force_open`: it stays open until `reset`.
     pub(crate) forced: bool,
-    pub(crate) generation: u32,
-    /// Consecutive failures in this closed period.
+    pub(crate) generation: u64,
+    /// Consecutive failures in this closed period (the consecutive-failures rule only).
     pub(crate) failures: u32,
-    /// Probe calls in flight, of this half-open period or an earlier one: a probe is in
-    /// flight until it finishes or is abandoned, whatever happened to the circuit
-    /// meanwhile, so the count survives every transition. `half_open_max_calls` bounds
-    /// it: the recovering dependency never sees more probes at once.
+    /// Probes admitted in this half-open period and still in flight.
     pub(crate) probes: u32,
-    /// Successful probes in this half-open period.
+    /// Successful probes in this half-open episode (kept when expired probes are dropped).
     pub(crate) probe_successes: u32,
+    /// Openings since the circuit was last closed (by probes or `reset`), saturating at
+    /// [`MAX_OPENINGS`]: what a growing break duration grows with.
+    pub(crate) openings: u32,
 }
 
-/// The validated thresholds the machine runs under.
+/// What trips a closed circuit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Thresholds {
-    /// Consecutive failures in the closed state that open the circuit (>= 1).
-    pub(crate) failure_threshold: u32,
+pub(crate) enum Rule {
+    /// `failure_threshold` consecutive failures, counted by the machine itself (kompoz's
+    /// rule).
+    Consecutive { failure_threshold: u32 },
+}
+
+/// The validated limits the machine runs under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Limits {
+    pub(crate) rule: Rule,
     /// Probes allowed in flight at once in the half-open state (>= 1).
     pub(crate) half_open_max_calls: u32,
     /// Successful probes that close the circuit (>= 1).
@@ -50,16 +57,17 @@ pub(crate) struct Thresholds {
 /// A call's admission: the generation it was admitted in, and whether it is a probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Ticket {
-    pub(crate) generation: u32,
+    pub(crate) generation: u64,
     pub(crate) probe: bool,
 }
 
 /// Something that happens to a breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Event {
-    /// A call asks to be let in. `recovered`: the circuit is open and its recovery time
-    /// has passed (the atomic layer reads the clock; the machine stays pure).
-    Admit { recovered: bool },
+    /// A call asks to be let in. The atomic layer reads the clock; the machine stays pure:
+    /// `recovered`: the circuit is open and its break has passed; `probes_expired`: every
+    /// probe in flight has held its slot longer than `half_open_max_wait`.
+    Admit { recovered: bool, probes_expired: bool },
     /// An admitted call succeeded.
     Success(Ticket),
     /// An admitted call failed.
@@ -90,7 +98,7 @@ pub(crate) enum Effect {
 pub(crate) struct Step {
     pub(crate) next: Machine,
     pub(crate) effect: Effect,
-    /// A new open period starts: its recovery deadline must be set.
+    /// A new open period starts: its break must be timed.
     pub(crate) opened: bool,
 }
 
@@ -103,29 +111,48 @@ impl Machine {
         failures: 0,
         probes: 0,
         probe_successes: 0,
+        openings: 0,
     };
 
-    fn next_generation(self) -> u32 {
-        self.generation.wrapping_add(1) & GENERATION_MASK
-    }
-
-    /// A new closed period; probes still in flight stay counted.
+    /// A new closed period: the streak, the probes and the openings are forgotten.
     fn closed(self) -> Machine {
-        Machine { generation: self.next_generation(), probes: self.probes, ..Machine::INITIAL }
+        Machine { generation: self.generation + 1, ..Machine::INITIAL }
     }
 
-    /// A new open period; probes still in flight stay counted.
+    /// A new open period. A forced opening does not count as one more failed recovery.
     fn open(self, forced: bool) -> Machine {
+        let openings = if forced { self.openings } else { (self.openings + 1).min(MAX_OPENINGS) };
         Machine {
             state: CircuitState::Open,
             forced,
-            generation: self.next_generation(),
-            probes: self.probes,
+            generation: self.generation + 1,
+            openings,
             ..Machine::INITIAL
         }
     }
 
-    /// This machine with one probe fewer in flight, if `ticket` is a probe's.
+    /// A new half-open period with this call as its first probe; `probe_successes` is
+    /// kept when expired probes are dropped, reset when the circuit recovers from open.
+    fn half_open(self, probe_successes: u32) -> Step {
+        let next = Machine {
+            state: CircuitState::HalfOpen,
+            generation: self.generation + 1,
+            probes: 1,
+            probe_successes,
+            openings: self.openings,
+            ..Machine::INITIAL
+        };
+        let ticket = Ticket { generation: next.generation, probe: true };
+        Machine::go(next, Effect::Admitted(ticket))
+    }
+
+    /// Whether admitting a call needs to know if the probes in flight have expired: the
+    /// circuit is half-open with every probe slot taken.
+    pub(crate) fn probes_full(self, limits: &Limits) -> bool {
+        self.state == CircuitState::HalfOpen && self.probes >= limits.half_open_max_calls
+    }
+
+    /// This machine with one probe fewer in flight, if `ticket` is a current probe's.
     fn finish_probe(self, ticket: Ticket) -> Machine {
         if ticket.probe { Machine { probes: self.probes.saturating_sub(1), ..self } } else { self }
     }
@@ -135,45 +162,36 @@ impl Machine {
     }
 
     fn go(next: Machine, effect: Effect) -> Step {
-        Step { next, effect, opened: next.state == CircuitState::Open }
+        Step { next, effect, opened: next.state == CircuitState::Open && !next.forced }
     }
 
     /// Applies `event` under `limits`.
-    pub(crate) fn step(self, event: Event, limits: &Thresholds) -> Step {
+    pub(crate) fn step(self, event: Event, limits: &Limits) -> Step {
         use CircuitState::{Closed, HalfOpen, Open};
-        let room_for_a_probe = self.probes < limits.half_open_max_calls;
         match event {
-            Event::Admit { recovered } => match self.state {
+            Event::Admit { recovered, probes_expired } => match self.state {
                 Closed => self
                     .stay(Effect::Admitted(Ticket { generation: self.generation, probe: false })),
-                Open if recovered && !self.forced && room_for_a_probe => {
-                    let next = Machine {
-                        state: HalfOpen,
-                        generation: self.next_generation(),
-                        probes: self.probes + 1,
-                        ..Machine::INITIAL
-                    };
-                    let ticket = Ticket { generation: next.generation, probe: true };
-                    Machine::go(next, Effect::Admitted(ticket))
-                }
-                HalfOpen if room_for_a_probe => {
+                Open if recovered && !self.forced => self.half_open(0),
+                HalfOpen if self.probes < limits.half_open_max_calls => {
                     let next = Machine { probes: self.probes + 1, ..self };
                     let ticket = Ticket { generation: self.generation, probe: true };
                     Machine::go(next, Effect::Admitted(ticket))
                 }
+                // Every probe in flight is hung: their slots are dropped (their outcomes
+                // will be late) and this call probes in a new half-open period.
+                HalfOpen if probes_expired => self.half_open(self.probe_successes),
                 Open | HalfOpen => self.stay(Effect::Rejected),
             },
             Event::Success(ticket) | Event::Failure(ticket) | Event::Abandon(ticket)
                 if ticket.generation != self.generation =>
             {
-                // Late: only its probe slot (if any) is given back.
-                let next = self.finish_probe(ticket);
-                Step { next, effect: Effect::Late, opened: false }
+                self.stay(Effect::Late)
             }
             Event::Success(ticket) => {
                 let after = self.finish_probe(ticket);
                 match self.state {
-                    Closed if self.failures == 0 => after.stay(Effect::Applied),
+                    // A success ends the streak (if any).
                     Closed => Machine::go(Machine { failures: 0, ..after }, Effect::Applied),
                     HalfOpen if self.probe_successes + 1 >= limits.success_threshold => {
                         Machine::go(after.closed(), Effect::Applied)
@@ -186,23 +204,19 @@ impl Machine {
                     Open => after.stay(Effect::Late),
                 }
             }
-            Event::Failure(ticket) => {
-                let after = self.finish_probe(ticket);
-                match self.state {
-                    Closed if self.failures + 1 >= limits.failure_threshold => {
-                        Machine::go(after.open(false), Effect::Applied)
-                    }
-                    Closed => Machine::go(
-                        Machine { failures: self.failures + 1, ..after },
-                        Effect::Applied,
-                    ),
-                    HalfOpen => Machine::go(after.open(false), Effect::Applied),
-                    Open => after.stay(Effect::Late),
+            Event::Failure(_) => match (self.state, limits.rule) {
+                (Closed, Rule::Consecutive { failure_threshold })
+                    if self.failures + 1 >= failure_threshold =>
+                {
+                    Machine::go(self.open(false), Effect::Applied)
                 }
-            }
-            Event::Abandon(ticket) => {
-                Step { next: self.finish_probe(ticket), effect: Effect::Applied, opened: false }
-            }
+                (Closed, Rule::Consecutive { .. }) => {
+                    Machine::go(Machine { failures: self.failures + 1, ..self }, Effect::Applied)
+                }
+                (HalfOpen, _) => Machine::go(self.open(false), Effect::Applied),
+                (Open, _) => self.stay(Effect::Late),
+            },
+            Event::Abandon(ticket) => self.finish_probe(ticket).stay(Effect::Applied),
             Event::Reset => Machine::go(self.closed(), Effect::Applied),
             Event::ForceOpen if self.state == Open && self.forced => self.stay(Effect::Applied),
             Event::ForceOpen => Machine::go(self.open(true), Effect::Applied),
@@ -215,11 +229,14 @@ mod tests {
     use super::*;
     use CircuitState::{Closed, HalfOpen, Open};
 
-    const LIMITS: Thresholds =
-        Thresholds { failure_threshold: 2, half_open_max_calls: 2, success_threshold: 2 };
+    const LIMITS: Limits = Limits {
+        rule: Rule::Consecutive { failure_threshold: 2 },
+        half_open_max_calls: 2,
+        success_threshold: 2,
+    };
 
     fn admit(m: Machine, recovered: bool) -> (Machine, Effect) {
-        let step = m.step(Event::Admit { recovered }, &LIMITS);
+        let step = m.step(Event::Admit { recovered, probes_expired: false }, &LIMITS);
         (step.next, step.effect)
     }
 
@@ -241,7 +258,7 @@ mod tests {
         assert_eq!(m.failures, 0);
         let m = m.step(Event::Failure(t), &LIMITS).next;
         let step = m.step(Event::Failure(t), &LIMITS);
-        assert_eq!((step.next.state, step.opened), (Open, true));
+        assert_eq!((step.next.state, step.opened, step.next.openings), (Open, true, 1));
         assert_eq!(step.next.generation, 1);
     }
 
@@ -256,7 +273,7 @@ mod tests {
         let m = m.step(Event::Success(ticket(e1)), &LIMITS).next;
         assert_eq!((m.state, m.probes, m.probe_successes), (HalfOpen, 1, 1));
         let m = m.step(Event::Success(ticket(e2)), &LIMITS).next;
-        assert_eq!((m.state, m.failures, m.probes), (Closed, 0, 0));
+        assert_eq!((m.state, m.failures, m.probes, m.openings), (Closed, 0, 0, 0));
     }
 
     #[test]
@@ -267,7 +284,7 @@ mod tests {
         assert_eq!(m.probes, 1);
         let (m, e3) = admit(m, false);
         let step = m.step(Event::Failure(ticket(e3)), &LIMITS);
-        assert_eq!((step.next.state, step.opened), (Open, true));
+        assert_eq!((step.next.state, step.opened, step.next.openings), (Open, true, 2));
     }
 
     #[test]
@@ -275,48 +292,90 @@ mod tests {
         let (closed, e) = admit(Machine::INITIAL, false);
         let old = ticket(e);
         let half_open = admit(closed.open(false), true).0;
-        assert_eq!(half_open.step(Event::Success(old), &LIMITS).effect, Effect::Late);
-        assert_eq!(half_open.step(Event::Failure(old), &LIMITS).next, half_open);
-        assert_eq!(half_open.step(Event::Abandon(old), &LIMITS).next, half_open);
+        for event in [Event::Success(old), Event::Failure(old), Event::Abandon(old)] {
+            let step = half_open.step(event, &LIMITS);
+            assert_eq!((step.effect, step.next), (Effect::Late, half_open));
+        }
     }
 
     #[test]
-    fn probes_of_an_earlier_period_still_count_against_the_limit() {
+    fn a_late_probe_gives_back_nothing_and_the_new_period_has_every_slot() {
         let (m, e1) = admit(Machine::INITIAL.open(false), true);
         let (m, e2) = admit(m, false);
         // The first probe fails: the circuit reopens while the second is still running.
         let m = m.step(Event::Failure(ticket(e1)), &LIMITS).next;
-        assert_eq!((m.state, m.probes), (Open, 1));
+        assert_eq!((m.state, m.probes), (Open, 0));
         let (m, e3) = admit(m, true);
+        let (m, e4) = admit(m, false);
         assert_eq!((m.state, m.probes), (HalfOpen, 2));
-        assert_eq!(admit(m, false).1, Effect::Rejected, "two probes are in flight already");
-        // The stray probe finishes late: its success does not count, its slot comes back.
+        // The stray finishes late: its success does not count and frees no slot.
         let step = m.step(Event::Success(ticket(e2)), &LIMITS);
-        assert_eq!(
-            (step.effect, step.next.probes, step.next.probe_successes),
-            (Effect::Late, 1, 0)
-        );
+        assert_eq!((step.effect, step.next), (Effect::Late, m));
         let m = step.next.step(Event::Abandon(ticket(e3)), &LIMITS).next;
+        let m = m.step(Event::Abandon(ticket(e4)), &LIMITS).next;
         assert_eq!(m.probes, 0);
-        // With every slot taken by strays, a recovered circuit waits rather than probe.
-        let full = Machine { probes: 2, ..Machine::INITIAL.open(false) };
-        assert_eq!(admit(full, true).1, Effect::Rejected);
     }
 
     #[test]
-    fn forced_open_ignores_recovery_until_reset() {
-        let forced = Machine::INITIAL.step(Event::ForceOpen, &LIMITS).next;
-        assert_eq!((forced.state, forced.forced), (Open, true));
+    fn reset_forgets_the_probes_and_a_probe_from_before_frees_nothing() {
+        let (m, e1) = admit(Machine::INITIAL.open(false), true);
+        let m = m.step(Event::Reset, &LIMITS).next;
+        assert_eq!((m.state, m.probes, m.openings), (Closed, 0, 0));
+        let m = m.step(Event::ForceOpen, &LIMITS).next;
+        let m = m.step(Event::Reset, &LIMITS).next;
+        let m = m.step(Event::Failure(ticket(admit(m, false).1)), &LIMITS).next;
+        let m = m.step(Event::Failure(ticket(admit(m, false).1)), &LIMITS).next;
+        let (m, e2) = admit(m, true);
+        assert_eq!((m.state, m.probes), (HalfOpen, 1));
+        let step = m.step(Event::Abandon(ticket(e1)), &LIMITS);
+        assert_eq!((step.effect, step.next.probes), (Effect::Late, 1));
+        let m = step.next.step(Event::Success(ticket(e2)), &LIMITS).next;
+        assert_eq!((m.probes, m.probe_successes), (0, 1));
+    }
+
+    #[test]
+    fn expired_probes_are_dropped_for_a_new_half_open_period() {
+        let limits = Limits { half_open_max_calls: 1, success_threshold: 3, ..LIMITS };
+        let m = Machine::INITIAL.open(false);
+        let admit = |m: Machine, probes_expired| {
+            m.step(Event::Admit { recovered: true, probes_expired }, &limits)
+        };
+        let first = admit(m, false);
+        let m = first.next.step(Event::Success(ticket(first.effect)), &limits).next;
+        let hung = admit(m, false);
+        let m = hung.next;
+        assert!(m.probes_full(&limits));
+        assert_eq!(admit(m, false).effect, Effect::Rejected, "not expired yet");
+        let fresh = admit(m, true);
+        assert_eq!(fresh.next.state, HalfOpen);
+        assert_eq!((fresh.next.probes, fresh.next.probe_successes), (1, 1), "successes are kept");
+        assert_ne!(ticket(fresh.effect).generation, ticket(hung.effect).generation);
+        assert!(!fresh.opened);
+        // The hung probe answers at last: late, it frees nothing.
+        let late = fresh.next.step(Event::Failure(ticket(hung.effect)), &limits);
+        assert_eq!((late.effect, late.next), (Effect::Late, fresh.next));
+    }
+
+    #[test]
+    fn forced_open_ignores_recovery_until_reset_and_is_no_failed_recovery() {
+        let forced = Machine::INITIAL.step(Event::ForceOpen, &LIMITS);
+        assert!(!forced.opened, "a forced opening has no break to time");
+        let forced = forced.next;
+        assert_eq!((forced.state, forced.forced, forced.openings), (Open, true, 0));
         assert_eq!(admit(forced, true).1, Effect::Rejected);
         assert_eq!(forced.step(Event::ForceOpen, &LIMITS).next, forced);
         let reset = forced.step(Event::Reset, &LIMITS).next;
         assert_eq!((reset.state, reset.forced), (Closed, false));
-        assert_ne!(reset.generation, forced.generation);
+        assert_eq!(reset.generation, forced.generation + 1);
     }
 
     #[test]
-    fn generations_wrap_within_their_bits() {
-        let m = Machine { generation: GENERATION_MASK, ..Machine::INITIAL };
-        assert_eq!(m.step(Event::Reset, &LIMITS).next.generation, 0);
+    fn openings_saturate() {
+        let mut m = Machine::INITIAL;
+        for _ in 0..MAX_OPENINGS + 5 {
+            m = m.open(false);
+        }
+        assert_eq!(m.openings, MAX_OPENINGS);
+        assert_eq!(m.open(true).openings, MAX_OPENINGS);
     }
 }

@@ -9,14 +9,15 @@ use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestR
 
 use kompoz_model::breaker::{self, Classifier, Config, Finish, Judged, Op, Tally};
 
-/// Small thresholds and recovery timeouts, so that every state is reached.
+/// Small thresholds and timeouts, so that every state is reached.
 fn config() -> impl Strategy<Value = Config> {
-    (1u32..=3, 1u32..=3, prop::option::of(1u32..=3), 0u64..=50).prop_map(
-        |(failures, probes, successes, recovery)| Config {
+    (1u32..=3, 1u32..=3, prop::option::of(1u32..=3), 0u64..=50, 1u64..=100).prop_map(
+        |(failures, probes, successes, recovery, max_wait)| Config {
             failure_threshold: failures,
             half_open_max_calls: probes,
             success_threshold: successes,
             recovery_timeout: Duration::from_millis(recovery),
+            half_open_max_wait: Duration::from_millis(max_wait),
         },
     )
 }
@@ -31,6 +32,7 @@ fn finish() -> impl Strategy<Value = Finish> {
         4 => Just(Finish::Failure),
         2 => judged().prop_map(Finish::Record),
         2 => Just(Finish::Drop),
+        1 => Just(Finish::Forget),
     ]
 }
 
@@ -97,9 +99,10 @@ proptest! {
 
 /// The random sequences do reach the transitions that matter: a failure streak opening
 /// the circuit, recovery into half-open (exactly at the deadline, too), failed and closing
-/// probes, late outcomes, abandoned probes, stray probes of an earlier period (finishing,
-/// and holding a slot a new probe wanted), `force_open`, a clock set back. (A generator
-/// that never got there would prove nothing.)
+/// probes, late outcomes, abandoned probes, stray probes of an earlier period finishing,
+/// leaked probes expiring into a new period, `force_open`, a clock set back, successes
+/// left unstamped while the clock stood still. (A generator that never got there would
+/// prove nothing.)
 #[test]
 fn the_sequences_reach_the_interesting_transitions() {
     let config = RunnerConfig { cases: 300, ..RunnerConfig::default() };
@@ -123,7 +126,9 @@ fn the_sequences_reach_the_interesting_transitions() {
     assert!(t.late_outcomes > 500, "{t:?}");
     assert!(t.abandoned_probes > 30, "{t:?}");
     assert!(t.stray_probes > 60, "{t:?}");
-    assert!(t.strays_in_the_way > 10, "{t:?}");
+    assert!(t.expired_probes > 20, "{t:?}");
+    assert!(t.leaked_guards > 100, "{t:?}");
+    assert!(t.unstamped_successes > 100, "{t:?}");
     assert!(t.forced_opens > 150, "{t:?}");
     assert!(t.clock_set_back > 150, "{t:?}");
 }

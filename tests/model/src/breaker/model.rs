@@ -8,21 +8,25 @@
 //! * **Open**: calls are rejected until the clock reads at least the moment it opened plus
 //!   `recovery_timeout` (saturating); then the next call is let in as a probe and the
 //!   circuit is half-open from that moment (not before: `state()` says `Open` until a
-//!   call arrives), provided fewer than `half_open_max_calls` probes are in flight.
-//! * **Half-open**: up to `half_open_max_calls` probes in flight; more are rejected, not
-//!   queued. `success_threshold` successful probes close it; a failed probe opens it
-//!   again, with a new deadline.
-//! * A probe is in flight from its admission until it ends, whatever happens to the
-//!   circuit meanwhile: probes of an earlier half-open period count against the limit.
-//! * Every state change, `reset` and `force_open` starts a new *period*. A call belongs to
-//!   the period it was let in; an outcome of an earlier period is *late*: it is counted in
-//!   the totals but does not move the state (a late probe still ends, giving back its
-//!   slot).
+//!   call arrives).
+//! * **Half-open**: up to `half_open_max_calls` probes of this period in flight; more are
+//!   rejected, not queued. `success_threshold` successful probes close it; a failed probe
+//!   opens it again, with a new deadline. When every slot is taken and the clock reads at
+//!   least the latest probe admission plus `half_open_max_wait` (saturating), the next
+//!   call is the first probe of a new half-open period (the successes so far are kept).
+//! * Every state change, `reset`, `force_open` and probe expiry starts a new *period*. A
+//!   call belongs to the period it was let in; an outcome of an earlier period is *late*:
+//!   it is counted in the totals but moves nothing. Probe slots belong to their period: a
+//!   new period has them all free, and a late probe gives nothing back.
 //! * A call that ends without a verdict (dropped, or `Verdict::Ignore`) is *abandoned*:
-//!   counted as such, it moves nothing (a probe gives back its slot).
+//!   counted as such, it moves nothing (a current probe gives back its slot). A leaked
+//!   guard never ends.
 //! * `force_open` opens the circuit until `reset`, whatever the clock says; `reset`
-//!   closes it, forgets the streak and the forcing, and starts a new period (probes in
-//!   flight stay in flight).
+//!   closes it, forgets the streak, the probes and the forcing, and starts a new period.
+//! * `last_success_time` is the largest clock reading taken at a *stamped* success: the
+//!   first success, and then the success due after each stamped one, `stride` later,
+//!   where the stride doubles (up to 16) when a reading equals the previous stamp and is 1
+//!   otherwise (one thread: all successes count on one shard).
 //! * A transition is reported (with the stats as they are after it) only when the state
 //!   changes; `times_opened` counts the changes to `Open`.
 //! * `total_calls` counts every call that asked to be let in and is over: rejected, or
@@ -133,8 +137,13 @@ pub struct Tally {
     pub abandoned_probes: u64,
     /// Probes of an earlier half-open period that ended (late).
     pub stray_probes: u64,
-    /// Calls refused for want of a probe slot while a probe of an earlier period held one.
-    pub strays_in_the_way: u64,
+    /// Calls let in as the first probe of a new period because every probe slot was held
+    /// past `half_open_max_wait`.
+    pub expired_probes: u64,
+    /// Successes whose clock reading was skipped (not stamped).
+    pub unstamped_successes: u64,
+    /// Guards leaked with `mem::forget`.
+    pub leaked_guards: u64,
     /// `force_open` calls that did something.
     pub forced_opens: u64,
     /// The clock set to an earlier time.
@@ -151,7 +160,9 @@ impl core::ops::AddAssign for Tally {
         self.late_outcomes += other.late_outcomes;
         self.abandoned_probes += other.abandoned_probes;
         self.stray_probes += other.stray_probes;
-        self.strays_in_the_way += other.strays_in_the_way;
+        self.expired_probes += other.expired_probes;
+        self.unstamped_successes += other.unstamped_successes;
+        self.leaked_guards += other.leaked_guards;
         self.forced_opens += other.forced_opens;
         self.clock_set_back += other.clock_set_back;
     }
@@ -194,6 +205,10 @@ pub struct BreakerModel {
     success_threshold: u32,
     /// The recovery timeout in nanoseconds (saturated).
     recovery: u64,
+    /// `half_open_max_wait` in nanoseconds (saturated).
+    max_probe_wait: u64,
+    /// The latest clock reading at which a probe was let in.
+    last_probe_at: u64,
     now: u64,
     phase: Phase,
     period: u64,
@@ -207,6 +222,9 @@ pub struct BreakerModel {
     over: u64,
     last_success: Option<u64>,
     last_failure: Option<u64>,
+    /// The success count at which the next stamp is due, and the current stride.
+    stamp_due: u64,
+    stride: u64,
     times_opened: u64,
     transitions: Vec<Transition>,
     tally: Tally,
@@ -234,6 +252,8 @@ impl BreakerModel {
             // kompoz's default: as many successes as probes.
             success_threshold: config.success_threshold.unwrap_or(config.half_open_max_calls),
             recovery: nanos(config.recovery_timeout),
+            max_probe_wait: nanos(config.half_open_max_wait),
+            last_probe_at: 0,
             now: 0,
             phase: Phase::Closed { streak: 0 },
             period: 0,
@@ -246,6 +266,8 @@ impl BreakerModel {
             over: 0,
             last_success: None,
             last_failure: None,
+            stamp_due: 1,
+            stride: 1,
             times_opened: 0,
             transitions: Vec::new(),
             tally: Tally::default(),
@@ -258,7 +280,7 @@ impl BreakerModel {
         let before = self.state();
         let probe = match self.phase {
             Phase::Closed { .. } => false,
-            Phase::Open { until: Some(until) } if self.now >= until && self.room_for_a_probe() => {
+            Phase::Open { until: Some(until) } if self.now >= until => {
                 self.tally.open_to_half_open += 1;
                 if self.now == until {
                     self.tally.exact_recoveries += 1;
@@ -266,26 +288,34 @@ impl BreakerModel {
                 self.enter(Phase::HalfOpen { successes: 0 });
                 true
             }
-            Phase::HalfOpen { .. } if self.room_for_a_probe() => true,
+            Phase::HalfOpen { .. } if self.probes() < self.half_open_max_calls as usize => true,
+            Phase::HalfOpen { successes }
+                if self.now >= self.last_probe_at.saturating_add(self.max_probe_wait) =>
+            {
+                self.tally.expired_probes += 1;
+                self.enter(Phase::HalfOpen { successes });
+                true
+            }
             phase => {
-                let recovered = match phase {
-                    Phase::Open { until: Some(until) } => self.now >= until,
-                    Phase::HalfOpen { .. } => true,
-                    _ => false,
-                };
-                if recovered && self.running.values().any(|c| c.probe && c.period != self.period) {
-                    self.tally.strays_in_the_way += 1;
-                }
                 self.rejected += 1;
                 self.over += 1;
                 return (None, Admission::Rejected(CircuitOpen { state: phase.state() }));
             }
         };
+        if probe {
+            self.last_probe_at = self.last_probe_at.max(self.now);
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.running.insert(id, Running { period: self.period, probe });
         self.report(before);
         (Some(id), if probe { Admission::Probe } else { Admission::Call })
+    }
+
+    /// Call `id`'s guard is leaked (`mem::forget`): it never ends, and stays running.
+    pub fn forget(&mut self, id: CallId) {
+        assert!(self.running.contains_key(&id), "a running call");
+        self.tally.leaked_guards += 1;
     }
 
     /// Call `id` ends with `verdict` (a dropped guard or call: [`Verdict::Ignore`]).
@@ -295,7 +325,14 @@ impl BreakerModel {
         match verdict {
             Verdict::Success => {
                 self.successes += 1;
-                self.last_success = latest(self.last_success, self.now);
+                if self.successes >= self.stamp_due {
+                    let still = self.successes > 1 && self.last_success == Some(self.now);
+                    self.stride = if still { (self.stride * 2).min(16) } else { 1 };
+                    self.last_success = latest(self.last_success, self.now);
+                    self.stamp_due = self.successes + self.stride;
+                } else {
+                    self.tally.unstamped_successes += 1;
+                }
             }
             Verdict::Failure => {
                 self.failures += 1;
@@ -408,7 +445,7 @@ impl BreakerModel {
             Phase::Open { .. } => (0, 0),
             Phase::HalfOpen { successes } => (0, successes),
         };
-        let probes = self.running.values().filter(|call| call.probe).count();
+        let probes = self.probes();
         Stats {
             state: self.state(),
             failure_count,
@@ -426,9 +463,9 @@ impl BreakerModel {
         }
     }
 
-    fn room_for_a_probe(&self) -> bool {
-        let probes = self.running.values().filter(|call| call.probe).count();
-        probes < self.half_open_max_calls as usize
+    /// Probes of the current period still running.
+    fn probes(&self) -> usize {
+        self.running.values().filter(|call| call.probe && call.period == self.period).count()
     }
 
     /// Opens the circuit until one recovery timeout from now.
@@ -469,6 +506,7 @@ mod tests {
             half_open_max_calls: probes,
             success_threshold: Some(successes),
             recovery_timeout: 10 * MS,
+            half_open_max_wait: Duration::from_secs(60),
         })
     }
 
@@ -514,7 +552,7 @@ mod tests {
     }
 
     #[test]
-    fn a_late_outcome_counts_but_moves_nothing_and_a_stray_probe_holds_its_slot() {
+    fn a_late_outcome_counts_but_moves_nothing_and_a_stray_probe_frees_nothing() {
         let mut m = model(1, 2, 1);
         let slow = admitted(&mut m);
         let fail = admitted(&mut m);
@@ -525,16 +563,59 @@ mod tests {
         let first = admitted(&mut m);
         let stray = admitted(&mut m);
         m.finish(first, Verdict::Failure);
-        assert_eq!((m.state(), m.stats().probes_in_flight), (Open, 1));
+        assert_eq!((m.state(), m.stats().probes_in_flight), (Open, 0));
         m.advance(10 * MS);
         let next = admitted(&mut m);
-        assert_eq!(m.admit(), rejected(HalfOpen), "the stray holds the other slot");
-        assert_eq!(m.tally().strays_in_the_way, 1);
+        let other = admitted(&mut m);
+        assert_eq!(m.admit(), rejected(HalfOpen), "two probes of this period");
         m.finish(stray, Verdict::Success);
-        assert_eq!((m.state(), m.stats().half_open_successes), (HalfOpen, 0));
-        assert!(m.is_probe(next));
+        assert_eq!(
+            (m.state(), m.stats().half_open_successes, m.stats().probes_in_flight),
+            (HalfOpen, 0, 2)
+        );
+        assert!(m.is_probe(next) && m.is_probe(other));
         m.finish(next, Verdict::Ignore);
-        assert_eq!((m.stats().abandoned_calls, m.stats().probes_in_flight), (1, 0));
+        assert_eq!((m.stats().abandoned_calls, m.stats().probes_in_flight), (1, 1));
+    }
+
+    #[test]
+    fn probes_held_past_the_maximum_wait_give_way_to_a_new_period() {
+        let mut m = model(1, 1, 2);
+        let first = admitted(&mut m);
+        m.finish(first, Verdict::Failure);
+        m.advance(10 * MS);
+        let probe = admitted(&mut m);
+        m.finish(probe, Verdict::Success);
+        let hung = admitted(&mut m);
+        m.forget(hung);
+        m.advance(59_999 * MS);
+        assert_eq!(m.admit(), rejected(HalfOpen));
+        m.advance(MS);
+        let fresh = admitted(&mut m);
+        assert!(m.is_probe(fresh));
+        assert_eq!((m.tally().expired_probes, m.stats().half_open_successes), (1, 1));
+        m.finish(fresh, Verdict::Success);
+        assert_eq!(m.state(), Closed);
+    }
+
+    #[test]
+    fn success_stamps_are_sampled_while_the_clock_stands_still() {
+        let mut m = model(5, 1, 1);
+        for _ in 0..40 {
+            let id = admitted(&mut m);
+            m.finish(id, Verdict::Success);
+        }
+        // Stamped at 1, 2, 4, 8, 16 and 32 (strides 1, 2, 4, 8, 16); the next is due at 48.
+        assert_eq!(m.tally().unstamped_successes, 34);
+        m.advance(MS);
+        let id = admitted(&mut m);
+        m.finish(id, Verdict::Success);
+        assert_eq!(m.stats().last_success_time, Some(Instant::ZERO), "not due yet");
+        for _ in 0..8 {
+            let id = admitted(&mut m);
+            m.finish(id, Verdict::Success);
+        }
+        assert_eq!(m.stats().last_success_time, Some(Instant::from_nanos(1_000_000)));
     }
 
     #[test]

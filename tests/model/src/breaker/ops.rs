@@ -19,6 +19,8 @@ pub struct Scenario {
     pub success_threshold: Option<u8>,
     /// `recovery_timeout` in milliseconds, taken modulo 51.
     pub recovery_millis: u8,
+    /// `half_open_max_wait` in milliseconds, taken modulo 100, plus 1.
+    pub max_wait_millis: u8,
     /// The operations, in order.
     pub ops: Vec<Op>,
 }
@@ -31,6 +33,7 @@ impl Scenario {
             half_open_max_calls: u32::from(self.half_open_max_calls % 3) + 1,
             success_threshold: self.success_threshold.map(|n| u32::from(n % 3) + 1),
             recovery_timeout: Duration::from_millis(u64::from(self.recovery_millis % 51)),
+            half_open_max_wait: Duration::from_millis(u64::from(self.max_wait_millis % 100) + 1),
         }
     }
 }
@@ -46,6 +49,8 @@ pub struct Config {
     pub success_threshold: Option<u32>,
     /// How long the circuit stays open.
     pub recovery_timeout: Duration,
+    /// How long a probe may hold its slot.
+    pub half_open_max_wait: Duration,
 }
 
 /// One operation on the breaker, the guards and calls it admitted, or the manual clock.
@@ -119,6 +124,8 @@ pub enum Finish {
     Record(Judged),
     /// `drop(guard)`: no verdict.
     Drop,
+    /// `mem::forget(guard)`: the call never ends (a hung or leaked probe).
+    Forget,
 }
 
 /// A [`Verdict`], decodable by a fuzzer.
