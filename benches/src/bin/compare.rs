@@ -92,11 +92,13 @@ struct Options {
     rounds: usize,
     /// Target length of one sample.
     sample: Duration,
+    /// Only the cases whose id contains this text (all if `None`).
+    only: Option<&'static str>,
 }
 
 impl Options {
     fn parse() -> Options {
-        let mut options = Options { rounds: 51, sample: Duration::from_millis(5) };
+        let mut options = Options { rounds: 51, sample: Duration::from_millis(5), only: None };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             let mut value = |name: &str| -> u64 {
@@ -108,8 +110,18 @@ impl Options {
             match arg.as_str() {
                 "--rounds" => options.rounds = value("--rounds").max(1) as usize,
                 "--sample-ms" => options.sample = Duration::from_millis(value("--sample-ms")),
+                "--only" => {
+                    let text = args.next().unwrap_or_else(|| {
+                        eprintln!("--only needs the text of a case id");
+                        std::process::exit(2)
+                    });
+                    options.only = Some(Box::leak(text.into_boxed_str()));
+                }
                 "-h" | "--help" => {
-                    println!("usage: compare [--rounds N (51)] [--sample-ms MS (5)]");
+                    println!(
+                        "usage: compare [--rounds N (51)] [--sample-ms MS (5)] [--only TEXT \\
+                         (the cases whose id contains TEXT)]"
+                    );
                     std::process::exit(0)
                 }
                 other => {
@@ -228,6 +240,9 @@ fn main() {
     let cpu_at_start = CpuTimes::read();
     let mut results = Vec::new();
     for case in all_cases() {
+        if options.only.is_some_and(|only| !case.id.contains(only)) {
+            continue;
+        }
         eprint!("measuring {} ...", case.id);
         let case_started = Instant::now();
         results.push(measure(&case, options));

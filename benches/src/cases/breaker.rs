@@ -269,3 +269,123 @@ fn recloser_open() -> Contender {
         }),
     )
 }
+
+/// The call without a breaker, as a synchronous closure (the baseline of the peers'
+/// cheapest face).
+fn bare_sync(threads: usize) -> Contender {
+    Contender::new(
+        "bare",
+        Role::Baseline,
+        runner(threads, || {
+            black_box(sync_ok().expect("succeeds"));
+        }),
+    )
+}
+
+/// A synchronous call that succeeds at once.
+#[inline(always)]
+fn sync_ok() -> Call {
+    Ok(black_box(7))
+}
+
+/// failsafe through its cheapest face: `failsafe::CircuitBreaker::call` with a closure.
+fn failsafe_sync_closed(threads: usize) -> Contender {
+    let breaker = failsafe_breaker(5, Duration::from_secs(30));
+    Contender::new(
+        "failsafe",
+        Role::Peer,
+        runner(threads, move || {
+            black_box(
+                failsafe::CircuitBreaker::call(black_box(&breaker), sync_ok).expect("closed"),
+            );
+        }),
+    )
+}
+
+fn failsafe_sync_open() -> Contender {
+    let breaker = failsafe_breaker(1, OPEN_FOR);
+    let tripped = failsafe::CircuitBreaker::call(&breaker, || Err::<u64, _>(Failure));
+    assert!(matches!(tripped, Err(failsafe::Error::Inner(Failure))));
+    Contender::new(
+        "failsafe",
+        Role::Peer,
+        single(move || {
+            let call = failsafe::CircuitBreaker::call(black_box(&breaker), sync_ok);
+            assert!(matches!(call, Err(failsafe::Error::Rejected)), "rejected");
+        }),
+    )
+}
+
+/// recloser through its cheapest face: `Recloser::call` with a closure.
+fn recloser_sync_closed(threads: usize) -> Contender {
+    let breaker = recloser::Recloser::custom().build();
+    Contender::new(
+        "recloser",
+        Role::Peer,
+        runner(threads, move || {
+            black_box(black_box(&breaker).call(sync_ok).expect("closed"));
+        }),
+    )
+}
+
+fn recloser_sync_open() -> Contender {
+    let breaker =
+        recloser::Recloser::custom().error_rate(0.5).closed_len(1).open_wait(OPEN_FOR).build();
+    for _ in 0..2 {
+        let tripped = breaker.call(|| Err::<u64, _>(Failure));
+        assert!(matches!(tripped, Err(recloser::Error::Inner(Failure))));
+    }
+    Contender::new(
+        "recloser",
+        Role::Peer,
+        single(move || {
+            let call = black_box(&breaker).call(sync_ok);
+            assert!(matches!(call, Err(recloser::Error::Rejected)), "rejected");
+        }),
+    )
+}
+
+/// kompoz's cheapest face beside the peers' closure call: `try_acquire`, the call,
+/// `success`.
+fn kompoz_sync_closed(threads: usize) -> Contender {
+    let breaker = kompoz_breaker(5, Duration::from_secs(30));
+    Contender::new(
+        "kompoz",
+        Role::Kompoz,
+        runner(threads, move || {
+            let guard = black_box(&breaker).try_acquire().expect("closed");
+            black_box(sync_ok().expect("succeeds"));
+            guard.success();
+        }),
+    )
+}
+
+/// Closed breaker, 1 thread, every breaker through its cheapest face (the peers'
+/// synchronous closure `call`, kompoz's guard).
+pub fn closed_cheapest_one_thread() -> Case {
+    Case {
+        id: "breaker_cheapest_closed_1t",
+        label: "breaker, cheapest face (peers: closure call): closed, 1 thread (overhead over bare)",
+        target: Target::CostAtMost { max: 0.25, of: Reference::BestPeer },
+        contenders: || {
+            vec![
+                bare_sync(1),
+                kompoz_sync_closed(1),
+                failsafe_sync_closed(1),
+                recloser_sync_closed(1),
+            ]
+        },
+        ..closed_one_thread()
+    }
+}
+
+/// Open breaker, every breaker through its cheapest face.
+pub fn open_cheapest() -> Case {
+    Case {
+        id: "breaker_cheapest_open",
+        label: "breaker, cheapest face (peers: closure call): open, call rejected, 1 thread",
+        target: Target::CostAtMost { max: 0.2, of: Reference::BestPeer },
+        contenders: || vec![kompoz_guard_open(), failsafe_sync_open(), recloser_sync_open()],
+        ..open_rejection()
+    }
+}

@@ -87,6 +87,8 @@ pub fn all_cases() -> Vec<Case> {
         breaker::closed_guard_one_thread(),
         breaker::closed_guard_two_threads(),
         breaker::open_guard(),
+        breaker::closed_cheapest_one_thread(),
+        breaker::open_cheapest(),
         retry::first_time_success(),
         pipeline::stacked(),
         rate::admitted_one_thread(),
