@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::join_all;
-use kompoz::breaker::{BreakerBuilder, CircuitBreaker, CircuitState};
+use kompoz::breaker::{BreakDuration, BreakerBuilder, CircuitBreaker, CircuitState, FailureRate};
 use kompoz::{
     AsyncCombinator, Outcome, Rejection, Sleep, async_rule, circuit_breaker, with_timeout_on,
 };
@@ -208,4 +208,106 @@ pub async fn half_open_admits_only_its_probes<R: Runtime>(rt: &R) {
     let rejected = outcomes.iter().filter(|o| o.is_rejected()).count();
     assert_eq!((passed, rejected), (2, 1), "{outcomes:?}");
     assert_eq!(protected.state(), CircuitState::Closed);
+}
+
+/// The policies' time unit: a second where time is simulated, else short enough for a
+/// real-time run (what a scenario checks does not depend on how late a timer fires).
+fn unit<R: Runtime>(rt: &R) -> Duration {
+    if rt.simulated_time() { Duration::from_secs(1) } else { ms(40) }
+}
+
+/// Count window of 10, minimum 5, threshold 50%: four failures of four calls do not open
+/// the circuit, the fifth does.
+pub async fn a_count_window_opens_at_its_minimum_and_threshold<R: Runtime>(rt: &R) {
+    let b = BreakerBuilder::new()
+        .trip_on(FailureRate::over_calls(10).minimum_calls(5).threshold(0.5))
+        .build_with(rt.timer())
+        .expect("a valid breaker");
+    let protected = circuit_breaker(async_rule(async |_: &mut i32| false), &b);
+    for _ in 0..4 {
+        assert_eq!(protected.run_detailed(&mut 0).await, Outcome::Failed);
+    }
+    assert_eq!((b.state(), b.stats().window_calls), (CircuitState::Closed, 4));
+    protected.run(&mut 0).await;
+    assert_eq!(b.state(), CircuitState::Open);
+}
+
+/// Time window: failures older than the window no longer count, a whole bucket at a time.
+pub async fn a_time_window_forgets_old_failures<R: Runtime>(rt: &R) {
+    let u = unit(rt);
+    let b = BreakerBuilder::new()
+        .trip_on(FailureRate::over_time(10 * u).buckets(10).minimum_calls(2).threshold(0.5))
+        .build_with(rt.timer())
+        .expect("a valid breaker");
+    b.try_acquire().expect("closed").failure();
+    if rt.simulated_time() {
+        // To the bucket: 9.5 units later the failure (in bucket 0) is still in the window.
+        rt.timer().sleep(9 * u + u / 2).await;
+        assert_eq!(b.stats().failure_count, 1);
+        rt.timer().sleep(u / 2).await;
+    } else {
+        rt.timer().sleep(11 * u).await;
+    }
+    assert_eq!((b.stats().window_calls, b.stats().failure_count), (0, 0), "out of the window");
+    b.try_acquire().expect("closed").failure();
+    assert_eq!(b.state(), CircuitState::Closed, "one call: below the minimum");
+    b.try_acquire().expect("closed").failure();
+    assert_eq!(b.state(), CircuitState::Open, "two failures of two");
+}
+
+/// Slow calls open the circuit at the slow-call ratio, though every call succeeded.
+pub async fn slow_calls_open_at_the_slow_ratio<R: Runtime>(rt: &R) {
+    let u = unit(rt);
+    let b = BreakerBuilder::new()
+        .trip_on(FailureRate::over_calls(4).threshold(1.0).slow_calls(u, 0.5))
+        .build_with(rt.timer())
+        .expect("a valid breaker");
+    let timer = rt.timer();
+    let answer = async_rule(async move |slow: &mut bool| {
+        if *slow {
+            timer.sleep(2 * u).await;
+        }
+        true
+    });
+    let protected = circuit_breaker(answer, &b);
+    for slow in [false, true, false] {
+        assert!(protected.run_owned(slow).await.0);
+    }
+    // The window is judged once it holds 4 calls. (In real time a call meant to be fast may
+    // be slowed by a busy machine: then it is slow, rightly.)
+    assert_eq!(b.state(), CircuitState::Closed);
+    let slow = b.stats().slow_call_count;
+    assert!(if rt.simulated_time() { slow == 1 } else { slow >= 1 }, "{slow} slow calls");
+    assert!(protected.run_owned(true).await.0, "the call itself succeeded");
+    assert_eq!(b.state(), CircuitState::Open, "2 slow calls of 4");
+}
+
+/// Growing breaks of 1, 2, 4, 8, 8 units with a cap of 8, and back to 1 after closing.
+pub async fn break_durations_grow_to_their_cap_and_start_again_after_closing<R: Runtime>(rt: &R) {
+    let u = unit(rt);
+    let b = BreakerBuilder::new()
+        .failure_threshold(1)
+        .break_duration(BreakDuration::exponential(u, 8 * u))
+        .build_with(rt.timer())
+        .expect("a valid breaker");
+    b.try_acquire().expect("closed").failure();
+    for expected in [1, 2, 4, 8, 8] {
+        let pause = b.stats().break_duration;
+        assert_eq!(pause, expected * u);
+        if rt.simulated_time() {
+            rt.timer().sleep(pause - ms(1)).await;
+            assert!(b.try_acquire().is_err(), "a break of {expected} ended early");
+            rt.timer().sleep(ms(1)).await;
+        } else {
+            rt.timer().sleep(pause).await;
+        }
+        let probe = b.try_acquire().expect("the break is over");
+        assert!(probe.is_probe());
+        probe.failure();
+    }
+    rt.timer().sleep(b.stats().break_duration).await;
+    b.try_acquire().expect("the break is over").success();
+    assert_eq!(b.state(), CircuitState::Closed);
+    b.try_acquire().expect("closed").failure();
+    assert_eq!(b.stats().break_duration, u, "closing starts again from the first break");
 }

@@ -7,8 +7,8 @@ use core::time::Duration;
 use super::circuit::Listener;
 use super::machine::{Limits, MAX_COUNT, Rule};
 use super::{
-    BreakerError, BreakerStats, CircuitBreaker, CircuitState, DEFAULT_HALF_OPEN_MAX_WAIT,
-    DEFAULT_RECOVERY_TIMEOUT,
+    BreakDuration, BreakerError, BreakerStats, CircuitBreaker, CircuitState,
+    DEFAULT_HALF_OPEN_MAX_WAIT, DEFAULT_RECOVERY_TIMEOUT, FailureRate,
 };
 use crate::time::Clock;
 
@@ -19,7 +19,9 @@ use crate::time::Clock;
 /// | parameter | default | meaning |
 /// | --- | --- | --- |
 /// | `failure_threshold` | 5 | consecutive failures in the closed state that open it |
+/// | `trip_on` | (consecutive failures) | a [`FailureRate`] policy instead |
 /// | `recovery_timeout` | 30 s | how long it stays open before letting a probe in |
+/// | `break_duration` | `recovery_timeout` | a [`BreakDuration`] that may grow instead |
 /// | `half_open_max_calls` | 1 | probes let in at once; more are rejected, not queued |
 /// | `success_threshold` | `half_open_max_calls` | successful probes that close it |
 /// | `half_open_max_wait` | 60 s | how long a probe may hold its slot before it is presumed hung |
@@ -42,8 +44,10 @@ use crate::time::Clock;
 /// # Ok::<(), BreakerError>(())
 /// ```
 pub struct BreakerBuilder {
-    failure_threshold: u32,
-    recovery_timeout: Duration,
+    /// `None`: kompoz's default of 5, unless a rate policy replaces the rule.
+    failure_threshold: Option<u32>,
+    rate: Option<FailureRate>,
+    breaks: BreakDuration,
     half_open_max_calls: u32,
     success_threshold: Option<u32>,
     half_open_max_wait: Duration,
@@ -63,8 +67,9 @@ impl BreakerBuilder {
     /// ```
     pub fn new() -> Self {
         BreakerBuilder {
-            failure_threshold: 5,
-            recovery_timeout: DEFAULT_RECOVERY_TIMEOUT,
+            failure_threshold: None,
+            rate: None,
+            breaks: BreakDuration::fixed(DEFAULT_RECOVERY_TIMEOUT),
             half_open_max_calls: 1,
             success_threshold: None,
             half_open_max_wait: DEFAULT_HALF_OPEN_MAX_WAIT,
@@ -87,7 +92,31 @@ impl BreakerBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn failure_threshold(mut self, failures: u32) -> Self {
-        self.failure_threshold = failures;
+        self.failure_threshold = Some(failures);
+        self
+    }
+
+    /// Trips on a failure (and slow-call) rate over a window of calls instead of on
+    /// consecutive failures (see [`FailureRate`]); `failure_threshold` must then not be
+    /// given.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kompoz::breaker::{CircuitBreaker, FailureRate};
+    ///
+    /// let breaker = CircuitBreaker::builder()
+    ///     .trip_on(
+    ///         FailureRate::over_time(Duration::from_secs(60))
+    ///             .minimum_calls(20)
+    ///             .threshold(0.5)
+    ///             .slow_calls(Duration::from_secs(2), 0.8),
+    ///     )
+    ///     .build()?;
+    /// assert_eq!(breaker.stats().window_calls, 0);
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
+    pub fn trip_on(mut self, rate: FailureRate) -> Self {
+        self.rate = Some(rate);
         self
     }
 
@@ -110,7 +139,29 @@ impl BreakerBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
-        self.recovery_timeout = timeout;
+        self.breaks = BreakDuration::fixed(timeout);
+        self
+    }
+
+    /// How long each opening lasts: fixed, or growing with consecutive openings (see
+    /// [`BreakDuration`]). Replaces `recovery_timeout` (the last one given wins: they are
+    /// two ways to say the same thing).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kompoz::breaker::{BreakDuration, CircuitBreaker};
+    ///
+    /// let breaker = CircuitBreaker::builder()
+    ///     .break_duration(
+    ///         BreakDuration::exponential(Duration::from_secs(1), Duration::from_secs(60))
+    ///             .jitter(0.2, 7),
+    ///     )
+    ///     .build()?;
+    /// assert_eq!(breaker.recovery_timeout(), Duration::from_secs(1), "the first break");
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
+    pub fn break_duration(mut self, breaks: BreakDuration) -> Self {
+        self.breaks = breaks;
         self
     }
 
@@ -239,10 +290,20 @@ impl BreakerBuilder {
             }
             value => Ok(value),
         };
+        let (rule, rate) = match (self.rate, self.failure_threshold) {
+            (Some(_), Some(_)) => {
+                return Err(BreakerError::Conflict { field: "failure_threshold", with: "trip_on" });
+            }
+            (Some(rate), None) => (Rule::External, Some(rate.validate()?)),
+            (None, threshold) => (
+                Rule::Consecutive {
+                    failure_threshold: count("failure_threshold", threshold.unwrap_or(5))?,
+                },
+                None,
+            ),
+        };
         let limits = Limits {
-            rule: Rule::Consecutive {
-                failure_threshold: count("failure_threshold", self.failure_threshold)?,
-            },
+            rule,
             half_open_max_calls: count("half_open_max_calls", self.half_open_max_calls)?,
             success_threshold: count(
                 "success_threshold",
@@ -254,7 +315,8 @@ impl BreakerBuilder {
         }
         Ok(CircuitBreaker::from_parts(
             limits,
-            self.recovery_timeout,
+            rate,
+            self.breaks.validate()?,
             self.half_open_max_wait,
             clock,
             self.listener,
@@ -286,7 +348,8 @@ impl fmt::Debug for BreakerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BreakerBuilder")
             .field("failure_threshold", &self.failure_threshold)
-            .field("recovery_timeout", &self.recovery_timeout)
+            .field("trip_on", &self.rate)
+            .field("break_duration", &self.breaks)
             .field("half_open_max_calls", &self.half_open_max_calls)
             .field("success_threshold", &self.success_threshold)
             .field("half_open_max_wait", &self.half_open_max_wait)

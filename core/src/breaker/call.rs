@@ -6,9 +6,8 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use super::circuit::CircuitBreaker;
+use super::circuit::{CircuitBreaker, Pass};
 use super::guard::BreakerGuard;
-use super::machine::Ticket;
 use super::{CallError, Verdict};
 use crate::time::Clock;
 
@@ -70,8 +69,8 @@ impl<T, E> Classify<T, E> for ErrIsFailure {
 enum Stage {
     /// Not polled yet: not admitted.
     Fresh,
-    /// Admitted with this ticket; the inner future is running.
-    Running(Ticket),
+    /// Admitted with this pass; the inner future is running.
+    Running(Pass),
     /// Completed (or rejected).
     Done,
 }
@@ -136,7 +135,7 @@ where
         let (future, breaker, classify, stage) = self.project();
         match *stage {
             Stage::Fresh => match breaker.admit() {
-                Ok(ticket) => *stage = Stage::Running(ticket),
+                Ok(pass) => *stage = Stage::Running(pass),
                 Err(open) => {
                     *stage = Stage::Done;
                     return Poll::Ready(Err(CallError::Rejected(open)));
@@ -147,9 +146,9 @@ where
             Stage::Done => return Poll::Pending,
         }
         let result = core::task::ready!(future.poll(cx));
-        if let Stage::Running(ticket) = core::mem::replace(stage, Stage::Done) {
+        if let Stage::Running(pass) = core::mem::replace(stage, Stage::Done) {
             // Held by a guard while the classifier runs: if it panics, no verdict.
-            let guard = BreakerGuard::new(breaker, ticket);
+            let guard = BreakerGuard::new(breaker, pass);
             let verdict = match classify.take() {
                 Some(classify) => classify.classify(&result),
                 None => Verdict::Ignore,
@@ -162,8 +161,8 @@ where
 
 impl<C: Clock, F, K> Drop for Call<'_, C, F, K> {
     fn drop(&mut self) {
-        if let Stage::Running(ticket) = self.stage {
-            self.breaker.settle(ticket, Verdict::Ignore);
+        if let Stage::Running(pass) = self.stage {
+            self.breaker.settle(pass, Verdict::Ignore);
         }
     }
 }

@@ -40,20 +40,25 @@ pub(crate) const GENERATION_BITS: u32 = 24;
 const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
 
 // The packed word, from the low bits:
-// | state 2 | forced 1 | ready 1 | external 1 | generation 24 | openings 6 | first 14 | second 15 |
+// | state 2 | forced 1 | ready 1 | external 1 | timed 1 | generation 24 | openings 6 | first 14 |
+// | second 14 |
 const STATE_MASK: u64 = 0b11;
 pub(crate) const FORCED: u64 = 1 << 2;
 /// Open only: the break of this open period has been timed (its deadline published).
 pub(crate) const READY: u64 = 1 << 3;
 /// The trip rule is a policy's: no success is ever a no-op, so the fast path always misses.
 pub(crate) const EXTERNAL: u64 = 1 << 4;
-const GENERATION_SHIFT: u32 = 5;
+/// Slow calls count: admission reads the (coarse) clock to time the call.
+pub(crate) const TIMED: u64 = 1 << 5;
+/// The flags fixed when the breaker is built, kept by every commit.
+const FIXED: u64 = EXTERNAL | TIMED;
+const GENERATION_SHIFT: u32 = 6;
 const OPENINGS_SHIFT: u32 = GENERATION_SHIFT + GENERATION_BITS;
 const FIRST_SHIFT: u32 = OPENINGS_SHIFT + 6;
 const SECOND_SHIFT: u32 = FIRST_SHIFT + 14;
 const OPENINGS_MASK: u64 = (1 << 6) - 1;
 const FIRST_MASK: u64 = (1 << 14) - 1;
-const SECOND_MASK: u64 = (1 << 15) - 1;
+const SECOND_MASK: u64 = (1 << 14) - 1;
 pub(crate) const CLOSED_BITS: u64 = 0;
 pub(crate) const OPEN_BITS: u64 = 1;
 const HALF_OPEN_BITS: u64 = 2;
@@ -64,7 +69,7 @@ pub(crate) fn state_bits(word: u64) -> u64 {
     word & STATE_MASK
 }
 
-/// Packs `m`, keeping `flags` (`EXTERNAL`, and `READY` if asked) from the caller.
+/// Packs `m`, with `flags` (the fixed flags, and `READY` if asked) from the caller.
 fn pack(m: Machine, flags: u64) -> u64 {
     let (state, first, second) = match m.state {
         CircuitState::Closed => (CLOSED_BITS, 0, m.failures),
@@ -110,8 +115,8 @@ pub(crate) fn unpack(word: u64, epoch: u64) -> Machine {
     }
 }
 
-/// The word of a clean closed state (no streak, not forced, the default rule) in the
-/// generation with these low bits.
+/// The word of a clean closed state (no streak, not forced, the default rule, calls not
+/// timed) in the generation with these low bits.
 #[inline]
 pub(crate) fn clean_closed(generation: u64) -> u64 {
     (generation & GENERATION_MASK) << GENERATION_SHIFT
@@ -124,9 +129,10 @@ pub(crate) struct StateCell {
 }
 
 impl StateCell {
-    /// A closed circuit with no history; `external`: the trip rule is a policy's.
-    pub(crate) fn new(external: bool) -> StateCell {
-        let flags = if external { EXTERNAL } else { 0 };
+    /// A closed circuit with no history; `external`: the trip rule is a policy's; `timed`:
+    /// calls are timed.
+    pub(crate) fn new(external: bool, timed: bool) -> StateCell {
+        let flags = if external { EXTERNAL } else { 0 } | if timed { TIMED } else { 0 };
         StateCell { word: AtomicU64::new(pack(Machine::INITIAL, flags)), epoch: AtomicU64::new(0) }
     }
 
@@ -139,11 +145,11 @@ impl StateCell {
     /// Admission's read: the epoch, then the word. A closed word gives its ticket at once;
     /// any other is handed back for the slow path.
     #[inline]
-    pub(crate) fn admit_closed(&self) -> Result<Ticket, u64> {
+    pub(crate) fn admit_closed(&self) -> Result<(Ticket, u64), u64> {
         let epoch = self.epoch.load(Ordering::Acquire);
         let word = self.word.load(Ordering::Acquire);
         if word & STATE_MASK == CLOSED_BITS {
-            Ok(Ticket { generation: generation(word, epoch), probe: false })
+            Ok((Ticket { generation: generation(word, epoch), probe: false }, word))
         } else {
             Err(word)
         }
@@ -158,7 +164,7 @@ impl StateCell {
     /// Commits `next` over `seen` (the word `next` was computed from), keeping `READY`
     /// if `keep_ready`; then publishes a new generation to the epoch.
     pub(crate) fn commit(&self, seen: u64, next: Machine, keep_ready: bool) -> Result<(), u64> {
-        let keep = EXTERNAL | if keep_ready { READY } else { 0 };
+        let keep = FIXED | if keep_ready { READY } else { 0 };
         let word = pack(next, seen & keep);
         self.word.compare_exchange_weak(seen, word, Ordering::AcqRel, Ordering::Acquire)?;
         if next.generation & GENERATION_MASK != (seen >> GENERATION_SHIFT) & GENERATION_MASK {
@@ -202,7 +208,7 @@ impl StateCell {
         let word = self.word.load(Ordering::SeqCst);
         let mut m = self.machine(word);
         m.generation += transitions;
-        self.word.store(pack(m, word & (EXTERNAL | READY)), Ordering::SeqCst);
+        self.word.store(pack(m, word & (FIXED | READY)), Ordering::SeqCst);
         self.epoch.store(m.generation, Ordering::SeqCst);
     }
 }
@@ -222,9 +228,9 @@ mod tests {
             probe_successes: super::super::MAX_COUNT,
             openings: 63,
         };
-        let word = pack(m, EXTERNAL);
+        let word = pack(m, EXTERNAL | TIMED);
         assert_eq!(unpack(word, 7 << GENERATION_BITS), m);
-        assert_eq!(word & EXTERNAL, EXTERNAL);
+        assert_eq!(word & FIXED, FIXED);
         let closed = Machine { failures: super::super::MAX_COUNT, ..Machine::INITIAL };
         assert_eq!(unpack(pack(closed, 0), 0), closed);
         let forced = Machine { state: CircuitState::Open, forced: true, ..Machine::INITIAL };
@@ -244,7 +250,15 @@ mod tests {
             m = m.step(Event::ForceOpen, &limits).next;
             m = m.step(Event::Reset, &limits).next;
             m = Machine { state: CircuitState::HalfOpen, ..m };
-            m = m.step(Event::Failure(super::super::machine::Ticket { generation: m.generation, probe: true }), &limits).next;
+            m = m
+                .step(
+                    Event::Failure(super::super::machine::Ticket {
+                        generation: m.generation,
+                        probe: true,
+                    }),
+                    &limits,
+                )
+                .next;
             assert_eq!(unpack(pack(m, 0), m.generation), m, "{m:?}");
         }
         assert_eq!(m.openings, 1, "each reset forgets the openings");
@@ -271,14 +285,14 @@ mod tests {
 
     #[test]
     fn a_ticket_from_2_pow_24_transitions_ago_is_late() {
-        let cell = StateCell::new(false);
-        let old = cell.admit_closed().unwrap();
+        let cell = StateCell::new(false, false);
+        let old = cell.admit_closed().unwrap().0;
         cell.skip_generations(1 << GENERATION_BITS);
         let word = cell.word();
         assert_eq!(word, clean_closed(old.generation), "the same packed word");
         let now = cell.machine(word);
         assert_eq!(now.generation, old.generation + (1 << GENERATION_BITS));
         assert_ne!(now.generation, old.generation);
-        assert_eq!(cell.admit_closed().unwrap().generation, now.generation);
+        assert_eq!(cell.admit_closed().unwrap().0.generation, now.generation);
     }
 }

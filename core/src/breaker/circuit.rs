@@ -6,11 +6,14 @@ use core::fmt;
 use core::future::IntoFuture;
 use core::time::Duration;
 
+use super::breaks::Breaks;
 use super::call::{Call, Classify, ErrIsFailure};
-use super::cell::{self, CLOSED_BITS, FORCED, OPEN_BITS, READY, StateCell};
+use super::cell::{self, CLOSED_BITS, EXTERNAL, FORCED, OPEN_BITS, READY, StateCell, TIMED};
 use super::counters::{Counters, Index, Shard};
 use super::guard::BreakerGuard;
-use super::machine::{Effect, Event, Limits, Machine, Ticket};
+use super::machine::{Effect, Event, Limits, Machine, Rule, Ticket};
+use super::policy::{BreakConfig, RateConfig};
+use super::window::{Outcome, RateWindow, Tally};
 use super::{BreakerStats, CircuitOpen, CircuitState, Verdict};
 use crate::sync::{AtomicU64, Ordering};
 use crate::time::{Clock, Instant};
@@ -18,12 +21,23 @@ use crate::time::{Clock, Instant};
 /// The callback of [`BreakerBuilder::on_state_change`](super::BreakerBuilder::on_state_change).
 pub(crate) type Listener = Box<dyn Fn(CircuitState, CircuitState, &BreakerStats) + Send + Sync>;
 
+/// A call's admission as the guard and the call future keep it: the machine's ticket, and
+/// when the call started (coarse clock, nanoseconds; read only when slow calls count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pass {
+    pub(crate) ticket: Ticket,
+    pub(crate) started: u64,
+}
+
 /// A circuit breaker whose whole state lives in atomics: no lock anywhere on the call
 /// path, so it works on any executor, from any thread, and in `no_std`.
 ///
-/// * **Closed**: calls pass; `failure_threshold` consecutive failures open the circuit.
+/// * **Closed**: calls pass; `failure_threshold` consecutive failures open the circuit
+///   (kompoz's rule, the default), or, with [`trip_on`](super::BreakerBuilder::trip_on),
+///   a failure or slow-call rate over a window of calls ([`FailureRate`](super::FailureRate)).
 /// * **Open**: calls are rejected at once (a [`CircuitOpen`] error, no allocation) until
-///   `recovery_timeout` has passed on the breaker's clock.
+///   the break has passed on the breaker's clock: `recovery_timeout`, or a
+///   [`BreakDuration`](super::BreakDuration) that grows while the dependency stays down.
 /// * **Half-open**: the first call after the recovery time is let in as a probe, with up
 ///   to `half_open_max_calls` probes in flight at once; further calls are rejected, not
 ///   queued. `success_threshold` successful probes close the circuit; a failed probe
@@ -126,20 +140,25 @@ struct Hot {
 /// Configuration read on slow paths only.
 struct Cold {
     listener: Option<Listener>,
-    recovery_timeout: Duration,
+    breaks: Breaks,
+    /// The failure-rate policy's window (`None`: consecutive failures).
+    window: Option<Box<RateWindow>>,
 }
 
 impl<C: Clock> CircuitBreaker<C> {
     pub(crate) fn from_parts(
         limits: Limits,
-        recovery_timeout: Duration,
+        rate: Option<RateConfig>,
+        breaks: BreakConfig,
         half_open_max_wait: Duration,
         clock: C,
         listener: Option<Listener>,
     ) -> Self {
+        let window = rate.map(|rate| Box::new(RateWindow::new(rate)));
+        let timed = window.as_ref().is_some_and(|w| w.timed());
         CircuitBreaker {
             hot: Hot {
-                cell: StateCell::new(false),
+                cell: StateCell::new(limits.rule == Rule::External, timed),
                 open_until: AtomicU64::new(0),
                 last_probe_at: AtomicU64::new(0),
                 index: Index::new(),
@@ -147,7 +166,7 @@ impl<C: Clock> CircuitBreaker<C> {
             },
             home: Shard::new(nanos(half_open_max_wait)),
             shared: Shard::new(0),
-            cold: Cold { listener, recovery_timeout },
+            cold: Cold { listener, breaks: Breaks::new(breaks), window },
             clock,
         }
     }
@@ -174,16 +193,22 @@ impl<C: Clock> CircuitBreaker<C> {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<BreakerGuard<'_, C>, CircuitOpen> {
-        self.admit().map(|ticket| BreakerGuard::new(self, ticket))
+        self.admit().map(|pass| BreakerGuard::new(self, pass))
     }
 
-    /// Admission: two loads while closed.
+    /// Admission: two loads while closed (and a coarse clock reading if calls are timed).
     #[inline]
-    pub(super) fn admit(&self) -> Result<Ticket, CircuitOpen> {
+    pub(super) fn admit(&self) -> Result<Pass, CircuitOpen> {
         match self.hot.cell.admit_closed() {
-            Ok(ticket) => Ok(ticket),
+            Ok((ticket, word)) => Ok(Pass { ticket, started: self.started(word) }),
             Err(word) => self.admit_slow(word),
         }
+    }
+
+    /// When a call admitted under `word` starts, if calls are timed.
+    #[inline]
+    fn started(&self, word: u64) -> u64 {
+        if word & TIMED != 0 { self.clock.now_coarse().as_nanos() } else { 0 }
     }
 
     /// Runs `future` through the breaker: rejected at once while open, otherwise run, with
@@ -272,11 +297,20 @@ impl<C: Clock> CircuitBreaker<C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats(&self) -> BreakerStats {
-        let machine = cell::unpack(self.hot.cell.word(), 0);
+        let machine = self.hot.cell.machine(self.hot.cell.word());
         let totals = self.counters().totals();
+        let window = match &self.cold.window {
+            Some(window) if machine.state == CircuitState::Closed => {
+                window.tally(machine.generation, self.clock.now_coarse().as_nanos())
+            }
+            _ => Tally { failures: machine.failures, ..Tally::default() },
+        };
         BreakerStats {
             state: machine.state,
-            failure_count: machine.failures,
+            failure_count: window.failures,
+            window_calls: window.calls,
+            slow_call_count: window.slow,
+            break_duration: Duration::from_nanos(self.cold.breaks.current()),
             success_count: totals.successes,
             last_failure_time: totals.last_failure,
             last_success_time: totals.last_success,
@@ -342,7 +376,8 @@ impl<C: Clock> CircuitBreaker<C> {
         &self.clock
     }
 
-    /// How long the circuit stays open before it lets a probe in.
+    /// How long the circuit stays open before it lets a probe in: the fixed break, or the
+    /// first break of a growing [`BreakDuration`](super::BreakDuration).
     ///
     /// ```
     /// use std::time::Duration;
@@ -353,7 +388,7 @@ impl<C: Clock> CircuitBreaker<C> {
     /// # Ok::<(), kompoz::breaker::BreakerError>(())
     /// ```
     pub fn recovery_timeout(&self) -> Duration {
-        self.cold.recovery_timeout
+        Duration::from_nanos(self.cold.breaks.initial())
     }
 
     /// How long a half-open probe may hold its slot before it is presumed hung.
@@ -371,7 +406,7 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     #[cold]
-    fn admit_slow(&self, mut word: u64) -> Result<Ticket, CircuitOpen> {
+    fn admit_slow(&self, mut word: u64) -> Result<Pass, CircuitOpen> {
         loop {
             // The common case while open: rejected before the recovery time, after three
             // loads and a coarse clock reading, without running the machine.
@@ -394,7 +429,7 @@ impl<C: Clock> CircuitBreaker<C> {
                 }
             };
             if step.next == machine {
-                return Ok(ticket);
+                return Ok(Pass { ticket, started: self.started(word) });
             }
             if ticket.probe {
                 // Raised before the probe is committed: whoever sees the probe sees a
@@ -406,9 +441,10 @@ impl<C: Clock> CircuitBreaker<C> {
                 Ok(()) => {
                     // Hold the ticket in a guard while reporting: if the callback panics,
                     // dropping the guard gives the probe slot back.
-                    let guard = BreakerGuard::new(self, ticket);
+                    let guard =
+                        BreakerGuard::new(self, Pass { ticket, started: self.started(word) });
                     self.report(machine.state, step.next.state);
-                    return Ok(guard.into_ticket());
+                    return Ok(guard.into_pass());
                 }
                 Err(actual) => word = actual,
             }
@@ -441,33 +477,79 @@ impl<C: Clock> CircuitBreaker<C> {
         self.passed(latest.saturating_add(self.half_open_max_wait()))
     }
 
-    /// Records the outcome of the call admitted with `ticket`. The common case, a success
-    /// of an ordinary call, is small enough to inline into the caller; the rest is not.
+    /// Records the outcome of the call admitted with `pass`. The common case, a success of
+    /// an ordinary call, is small enough to inline into the caller; the rest is not.
     #[inline]
-    pub(super) fn settle(&self, ticket: Ticket, verdict: Verdict) {
-        if verdict == Verdict::Success && !ticket.probe {
+    pub(super) fn settle(&self, pass: Pass, verdict: Verdict) {
+        if verdict == Verdict::Success && !pass.ticket.probe {
             let word = self.hot.cell.word();
             self.counters().success(|| self.clock.now_coarse());
-            // Still closed with no failure streak: nothing to do, whether the ticket is
-            // current or late (see cell.rs).
-            if word != cell::clean_closed(ticket.generation) {
-                self.apply(Event::Success(ticket));
+            // Still closed with no failure streak, under the default policy: nothing to do,
+            // whether the ticket is current or late (see cell.rs).
+            if word != cell::clean_closed(pass.ticket.generation) {
+                self.success_slow(pass, word);
             }
         } else {
-            self.settle_other(ticket, verdict);
+            self.settle_other(pass, verdict);
+        }
+    }
+
+    /// A success of an ordinary call that is not a no-op, or under a failure-rate policy.
+    #[inline(never)]
+    fn success_slow(&self, pass: Pass, word: u64) {
+        match &self.cold.window {
+            Some(window) if word & EXTERNAL != 0 => {
+                let now = self.window_now(window, word);
+                let slow = window.is_slow(pass.started, now);
+                if !slow && window.skip_success(pass.ticket.generation) {
+                    return;
+                }
+                self.record(window, pass.ticket, Outcome { failure: false, slow }, now);
+            }
+            _ => self.apply(Event::Success(pass.ticket)),
+        }
+    }
+
+    /// The coarse time at which a window records an outcome (and times the call): read only
+    /// if calls are timed or the window is a time window.
+    fn window_now(&self, window: &RateWindow, word: u64) -> u64 {
+        if word & TIMED != 0 || window.is_time() { self.clock.now_coarse().as_nanos() } else { 0 }
+    }
+
+    /// Records an outcome in the window and trips the circuit if the window says so.
+    fn record(&self, window: &RateWindow, ticket: Ticket, outcome: Outcome, now: u64) {
+        if window.record(ticket.generation, outcome, now) {
+            self.apply(Event::Trip(ticket));
         }
     }
 
     #[inline(never)]
-    fn settle_other(&self, ticket: Ticket, verdict: Verdict) {
+    fn settle_other(&self, pass: Pass, verdict: Verdict) {
+        let ticket = pass.ticket;
         match verdict {
             Verdict::Success => {
                 self.counters().success(|| self.clock.now_coarse());
-                self.apply(Event::Success(ticket));
+                // A probe: a slow one counts as a failed probe.
+                let word = self.hot.cell.word();
+                let slow = match &self.cold.window {
+                    Some(window) if word & TIMED != 0 => {
+                        window.is_slow(pass.started, self.clock.now_coarse().as_nanos())
+                    }
+                    _ => false,
+                };
+                self.apply(if slow { Event::Trip(ticket) } else { Event::Success(ticket) });
             }
             Verdict::Failure => {
                 self.counters().failure(self.clock.now());
-                self.apply(Event::Failure(ticket));
+                match &self.cold.window {
+                    Some(window) if !ticket.probe => {
+                        let word = self.hot.cell.word();
+                        let now = self.window_now(window, word);
+                        let slow = window.is_slow(pass.started, now);
+                        self.record(window, ticket, Outcome { failure: true, slow }, now);
+                    }
+                    _ => self.apply(Event::Failure(ticket)),
+                }
             }
             Verdict::Ignore => {
                 self.counters().abandoned();
@@ -518,7 +600,8 @@ impl<C: Clock> CircuitBreaker<C> {
     /// raced it); a later period's publisher, which also checks, then wins. All of it is
     /// `SeqCst`, so the check and the write cannot be reordered around another thread's.
     fn publish_deadline(&self, opened: Machine) {
-        let deadline = self.clock.now().saturating_add(self.cold.recovery_timeout).as_nanos();
+        let pause = Duration::from_nanos(self.cold.breaks.next(opened.openings));
+        let deadline = self.clock.now().saturating_add(pause).as_nanos();
         let open_until = &self.hot.open_until;
         loop {
             let seen = open_until.load(Ordering::SeqCst);
@@ -567,9 +650,12 @@ impl<C: fmt::Debug> fmt::Debug for CircuitBreaker<C> {
         let machine = cell::unpack(self.hot.cell.word(), 0);
         let mut out = f.debug_struct("CircuitBreaker");
         out.field("state", &machine.state).field("forced", &machine.forced);
-        let super::machine::Rule::Consecutive { failure_threshold } = self.hot.limits.rule;
-        out.field("failure_threshold", &failure_threshold);
-        out.field("recovery_timeout", &self.cold.recovery_timeout)
+        if let Rule::Consecutive { failure_threshold } = self.hot.limits.rule {
+            out.field("failure_threshold", &failure_threshold);
+        } else {
+            out.field("trip_on", &"failure rate");
+        }
+        out.field("recovery_timeout", &Duration::from_nanos(self.cold.breaks.initial()))
             .field("half_open_max_calls", &self.hot.limits.half_open_max_calls)
             .field("success_threshold", &self.hot.limits.success_threshold)
             .field(

@@ -5,8 +5,7 @@ use core::fmt;
 use core::mem::ManuallyDrop;
 
 use super::Verdict;
-use super::circuit::CircuitBreaker;
-use super::machine::Ticket;
+use super::circuit::{CircuitBreaker, Pass};
 use crate::time::Clock;
 
 /// Permission to make one call, from [`CircuitBreaker::try_acquire`]. Record the outcome
@@ -27,13 +26,13 @@ use crate::time::Clock;
 #[must_use = "a guard dropped at once records nothing; call success() or failure()"]
 pub struct BreakerGuard<'a, C: Clock> {
     breaker: &'a CircuitBreaker<C>,
-    ticket: Ticket,
+    pass: Pass,
 }
 
 impl<'a, C: Clock> BreakerGuard<'a, C> {
     #[inline]
-    pub(super) fn new(breaker: &'a CircuitBreaker<C>, ticket: Ticket) -> Self {
-        BreakerGuard { breaker, ticket }
+    pub(super) fn new(breaker: &'a CircuitBreaker<C>, pass: Pass) -> Self {
+        BreakerGuard { breaker, pass }
     }
 
     /// The call succeeded.
@@ -76,7 +75,7 @@ impl<'a, C: Clock> BreakerGuard<'a, C> {
         // Not dropped: the verdict replaces the drop's "no verdict". If the breaker's
         // callback panics during `settle`, nothing records the call a second time.
         let guard = ManuallyDrop::new(self);
-        guard.breaker.settle(guard.ticket, verdict);
+        guard.breaker.settle(guard.pass, verdict);
     }
 
     /// Whether this call is a half-open probe.
@@ -87,24 +86,26 @@ impl<'a, C: Clock> BreakerGuard<'a, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_probe(&self) -> bool {
-        self.ticket.probe
+        self.pass.ticket.probe
     }
 
-    /// Gives up the guard without settling, returning its ticket.
+    /// Gives up the guard without settling, returning its pass.
     #[inline]
-    pub(super) fn into_ticket(self) -> Ticket {
-        ManuallyDrop::new(self).ticket
+    pub(super) fn into_pass(self) -> Pass {
+        ManuallyDrop::new(self).pass
     }
 }
 
 impl<C: Clock> Drop for BreakerGuard<'_, C> {
     fn drop(&mut self) {
-        self.breaker.settle(self.ticket, Verdict::Ignore);
+        self.breaker.settle(self.pass, Verdict::Ignore);
     }
 }
 
 impl<C: Clock> fmt::Debug for BreakerGuard<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BreakerGuard").field("probe", &self.ticket.probe).finish_non_exhaustive()
+        f.debug_struct("BreakerGuard")
+            .field("probe", &self.pass.ticket.probe)
+            .finish_non_exhaustive()
     }
 }

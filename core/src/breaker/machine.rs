@@ -2,7 +2,9 @@
 //!
 //! [`Machine::step`] knows nothing of atomics, clocks, threads or windows. The atomic layer
 //! (`cell.rs`) loads the packed state, runs `step`, and commits the result with a
-//! compare-exchange; tests and fuzz targets drive the very same function.
+//! compare-exchange; the rate policies (`window/`) decide when a closed circuit trips and
+//! tell the machine with [`Event::Trip`]; tests and fuzz targets drive the very same
+//! function.
 
 use super::CircuitState;
 
@@ -42,6 +44,9 @@ pub(crate) enum Rule {
     /// `failure_threshold` consecutive failures, counted by the machine itself (kompoz's
     /// rule).
     Consecutive { failure_threshold: u32 },
+    /// A policy outside the machine (a window of calls) decides, and sends
+    /// [`Event::Trip`].
+    External,
 }
 
 /// The validated limits the machine runs under.
@@ -72,6 +77,9 @@ pub(crate) enum Event {
     Success(Ticket),
     /// An admitted call failed.
     Failure(Ticket),
+    /// The rate policy found the circuit unhealthy on this call's outcome (closed), or the
+    /// call was a slow probe (half-open).
+    Trip(Ticket),
     /// An admitted call ended without a verdict (cancelled, panicked, or ignored).
     Abandon(Ticket),
     /// `reset()`: back to closed, forgetting everything.
@@ -183,7 +191,10 @@ impl Machine {
                 HalfOpen if probes_expired => self.half_open(self.probe_successes),
                 Open | HalfOpen => self.stay(Effect::Rejected),
             },
-            Event::Success(ticket) | Event::Failure(ticket) | Event::Abandon(ticket)
+            Event::Success(ticket)
+            | Event::Failure(ticket)
+            | Event::Trip(ticket)
+            | Event::Abandon(ticket)
                 if ticket.generation != self.generation =>
             {
                 self.stay(Effect::Late)
@@ -213,8 +224,14 @@ impl Machine {
                 (Closed, Rule::Consecutive { .. }) => {
                     Machine::go(Machine { failures: self.failures + 1, ..self }, Effect::Applied)
                 }
+                // The policy counts it; only a trip moves the state.
+                (Closed, Rule::External) => self.stay(Effect::Applied),
                 (HalfOpen, _) => Machine::go(self.open(false), Effect::Applied),
                 (Open, _) => self.stay(Effect::Late),
+            },
+            Event::Trip(_) => match self.state {
+                Closed | HalfOpen => Machine::go(self.open(false), Effect::Applied),
+                Open => self.stay(Effect::Late),
             },
             Event::Abandon(ticket) => self.finish_probe(ticket).stay(Effect::Applied),
             Event::Reset => Machine::go(self.closed(), Effect::Applied),
@@ -292,7 +309,9 @@ mod tests {
         let (closed, e) = admit(Machine::INITIAL, false);
         let old = ticket(e);
         let half_open = admit(closed.open(false), true).0;
-        for event in [Event::Success(old), Event::Failure(old), Event::Abandon(old)] {
+        for event in
+            [Event::Success(old), Event::Failure(old), Event::Trip(old), Event::Abandon(old)]
+        {
             let step = half_open.step(event, &LIMITS);
             assert_eq!((step.effect, step.next), (Effect::Late, half_open));
         }
@@ -354,6 +373,23 @@ mod tests {
         // The hung probe answers at last: late, it frees nothing.
         let late = fresh.next.step(Event::Failure(ticket(hung.effect)), &limits);
         assert_eq!((late.effect, late.next), (Effect::Late, fresh.next));
+    }
+
+    #[test]
+    fn an_external_rule_counts_nothing_and_opens_on_a_trip() {
+        let limits = Limits { rule: Rule::External, ..LIMITS };
+        let (m, e) = admit(Machine::INITIAL, false);
+        let t = ticket(e);
+        let m = m.step(Event::Failure(t), &limits).next;
+        let m = m.step(Event::Failure(t), &limits).next;
+        assert_eq!((m.state, m.failures), (Closed, 0));
+        let step = m.step(Event::Trip(t), &limits);
+        assert_eq!((step.next.state, step.opened), (Open, true));
+        // A trip on a probe reopens a half-open circuit too (a slow probe).
+        let (m, probe) = admit(step.next, true);
+        let step = m.step(Event::Trip(ticket(probe)), &limits);
+        assert_eq!((step.next.state, step.next.probes, step.next.openings), (Open, 0, 2));
+        assert_eq!(step.next.step(Event::Trip(ticket(probe)), &limits).effect, Effect::Late);
     }
 
     #[test]

@@ -12,15 +12,24 @@
 //! * combinators: [`circuit_breaker`](crate::circuit_breaker), kompoz's
 //!   `circuit_breaker(rule, ...)`.
 //!
+//! Policies, chosen when the breaker is built: the circuit opens on `failure_threshold`
+//! consecutive failures (kompoz's rule, the default), or on a failure or slow-call rate
+//! over a window of calls ([`FailureRate`]); it stays open for a fixed break or one that
+//! grows while the dependency stays down ([`BreakDuration`]). The default policy's closed
+//! path pays nothing for the others: a rate policy sets a flag in the state word that makes
+//! the closed-success fast path miss, and is dispatched on the slow path.
+//!
 //! The layering (each file one concept): `machine.rs` is the pure state machine; `cell.rs`
 //! packs it into one atomic word with a 64-bit epoch beside it; `circuit.rs` applies it
 //! and owns the memory layout; `counters.rs` keeps the totals per thread;
-//! `thread_token.rs` names threads so that counters follow them; `guard.rs` and `call.rs`
-//! are the two ways to make a call.
+//! `thread_token.rs` names threads so that counters follow them; `policy.rs` holds the
+//! policies' configuration, `window/` the failure-rate windows and `breaks.rs` the break
+//! durations; `guard.rs` and `call.rs` are the two ways to make a call.
 
 use core::fmt;
 use core::time::Duration;
 
+mod breaks;
 mod builder;
 mod call;
 mod cell;
@@ -28,8 +37,10 @@ mod circuit;
 mod counters;
 mod guard;
 mod machine;
+mod policy;
 #[cfg(all(feature = "std", not(loom)))]
 mod thread_token;
+mod window;
 
 pub use builder::BreakerBuilder;
 pub use call::{Call, Classify, ErrIsFailure};
@@ -37,6 +48,7 @@ pub use circuit::CircuitBreaker;
 pub use counters::CELLS;
 pub use guard::BreakerGuard;
 pub use machine::MAX_COUNT;
+pub use policy::{BreakDuration, FailureRate, MAX_BUCKETS, MAX_WINDOW_CALLS};
 
 use crate::time::Instant;
 
@@ -209,8 +221,17 @@ impl<E: core::error::Error + 'static> core::error::Error for CallError<E> {
 pub struct BreakerStats {
     /// The committed state.
     pub state: CircuitState,
-    /// Consecutive failures in the current closed period (kompoz's `failure_count`).
+    /// Consecutive failures in the current closed period (kompoz's `failure_count`); under
+    /// a [`FailureRate`] policy, the failures in the window.
     pub failure_count: u32,
+    /// Under a [`FailureRate`] policy, the calls in the window (0 otherwise, and while not
+    /// closed).
+    pub window_calls: u32,
+    /// Under a [`FailureRate`] policy with slow calls, the slow calls in the window.
+    pub slow_call_count: u32,
+    /// The break of the current open period, or of the last one (zero if the circuit never
+    /// opened, or only by `force_open`).
+    pub break_duration: Duration,
     /// Successful calls since creation.
     pub success_count: u64,
     /// The latest clock reading at which a failure was recorded (precise clock). On a
@@ -254,7 +275,7 @@ pub struct BreakerStats {
 /// assert_eq!(error, BreakerError::ZeroDuration { field: "half_open_max_wait" });
 /// assert_eq!(error.to_string(), "half_open_max_wait must be longer than zero");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum BreakerError {
     /// A count that must be at least 1 was 0.
@@ -276,6 +297,34 @@ pub enum BreakerError {
         /// The field, e.g. `half_open_max_wait`.
         field: &'static str,
     },
+    /// A ratio outside (0, 1] (or not a number).
+    Ratio {
+        /// The field, e.g. `threshold`.
+        field: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// A count window's `minimum_calls` above the window's size: it would never be judged.
+    MinimumAboveWindow {
+        /// The `minimum_calls` given.
+        minimum_calls: u32,
+        /// The window's size (`over_calls`).
+        window_calls: u32,
+    },
+    /// A growing break duration whose cap is below its first break.
+    MaxBelowInitial {
+        /// The first break.
+        initial: Duration,
+        /// The cap.
+        max: Duration,
+    },
+    /// Two settings that exclude each other were both given.
+    Conflict {
+        /// The setting that would be ignored.
+        field: &'static str,
+        /// The one that overrides it.
+        with: &'static str,
+    },
 }
 
 impl fmt::Display for BreakerError {
@@ -286,6 +335,19 @@ impl fmt::Display for BreakerError {
                 write!(f, "{field} = {value} is above the largest supported value, {max}")
             }
             BreakerError::ZeroDuration { field } => write!(f, "{field} must be longer than zero"),
+            BreakerError::Ratio { field, value } => {
+                write!(f, "{field} = {value} is not a ratio in (0, 1]")
+            }
+            BreakerError::MinimumAboveWindow { minimum_calls, window_calls } => write!(
+                f,
+                "minimum_calls = {minimum_calls} is above the window's {window_calls} calls"
+            ),
+            BreakerError::MaxBelowInitial { initial, max } => {
+                write!(f, "break_duration: max = {max:?} is below initial = {initial:?}")
+            }
+            BreakerError::Conflict { field, with } => {
+                write!(f, "{field} has no effect with {with}: give one of them")
+            }
         }
     }
 }
@@ -299,5 +361,7 @@ pub const DEFAULT_RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// hung, and its slot goes to the next call.
 pub const DEFAULT_HALF_OPEN_MAX_WAIT: Duration = Duration::from_secs(60);
 
+#[cfg(all(test, feature = "std", not(loom)))]
+mod policy_tests;
 #[cfg(all(test, feature = "std", not(loom)))]
 mod tests;

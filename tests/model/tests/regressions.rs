@@ -123,13 +123,7 @@ mod breaker {
     use kompoz_model::breaker::{Classifier, Config, Finish, Judged, Op, Tally, run_ops};
 
     fn config(failures: u32, probes: u32, successes: Option<u32>, recovery_ms: u64) -> Config {
-        Config {
-            failure_threshold: failures,
-            half_open_max_calls: probes,
-            success_threshold: successes,
-            recovery_timeout: Duration::from_millis(recovery_ms),
-            half_open_max_wait: Duration::from_millis(40),
-        }
+        Config::consecutive(failures, probes, successes, Duration::from_millis(recovery_ms))
     }
 
     /// Runs `ops`, comparing with the model at every step; returns what the run reached

@@ -11,11 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use kompoz::breaker::{BreakerBuilder, BreakerGuard, CallError, CircuitBreaker, Verdict};
+use kompoz::breaker::{
+    BreakDuration, BreakerBuilder, BreakerGuard, CallError, CircuitBreaker, FailureRate, Verdict,
+};
 use kompoz::{Clock, Instant, ManualClock};
 
 use super::model::{Admission, BreakerModel, CallId, Stats, Tally, Transition};
-use super::ops::{Classifier, Config, Finish, Op, Scenario};
+use super::ops::{Classifier, Config, Finish, Op, Scenario, Trip, Window};
 use crate::{Divergence, check};
 
 /// Runs a [`Scenario`]; see [`run_ops`].
@@ -36,9 +38,8 @@ pub fn run_ops(config: Config, ops: &[Op]) -> Result<Tally, Divergence> {
     let reported = Arc::new(Mutex::new(Vec::new()));
     let seen = reported.clone();
     let mut builder = BreakerBuilder::new()
-        .failure_threshold(config.failure_threshold)
         .half_open_max_calls(config.half_open_max_calls)
-        .recovery_timeout(config.recovery_timeout)
+        .break_duration(break_duration(&config))
         .half_open_max_wait(config.half_open_max_wait)
         .on_state_change(move |from, to, stats| {
             seen.lock().unwrap().push(Transition { from, to, stats: Stats::from(*stats) });
@@ -46,6 +47,20 @@ pub fn run_ops(config: Config, ops: &[Op]) -> Result<Tally, Divergence> {
     if let Some(successes) = config.success_threshold {
         builder = builder.success_threshold(successes);
     }
+    builder = match config.trip {
+        Trip::Consecutive(failures) => builder.failure_threshold(failures),
+        Trip::Rate(rate) => {
+            let mut policy = match rate.window {
+                Window::Calls(n) => FailureRate::over_calls(n),
+                Window::Time { span, buckets } => FailureRate::over_time(span).buckets(buckets),
+            };
+            policy = policy.minimum_calls(rate.minimum_calls).threshold(rate.threshold);
+            if let Some((slower_than, ratio)) = rate.slow {
+                policy = policy.slow_calls(slower_than, ratio);
+            }
+            builder.trip_on(policy)
+        }
+    };
     let breaker = builder.build_with(clock.clone()).expect("a valid configuration");
     let mut harness = Harness {
         breaker: &breaker,
@@ -62,6 +77,20 @@ pub fn run_ops(config: Config, ops: &[Op]) -> Result<Tally, Divergence> {
         harness.compare(Some(step), op)?;
     }
     harness.finish()
+}
+
+/// The configuration's break durations, as a `BreakDuration`.
+fn break_duration(config: &Config) -> BreakDuration {
+    let b = config.breaks;
+    let breaks = if b.initial == b.max {
+        BreakDuration::fixed(b.initial)
+    } else {
+        BreakDuration::exponential(b.initial, b.max)
+    };
+    match b.jitter {
+        Some((ratio, seed)) => breaks.jitter(ratio, seed),
+        None => breaks,
+    }
 }
 
 /// What an operation returned.
@@ -133,6 +162,15 @@ impl<'b> Harness<'b> {
                     Err(open) => Admission::Rejected(open),
                 };
                 (Outcome::Admission(answer), Outcome::Admission(model))
+            }
+            Op::FinishLater { guard, how, millis } => {
+                if self.guards.is_empty() {
+                    return (Outcome::Skipped, Outcome::Skipped);
+                }
+                let by = Duration::from_millis(u64::from(millis));
+                self.clock.advance(by);
+                self.model.advance(by);
+                self.apply(Op::Finish { guard, how })
             }
             Op::Finish { guard, how } => {
                 let Some(index) = pick(guard, self.guards.len()) else {

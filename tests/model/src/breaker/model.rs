@@ -23,6 +23,13 @@
 //!   guard never ends.
 //! * `force_open` opens the circuit until `reset`, whatever the clock says; `reset`
 //!   closes it, forgets the streak, the probes and the forcing, and starts a new period.
+//! * Under a failure-rate policy, the closed state follows the window of `policy.rs`:
+//!   the current closed period's calls that ended with a verdict enter it, a failed or
+//!   slow one may trip it. A probe that is slow counts as a failed probe. Calls are timed
+//!   from their admission to their end (slow calls only).
+//! * Each opening (not `force_open`) breaks for the next break of `policy.rs`;
+//!   `stats().break_duration` is the latest one; closing (by probes or `reset`) makes the
+//!   next opening the first again.
 //! * `last_success_time` is the largest clock reading taken at a *stamped* success: the
 //!   first success, and then the success due after each stamped one, `stride` later,
 //!   where the stride doubles (up to 16) when a reading equals the previous stamp and is 1
@@ -38,7 +45,8 @@ use std::time::Duration;
 use kompoz::breaker::{BreakerStats, CircuitState, Verdict};
 use kompoz::{Instant, breaker::CircuitOpen};
 
-use super::ops::Config;
+use super::ops::{Breaks, Config, Rate, Trip};
+use super::policy::{self, ModelWindow};
 
 /// Names a call admitted by the model.
 pub type CallId = u64;
@@ -49,8 +57,15 @@ pub type CallId = u64;
 pub struct Stats {
     /// The state.
     pub state: CircuitState,
-    /// The failure streak of the current closed period.
+    /// The failure streak of the current closed period (failures in the window, under a
+    /// failure rate).
     pub failure_count: u32,
+    /// Calls in the failure-rate window.
+    pub window_calls: u32,
+    /// Slow calls in the failure-rate window.
+    pub slow_call_count: u32,
+    /// The latest break.
+    pub break_duration: Duration,
     /// Successes since creation.
     pub success_count: u64,
     /// When the latest failure was recorded (the latest reading: see the model).
@@ -80,6 +95,9 @@ impl From<BreakerStats> for Stats {
         Stats {
             state: s.state,
             failure_count: s.failure_count,
+            window_calls: s.window_calls,
+            slow_call_count: s.slow_call_count,
+            break_duration: s.break_duration,
             success_count: s.success_count,
             last_failure_time: s.last_failure_time,
             last_success_time: s.last_success_time,
@@ -144,6 +162,12 @@ pub struct Tally {
     pub unstamped_successes: u64,
     /// Guards leaked with `mem::forget`.
     pub leaked_guards: u64,
+    /// Openings decided by a failure-rate window.
+    pub window_trips: u64,
+    /// Calls recorded as slow.
+    pub slow_calls: u64,
+    /// Openings whose break had grown past the first.
+    pub grown_breaks: u64,
     /// `force_open` calls that did something.
     pub forced_opens: u64,
     /// The clock set to an earlier time.
@@ -163,6 +187,9 @@ impl core::ops::AddAssign for Tally {
         self.expired_probes += other.expired_probes;
         self.unstamped_successes += other.unstamped_successes;
         self.leaked_guards += other.leaked_guards;
+        self.window_trips += other.window_trips;
+        self.slow_calls += other.slow_calls;
+        self.grown_breaks += other.grown_breaks;
         self.forced_opens += other.forced_opens;
         self.clock_set_back += other.clock_set_back;
     }
@@ -195,16 +222,25 @@ struct Running {
     /// The period it was let in.
     period: u64,
     probe: bool,
+    /// When it was let in.
+    started: u64,
 }
 
 /// The model.
 #[derive(Clone, Debug)]
 pub struct BreakerModel {
+    /// `failure_threshold`, under kompoz's rule.
     failure_threshold: u32,
+    /// The failure rate and the current closed period's window, under a rate policy.
+    rate: Option<(Rate, ModelWindow)>,
     half_open_max_calls: u32,
     success_threshold: u32,
-    /// The recovery timeout in nanoseconds (saturated).
-    recovery: u64,
+    breaks: Breaks,
+    /// Openings since the circuit was last closed.
+    openings: u32,
+    rng: fastrand::Rng,
+    /// The latest break, in nanoseconds.
+    last_break: u64,
     /// `half_open_max_wait` in nanoseconds (saturated).
     max_probe_wait: u64,
     /// The latest clock reading at which a probe was let in.
@@ -246,12 +282,20 @@ fn latest(stamp: Option<u64>, now: u64) -> Option<u64> {
 impl BreakerModel {
     /// A closed breaker with no history, its clock at zero.
     pub fn new(config: Config) -> BreakerModel {
+        let (failure_threshold, rate) = match config.trip {
+            Trip::Consecutive(threshold) => (threshold, None),
+            Trip::Rate(rate) => (0, Some((rate, ModelWindow::new(&rate)))),
+        };
         BreakerModel {
-            failure_threshold: config.failure_threshold,
+            failure_threshold,
+            rate,
             half_open_max_calls: config.half_open_max_calls,
             // kompoz's default: as many successes as probes.
             success_threshold: config.success_threshold.unwrap_or(config.half_open_max_calls),
-            recovery: nanos(config.recovery_timeout),
+            breaks: config.breaks,
+            openings: 0,
+            rng: fastrand::Rng::with_seed(config.breaks.jitter.map_or(0, |(_, seed)| seed)),
+            last_break: 0,
             max_probe_wait: nanos(config.half_open_max_wait),
             last_probe_at: 0,
             now: 0,
@@ -307,7 +351,7 @@ impl BreakerModel {
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.running.insert(id, Running { period: self.period, probe });
+        self.running.insert(id, Running { period: self.period, probe, started: self.now });
         self.report(before);
         (Some(id), if probe { Admission::Probe } else { Admission::Call })
     }
@@ -347,12 +391,34 @@ impl BreakerModel {
             }
             return;
         }
+        let slow = self.rate.as_ref().is_some_and(|(rate, _)| {
+            rate.slow.is_some_and(|(slower_than, _)| {
+                self.now.saturating_sub(call.started) >= nanos(slower_than)
+            })
+        });
+        if slow && verdict != Verdict::Ignore {
+            self.tally.slow_calls += 1;
+        }
         let before = self.state();
         match (self.phase, verdict) {
             (_, Verdict::Ignore) => {
                 if call.probe {
                     self.tally.abandoned_probes += 1;
                 }
+            }
+            (Phase::Closed { .. }, _) if self.rate.is_some() => {
+                let now = self.now;
+                let (rate, window) = self.rate.as_mut().expect("a rate policy");
+                let failed = verdict == Verdict::Failure;
+                let tally = window.record(failed, slow, now);
+                if (failed || slow) && policy::trips(rate, tally) {
+                    self.tally.window_trips += 1;
+                    self.open();
+                }
+            }
+            (Phase::HalfOpen { .. }, Verdict::Success) if slow => {
+                self.tally.failed_probes += 1;
+                self.open();
             }
             (Phase::Closed { .. }, Verdict::Success) => {
                 self.phase = Phase::Closed { streak: 0 };
@@ -440,15 +506,24 @@ impl BreakerModel {
 
     /// What `stats()` should say.
     pub fn stats(&self) -> Stats {
-        let (failure_count, half_open_successes) = match self.phase {
+        let (mut failure_count, half_open_successes) = match self.phase {
             Phase::Closed { streak } => (streak, 0),
             Phase::Open { .. } => (0, 0),
             Phase::HalfOpen { successes } => (0, successes),
         };
+        let (mut window_calls, mut slow_call_count) = (0, 0);
+        if let (Phase::Closed { .. }, Some((_, window))) = (self.phase, &self.rate) {
+            let tally = window.tally(self.now);
+            (failure_count, window_calls, slow_call_count) =
+                (tally.failures, tally.calls, tally.slow);
+        }
         let probes = self.probes();
         Stats {
             state: self.state(),
             failure_count,
+            window_calls,
+            slow_call_count,
+            break_duration: Duration::from_nanos(self.last_break),
             success_count: self.successes,
             last_failure_time: self.last_failure.map(Instant::from_nanos),
             last_success_time: self.last_success.map(Instant::from_nanos),
@@ -468,15 +543,28 @@ impl BreakerModel {
         self.running.values().filter(|call| call.probe && call.period == self.period).count()
     }
 
-    /// Opens the circuit until one recovery timeout from now.
+    /// Opens the circuit for the next break.
     fn open(&mut self) {
-        self.enter(Phase::Open { until: Some(self.now.saturating_add(self.recovery)) });
+        self.openings = (self.openings + 1).min(63);
+        let pause = policy::break_for(&self.breaks, self.openings, &mut self.rng);
+        if pause > nanos(self.breaks.initial) {
+            self.tally.grown_breaks += 1;
+        }
+        self.last_break = pause;
+        self.enter(Phase::Open { until: Some(self.now.saturating_add(pause)) });
     }
 
-    /// Moves to `phase` in a new period.
+    /// Moves to `phase` in a new period; a closed one has an empty window and counts
+    /// openings from scratch.
     fn enter(&mut self, phase: Phase) {
         self.phase = phase;
         self.period += 1;
+        if let Phase::Closed { .. } = phase {
+            self.openings = 0;
+            if let Some((rate, window)) = &mut self.rate {
+                *window = ModelWindow::new(rate);
+            }
+        }
     }
 
     /// Reports the change from `before` to the current state, if it is one.
@@ -502,11 +590,8 @@ mod tests {
 
     fn model(failures: u32, probes: u32, successes: u32) -> BreakerModel {
         BreakerModel::new(Config {
-            failure_threshold: failures,
-            half_open_max_calls: probes,
-            success_threshold: Some(successes),
-            recovery_timeout: 10 * MS,
             half_open_max_wait: Duration::from_secs(60),
+            ..Config::consecutive(failures, probes, Some(successes), 10 * MS)
         })
     }
 
