@@ -48,6 +48,21 @@ pub fn circuit_breaker<R, B: AsBreaker>(rule: R, breaker: B) -> Protected<R, B> 
 
 /// Anything that holds a [`CircuitBreaker`]: the breaker itself, a reference, a `Box` or
 /// an `Arc`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use kompoz::breaker::CircuitBreaker;
+/// use kompoz::combinator::AsBreaker;
+/// use kompoz::{async_rule, circuit_breaker};
+///
+/// // One breaker per dependency, shared by every rule that calls it.
+/// let api = Arc::new(CircuitBreaker::builder().build()?);
+/// let users = circuit_breaker(async_rule(async |_: &mut ()| true), api.clone());
+/// let orders = circuit_breaker(async_rule(async |_: &mut ()| true), api.clone());
+/// assert!(std::ptr::eq(users.breaker(), orders.breaker()));
+/// assert!(std::ptr::eq(api.as_breaker(), users.breaker()));
+/// # Ok::<(), kompoz::breaker::BreakerError>(())
+/// ```
 pub trait AsBreaker {
     /// The breaker's clock.
     type Clock: Clock;
@@ -85,6 +100,16 @@ impl<B: AsBreaker + ?Sized> AsBreaker for alloc::sync::Arc<B> {
 }
 
 /// A combinator protected by a circuit breaker, made by [`circuit_breaker`].
+///
+/// ```
+/// use kompoz::breaker::CircuitBreaker;
+/// use kompoz::{AsyncCombinator, Protected, async_rule, circuit_breaker};
+///
+/// let breaker = CircuitBreaker::builder().build()?;
+/// let protected: Protected<_, _> = circuit_breaker(async_rule(async |n: &mut u8| *n > 1), &breaker);
+/// assert_eq!(futures::executor::block_on(protected.run_owned(2)), (true, 2));
+/// # Ok::<(), kompoz::breaker::BreakerError>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct Protected<R, B> {
     rule: R,
@@ -93,26 +118,69 @@ pub struct Protected<R, B> {
 
 impl<R, B: AsBreaker> Protected<R, B> {
     /// The breaker.
+    ///
+    /// ```
+    /// # use kompoz::{async_rule, circuit_breaker, breaker::CircuitBreaker};
+    /// let protected = circuit_breaker(async_rule(async |_: &mut ()| true), CircuitBreaker::builder().build()?);
+    /// protected.breaker().force_open();
+    /// assert!(protected.breaker().try_acquire().is_err());
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn breaker(&self) -> &CircuitBreaker<B::Clock> {
         self.breaker.as_breaker()
     }
 
     /// The breaker's committed state (kompoz's `protected.state`).
+    ///
+    /// ```
+    /// # use kompoz::{async_rule, circuit_breaker, breaker::CircuitBreaker};
+    /// use kompoz::CircuitState;
+    /// let protected = circuit_breaker(async_rule(async |_: &mut ()| true), CircuitBreaker::builder().build()?);
+    /// assert_eq!(protected.state(), CircuitState::Closed);
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn state(&self) -> CircuitState {
         self.breaker().state()
     }
 
     /// The breaker's counters (kompoz's `protected.get_stats()`).
+    ///
+    /// ```
+    /// # use kompoz::{AsyncCombinator, async_rule, circuit_breaker, breaker::CircuitBreaker};
+    /// let protected = circuit_breaker(async_rule(async |_: &mut ()| false), CircuitBreaker::builder().build()?);
+    /// futures::executor::block_on(protected.run(&mut ()));
+    /// assert_eq!(protected.stats().failure_count, 1);
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn stats(&self) -> BreakerStats {
         self.breaker().stats()
     }
 
     /// Closes the circuit (kompoz's `await protected.reset()`).
+    ///
+    /// ```
+    /// # use kompoz::{async_rule, circuit_breaker, breaker::CircuitBreaker};
+    /// use kompoz::CircuitState;
+    /// let protected = circuit_breaker(async_rule(async |_: &mut ()| true), CircuitBreaker::builder().build()?);
+    /// protected.breaker().force_open();
+    /// protected.reset();
+    /// assert_eq!(protected.state(), CircuitState::Closed);
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn reset(&self) {
         self.breaker().reset()
     }
 
     /// The wrapped rule.
+    ///
+    /// ```
+    /// # use kompoz::{AsyncCombinator, async_rule, circuit_breaker, breaker::CircuitBreaker};
+    /// let rule = async_rule(async |n: &mut u8| *n > 0);
+    /// let protected = circuit_breaker(rule, CircuitBreaker::builder().build()?);
+    /// // The rule itself, without the breaker.
+    /// assert!(futures::executor::block_on(protected.inner().run(&mut 1)));
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn inner(&self) -> &R {
         &self.rule
     }
