@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::join_all;
-use kompoz::breaker::{BreakDuration, BreakerBuilder, CircuitBreaker, CircuitState, FailureRate};
+use kompoz::breaker::{
+    BreakDuration, BreakerBuilder, CircuitBreaker, CircuitState, FailureRate, Verdict,
+};
 use kompoz::{
     AsyncCombinator, Outcome, Rejection, Sleep, async_rule, circuit_breaker, with_timeout_on,
 };
@@ -310,4 +312,30 @@ pub async fn break_durations_grow_to_their_cap_and_start_again_after_closing<R: 
     assert_eq!(b.state(), CircuitState::Closed);
     b.try_acquire().expect("closed").failure();
     assert_eq!(b.stats().break_duration, u, "closing starts again from the first break");
+}
+
+/// kompoz's integration case, with timeouts classified as neither success nor failure:
+/// the timeouts no longer open the circuit.
+pub async fn a_classifier_keeps_timeouts_out_of_the_breaker<R: Runtime>(rt: &R) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (counter, timer) = (calls.clone(), rt.timer());
+    let slow_then_fast = async_rule(async move |_: &mut i32| {
+        if counter.fetch_add(1, Ordering::SeqCst) < 2 {
+            timer.sleep(ms(500)).await;
+        }
+        true
+    });
+    let protected = circuit_breaker(
+        with_timeout_on(rt.timer(), slow_then_fast, ms(100)),
+        breaker(rt, 2, ms(100_000)),
+    )
+    .classify(|outcome: Outcome| match outcome {
+        Outcome::TimedOut => Verdict::Ignore,
+        other => Verdict::from(other.passed()),
+    });
+    assert_eq!(protected.run_detailed(&mut 0).await, Outcome::TimedOut);
+    assert_eq!(protected.run_detailed(&mut 0).await, Outcome::TimedOut);
+    assert_eq!(protected.state(), CircuitState::Closed);
+    assert_eq!(protected.stats().abandoned_calls, 2);
+    assert_eq!(protected.run_detailed(&mut 0).await, Outcome::Passed);
 }

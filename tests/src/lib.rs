@@ -70,6 +70,7 @@ macro_rules! conformance_suite {
             breakers::a_time_window_forgets_old_failures,
             breakers::slow_calls_open_at_the_slow_ratio,
             breakers::break_durations_grow_to_their_cap_and_start_again_after_closing,
+            breakers::a_classifier_keeps_timeouts_out_of_the_breaker,
         );
     };
     (@tests $runtime:expr; $($module:ident :: $scenario:ident),* $(,)?) => {
