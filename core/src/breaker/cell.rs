@@ -149,7 +149,7 @@ impl StateCell {
         let epoch = self.epoch.load(Ordering::Acquire);
         let word = self.word.load(Ordering::Acquire);
         if word & STATE_MASK == CLOSED_BITS {
-            Ok((Ticket { generation: generation(word, epoch), probe: false }, word))
+            Ok((Ticket::new(generation(word, epoch), false), word))
         } else {
             Err(word)
         }
@@ -252,10 +252,7 @@ mod tests {
             m = Machine { state: CircuitState::HalfOpen, ..m };
             m = m
                 .step(
-                    Event::Failure(super::super::machine::Ticket {
-                        generation: m.generation,
-                        probe: true,
-                    }),
+                    Event::Failure(super::super::machine::Ticket::new(m.generation, true)),
                     &limits,
                 )
                 .next;
@@ -264,7 +261,7 @@ mod tests {
         assert_eq!(m.openings, 1, "each reset forgets the openings");
         for _ in 0..100 {
             m = Machine { state: CircuitState::HalfOpen, ..m };
-            let ticket = super::super::machine::Ticket { generation: m.generation, probe: true };
+            let ticket = super::super::machine::Ticket::new(m.generation, true);
             m = m.step(Event::Failure(ticket), &limits).next;
             assert_eq!(unpack(pack(m, 0), m.generation), m, "{m:?}");
         }
@@ -289,10 +286,10 @@ mod tests {
         let old = cell.admit_closed().unwrap().0;
         cell.skip_generations(1 << GENERATION_BITS);
         let word = cell.word();
-        assert_eq!(word, clean_closed(old.generation), "the same packed word");
+        assert_eq!(word, clean_closed(old.generation()), "the same packed word");
         let now = cell.machine(word);
-        assert_eq!(now.generation, old.generation + (1 << GENERATION_BITS));
-        assert_ne!(now.generation, old.generation);
-        assert_eq!(cell.admit_closed().unwrap().0.generation, now.generation);
+        assert_eq!(now.generation, old.generation() + (1 << GENERATION_BITS));
+        assert_ne!(now.generation, old.generation());
+        assert_eq!(cell.admit_closed().unwrap().0.generation(), now.generation);
     }
 }

@@ -79,9 +79,13 @@ pub(crate) struct Pass {
 /// Admission while closed is two loads of one cache line; recording a success is one
 /// more load, plus a plain load and store on the calling thread's counters (no
 /// read-modify-write), and a coarse clock reading for `last_success_time` only now and
-/// then (see [`BreakerStats::last_success_time`]). Rejection while open is three loads
-/// and a coarse clock reading ([`Clock::now_coarse`]); the precise clock is read only
-/// within [`Clock::coarse_lag`] of the recovery deadline.
+/// then (see [`BreakerStats::last_success_time`]). Rejection while open is four loads, a
+/// coarse clock reading ([`Clock::now_coarse`]) and the thread's rejection count; the
+/// precise clock is read only within [`Clock::coarse_lag`] of the recovery deadline (the
+/// lag is read once, when the breaker is built). A [`FailureRate`](super::FailureRate)
+/// policy adds, per call: for a count window full of fast successes, one load; otherwise,
+/// and for a time window, a short spin-locked update of the window (and a coarse clock
+/// reading for a time window or timed calls).
 ///
 /// A breaker with the default policy on [`StdClock`](crate::StdClock) takes 256 bytes and
 /// no heap: four cache lines, one read by every call and written only by transitions, one
@@ -137,9 +141,12 @@ struct Hot {
     limits: Limits,
 }
 
-/// Configuration read on slow paths only.
+/// Configuration read on slow paths only (and `coarse_lag` by rejections).
 struct Cold {
-    listener: Option<Listener>,
+    /// Boxed once more so that the line has room: a thin pointer, read only at transitions.
+    listener: Option<Box<Listener>>,
+    /// The clock's `coarse_lag` in nanoseconds, read once when the breaker was built.
+    coarse_lag: u64,
     breaks: Breaks,
     /// The failure-rate policy's window (`None`: consecutive failures).
     window: Option<Box<RateWindow>>,
@@ -166,7 +173,12 @@ impl<C: Clock> CircuitBreaker<C> {
             },
             home: Shard::new(nanos(half_open_max_wait)),
             shared: Shard::new(0),
-            cold: Cold { listener, breaks: Breaks::new(breaks), window },
+            cold: Cold {
+                listener: listener.map(Box::new),
+                coarse_lag: nanos(clock.coarse_lag()),
+                breaks: Breaks::new(breaks),
+                window,
+            },
             clock,
         }
     }
@@ -197,18 +209,37 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// Admission: two loads while closed (and a coarse clock reading if calls are timed).
-    #[inline]
+    #[inline(always)]
     pub(super) fn admit(&self) -> Result<Pass, CircuitOpen> {
         match self.hot.cell.admit_closed() {
             Ok((ticket, word)) => Ok(Pass { ticket, started: self.started(word) }),
+            // The common case while open, inlined: rejected before the recovery time, after
+            // three loads and a coarse clock reading, without running the machine.
+            Err(word) if self.rejects_while_open(word) => {
+                self.counters().rejected();
+                Err(CircuitOpen { state: CircuitState::Open })
+            }
             Err(word) => self.admit_slow(word),
         }
     }
 
+    /// Whether `word` is an open circuit that still rejects: forced, its break not timed
+    /// yet, or its break not over.
+    #[inline(always)]
+    fn rejects_while_open(&self, word: u64) -> bool {
+        cell::state_bits(word) == OPEN_BITS
+            && (word & (FORCED | READY) != READY || !self.recovery_due())
+    }
+
     /// When a call admitted under `word` starts, if calls are timed.
-    #[inline]
+    #[inline(always)]
     fn started(&self, word: u64) -> u64 {
-        if word & TIMED != 0 { self.clock.now_coarse().as_nanos() } else { 0 }
+        if word & TIMED != 0 { self.start_timing() } else { 0 }
+    }
+
+    #[inline(never)]
+    fn start_timing(&self) -> u64 {
+        self.clock.now_coarse().as_nanos()
     }
 
     /// Runs `future` through the breaker: rejected at once while open, otherwise run, with
@@ -405,17 +436,11 @@ impl<C: Clock> CircuitBreaker<C> {
         Duration::from_nanos(self.home.extra.load(Ordering::Relaxed))
     }
 
+    /// Admission when the circuit is not closed and not simply rejecting (`word` has been
+    /// through `rejects_while_open`).
     #[cold]
     fn admit_slow(&self, mut word: u64) -> Result<Pass, CircuitOpen> {
         loop {
-            // The common case while open: rejected before the recovery time, after three
-            // loads and a coarse clock reading, without running the machine.
-            if cell::state_bits(word) == OPEN_BITS
-                && (word & (FORCED | READY) != READY || !self.recovery_due())
-            {
-                self.counters().rejected();
-                return Err(CircuitOpen { state: CircuitState::Open });
-            }
             let machine = self.hot.cell.machine(word);
             let limits = &self.hot.limits;
             let probes_expired = machine.probes_full(limits) && self.probes_expired();
@@ -431,7 +456,7 @@ impl<C: Clock> CircuitBreaker<C> {
             if step.next == machine {
                 return Ok(Pass { ticket, started: self.started(word) });
             }
-            if ticket.probe {
+            if ticket.probe() {
                 // Raised before the probe is committed: whoever sees the probe sees a
                 // time at or after its admission (a raise whose commit fails only delays
                 // the expiry).
@@ -448,25 +473,30 @@ impl<C: Clock> CircuitBreaker<C> {
                 }
                 Err(actual) => word = actual,
             }
+            // The word moved on: it may be an open circuit again.
+            if self.rejects_while_open(word) {
+                self.counters().rejected();
+                return Err(CircuitOpen { state: CircuitState::Open });
+            }
         }
     }
 
     /// Whether `deadline` has passed: the coarse clock decides when it is clear either
     /// way, the precise clock only near the deadline.
-    #[inline]
+    #[inline(always)]
     fn passed(&self, deadline: Instant) -> bool {
-        let coarse = self.clock.now_coarse();
-        if coarse >= deadline {
+        let coarse = self.clock.now_coarse().as_nanos();
+        if coarse >= deadline.as_nanos() {
             return true;
         }
-        if coarse.saturating_add(self.clock.coarse_lag()) < deadline {
+        if coarse.saturating_add(self.cold.coarse_lag) < deadline.as_nanos() {
             return false;
         }
         self.clock.now() >= deadline
     }
 
     /// Whether the published recovery deadline has passed.
-    #[inline]
+    #[inline(always)]
     fn recovery_due(&self) -> bool {
         self.passed(Instant::from_nanos(self.hot.open_until.load(Ordering::Acquire)))
     }
@@ -479,14 +509,14 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// Records the outcome of the call admitted with `pass`. The common case, a success of
     /// an ordinary call, is small enough to inline into the caller; the rest is not.
-    #[inline]
+    #[inline(always)]
     pub(super) fn settle(&self, pass: Pass, verdict: Verdict) {
-        if verdict == Verdict::Success && !pass.ticket.probe {
+        if verdict == Verdict::Success && !pass.ticket.probe() {
             let word = self.hot.cell.word();
-            self.counters().success(|| self.clock.now_coarse());
+            self.counters().success(&self.clock);
             // Still closed with no failure streak, under the default policy: nothing to do,
             // whether the ticket is current or late (see cell.rs).
-            if word != cell::clean_closed(pass.ticket.generation) {
+            if word != cell::clean_closed(pass.ticket.generation()) {
                 self.success_slow(pass, word);
             }
         } else {
@@ -501,7 +531,7 @@ impl<C: Clock> CircuitBreaker<C> {
             Some(window) if word & EXTERNAL != 0 => {
                 let now = self.window_now(window, word);
                 let slow = window.is_slow(pass.started, now);
-                if !slow && window.skip_success(pass.ticket.generation) {
+                if !slow && window.skip_success(pass.ticket.generation()) {
                     return;
                 }
                 self.record(window, pass.ticket, Outcome { failure: false, slow }, now);
@@ -518,7 +548,7 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// Records an outcome in the window and trips the circuit if the window says so.
     fn record(&self, window: &RateWindow, ticket: Ticket, outcome: Outcome, now: u64) {
-        if window.record(ticket.generation, outcome, now) {
+        if window.record(ticket.generation(), outcome, now) {
             self.apply(Event::Trip(ticket));
         }
     }
@@ -528,7 +558,7 @@ impl<C: Clock> CircuitBreaker<C> {
         let ticket = pass.ticket;
         match verdict {
             Verdict::Success => {
-                self.counters().success(|| self.clock.now_coarse());
+                self.counters().success(&self.clock);
                 // A probe: a slow one counts as a failed probe.
                 let word = self.hot.cell.word();
                 let slow = match &self.cold.window {
@@ -542,7 +572,7 @@ impl<C: Clock> CircuitBreaker<C> {
             Verdict::Failure => {
                 self.counters().failure(self.clock.now());
                 match &self.cold.window {
-                    Some(window) if !ticket.probe => {
+                    Some(window) if !ticket.probe() => {
                         let word = self.hot.cell.word();
                         let now = self.window_now(window, word);
                         let slow = window.is_slow(pass.started, now);
@@ -553,7 +583,7 @@ impl<C: Clock> CircuitBreaker<C> {
             }
             Verdict::Ignore => {
                 self.counters().abandoned();
-                if ticket.probe {
+                if ticket.probe() {
                     self.apply(Event::Abandon(ticket));
                 }
             }

@@ -34,17 +34,19 @@
 //! `last_success_time` would cost a clock reading per success, more than everything else
 //! on the closed path together, so a shard reads the clock on a *stamped* success only:
 //! its first, and then one every `stride` successes, where the stride doubles (up to
-//! [`MAX_STRIDE`]) each time a reading finds the clock where the previous stamp left it,
-//! and falls back to 1 each time the clock has moved. In a steady stream of calls the
-//! stamp is within one tick of the coarse clock of exact; a thread whose calls are spread
-//! out stamps every one; what can go unstamped is at most `MAX_STRIDE - 1` successes of a
-//! thread right after a burst of successes within one tick.
+//! [`MAX_STRIDE`]) each time a reading finds the clock less than its *resolution* (the
+//! clock's `coarse_lag`, at least a millisecond) past the previous stamp, and falls back
+//! to 1 otherwise. In a steady stream of calls the stamp is within a few resolutions of
+//! exact; a thread whose calls are spread out stamps every one; what can go unstamped is
+//! at most `MAX_STRIDE - 1` successes of a thread right after a burst of successes.
 
 #[cfg(all(feature = "std", not(loom)))]
 use alloc::boxed::Box;
 
+use core::time::Duration;
+
 use crate::sync::{AtomicU64, Ordering};
-use crate::time::Instant;
+use crate::time::{Clock, Instant};
 
 #[cfg(all(feature = "std", not(loom)))]
 use super::thread_token;
@@ -55,6 +57,8 @@ pub const CELLS: usize = 16;
 pub(crate) const MAX_STRIDE: u64 = 16;
 const STRIDE_BITS: u32 = 3;
 const MAX_STRIDE_EXP: u64 = MAX_STRIDE.trailing_zeros() as u64;
+/// The finest resolution the success stamps keep in a steady stream of calls.
+pub(crate) const STAMP_RESOLUTION: Duration = Duration::from_millis(1);
 
 /// One writer's counters (or the shared ones), on a cache line of their own.
 #[repr(C, align(64))]
@@ -193,6 +197,16 @@ pub(crate) struct Totals {
 }
 
 impl<'a> Counters<'a> {
+    /// The home shard, if the calling thread owns it: a thread-local read and a load.
+    #[inline(always)]
+    fn owned(self) -> Option<&'a Shard> {
+        #[cfg(all(feature = "std", not(loom)))]
+        if thread_token::peek() == self.index.owner.load(Ordering::Relaxed) {
+            return Some(self.home);
+        }
+        None
+    }
+
     #[inline]
     fn writer(self) -> Writer<'a> {
         #[cfg(all(feature = "std", not(loom)))]
@@ -282,10 +296,40 @@ impl<'a> Counters<'a> {
         }
     }
 
-    /// One more success; `now` is read only if the success is stamped (see the module
-    /// docs).
-    #[inline]
-    pub(crate) fn success(self, now: impl FnOnce() -> Instant) {
+    /// One more success; the clock is read only if the success is stamped (see the module
+    /// docs). The owner's path is a few instructions, inlined; the rest is not.
+    #[inline(always)]
+    pub(crate) fn success(self, clock: &impl Clock) {
+        if let Some(home) = self.owned() {
+            // Sole writer: a plain load and store cannot lose an update. Release: a reader
+            // who sees the count sees the stamp stored before it.
+            let n = home.successes.load(Ordering::Relaxed).wrapping_add(1);
+            if n >= home.stamp_due.load(Ordering::Relaxed) >> STRIDE_BITS {
+                self.stamp_owned(n, clock);
+            }
+            home.successes.store(n, Ordering::Release);
+        } else {
+            self.success_other(clock);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn stamp_owned(self, n: u64, clock: &impl Clock) {
+        #[cfg(all(feature = "std", not(loom)))]
+        Self::stamp_success(
+            &Writer::Owner(self.home),
+            self.home,
+            n,
+            self.home.stamp_due.load(Ordering::Relaxed),
+            clock,
+        );
+        #[cfg(not(all(feature = "std", not(loom))))]
+        let _ = (n, clock);
+    }
+
+    #[inline(never)]
+    fn success_other(self, clock: &impl Clock) {
         let writer = self.writer();
         let shard = Self::shard(&writer);
         // The count this success will have (exact for the owner; for the shared shard and
@@ -293,15 +337,17 @@ impl<'a> Counters<'a> {
         let n = shard.successes.load(Ordering::Relaxed).wrapping_add(1);
         let due = shard.stamp_due.load(Ordering::Relaxed);
         if n >= due >> STRIDE_BITS {
-            Self::stamp_success(&writer, shard, n, due, now());
+            Self::stamp_success(&writer, shard, n, due, clock);
         }
         self.bump(&writer, &shard.successes);
     }
 
     #[cold]
-    fn stamp_success(writer: &Writer<'_>, shard: &Shard, n: u64, due: u64, now: Instant) {
-        let now = now.as_nanos();
-        let still = n > 1 && shard.last_success.load(Ordering::Relaxed) == now;
+    fn stamp_success(writer: &Writer<'_>, shard: &Shard, n: u64, due: u64, clock: &impl Clock) {
+        let now = clock.now_coarse().as_nanos();
+        let resolution = clock.coarse_lag().max(STAMP_RESOLUTION);
+        let since = now.saturating_sub(shard.last_success.load(Ordering::Relaxed));
+        let still = n > 1 && u128::from(since) < resolution.as_nanos();
         let exp = if still { ((due & 0b111) + 1).min(MAX_STRIDE_EXP) } else { 0 };
         Self::stamp(writer, &shard.last_success, now);
         shard.stamp_due.store((n + (1 << exp)) << STRIDE_BITS | exp, Ordering::Relaxed);
@@ -316,8 +362,18 @@ impl<'a> Counters<'a> {
     }
 
     /// One more rejected call.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn rejected(self) {
+        match self.owned() {
+            Some(home) => {
+                home.rejected.store(home.rejected.load(Ordering::Relaxed) + 1, Ordering::Relaxed)
+            }
+            None => self.rejected_other(),
+        }
+    }
+
+    #[inline(never)]
+    fn rejected_other(self) {
         let writer = self.writer();
         self.bump(&writer, &Self::shard(&writer).rejected);
     }
@@ -368,8 +424,28 @@ impl<'a> Counters<'a> {
 #[cfg(all(test, feature = "std", not(loom)))]
 mod tests {
     use super::*;
+    use crate::time::ManualClock;
     use alloc::sync::Arc;
     use alloc::vec::Vec;
+
+    /// A clock reading `at`, counting its readings.
+    struct Fixed {
+        at: core::cell::Cell<u64>,
+        reads: core::cell::Cell<u32>,
+    }
+
+    impl Fixed {
+        fn at(nanos: u64) -> Fixed {
+            Fixed { at: core::cell::Cell::new(nanos), reads: core::cell::Cell::new(0) }
+        }
+    }
+
+    impl Clock for Fixed {
+        fn now(&self) -> Instant {
+            self.reads.set(self.reads.get() + 1);
+            Instant::from_nanos(self.at.get())
+        }
+    }
 
     struct Owned {
         index: Index,
@@ -394,8 +470,11 @@ mod tests {
                 let owned = owned.clone();
                 std::thread::spawn(move || {
                     let c = owned.counters();
+                    let clock =
+                        ManualClock::starting_at(Instant::from_nanos(i as u64 * 10_000_000));
                     for n in 0..1_000u64 {
-                        c.success(|| Instant::from_nanos(i as u64 * 1_000 + n));
+                        clock.advance(Duration::from_millis(1));
+                        c.success(&clock);
                         c.rejected();
                         if n % 10 == 0 {
                             c.failure(Instant::from_nanos(n));
@@ -414,8 +493,9 @@ mod tests {
         assert_eq!(totals.rejected, threads * 1_000);
         assert_eq!((totals.failures, totals.abandoned), (threads * 100, threads * 100));
         assert_eq!(totals.last_failure, Some(Instant::from_nanos(990)));
-        // Every thread's clock moved at each success: every success was stamped.
-        assert_eq!(totals.last_success, Some(Instant::from_nanos((threads - 1) * 1_000 + 999)));
+        // Every thread's clock moved a millisecond at each success: each was stamped.
+        let last = (threads - 1) * 10_000_000 + 1_000 * 1_000_000;
+        assert_eq!(totals.last_success, Some(Instant::from_nanos(last)));
     }
 
     #[test]
@@ -423,38 +503,40 @@ mod tests {
         let owned = Owned::new();
         let c = owned.counters();
         assert_eq!(c.totals().last_success, None);
-        c.success(|| Instant::ZERO);
+        c.success(&Fixed::at(0));
         assert_eq!(c.totals().last_success, Some(Instant::ZERO));
         c.failure(Instant::MAX);
         assert_eq!(c.totals().last_failure, Some(Instant::MAX));
     }
 
     #[test]
-    fn a_burst_within_one_tick_reads_the_clock_less_and_less_and_a_moved_clock_at_once() {
+    fn a_burst_reads_the_clock_less_and_less_and_a_moved_clock_at_once() {
         let owned = Owned::new();
         let c = owned.counters();
-        let reads = core::cell::Cell::new(0u32);
-        let at = core::cell::Cell::new(5u64);
-        let now = || {
-            reads.set(reads.get() + 1);
-            Instant::from_nanos(at.get())
-        };
-        for _ in 0..1 + 1 + 2 + 4 + 8 + 16 + 16 {
-            c.success(now);
+        let clock = Fixed::at(5);
+        for _ in 0..48 {
+            c.success(&clock);
         }
         // Stamped at successes 1, 2, 4, 8, 16, 32 and 48: strides 1, 2, 4, 8, 16, 16.
-        assert_eq!(reads.get(), 7);
+        assert_eq!(clock.reads.get(), 7);
         for _ in 0..15 {
-            c.success(now);
+            c.success(&clock);
         }
-        assert_eq!(reads.get(), 7, "the stride stays at its maximum");
-        at.set(6);
-        c.success(now);
-        assert_eq!((reads.get(), c.totals().last_success), (8, Some(Instant::from_nanos(6))));
-        at.set(7);
-        c.success(now);
-        assert_eq!(reads.get(), 9, "the clock moved: back to a reading per success");
-        assert_eq!(c.totals().last_success, Some(Instant::from_nanos(7)));
+        assert_eq!(clock.reads.get(), 7, "the stride stays at its maximum");
+        // Less than the resolution later: still a burst.
+        clock.at.set(5 + 999_999);
+        c.success(&clock);
+        assert_eq!(clock.reads.get(), 8);
+        assert_eq!(c.totals().last_success, Some(Instant::from_nanos(5 + 999_999)));
+        clock.at.set(5 + 999_999 + 1_000_000);
+        for _ in 0..16 {
+            c.success(&clock);
+        }
+        assert_eq!(clock.reads.get(), 9, "due at the 16th");
+        clock.at.set(5 + 999_999 + 2_000_000);
+        c.success(&clock);
+        assert_eq!(clock.reads.get(), 10, "the clock moved a resolution: a reading per success");
+        assert_eq!(c.totals().last_success, Some(Instant::from_nanos(5 + 999_999 + 2_000_000)));
     }
 
     #[test]
@@ -462,7 +544,7 @@ mod tests {
         let owned = Arc::new(Owned::new());
         let first = owned.clone();
         std::thread::spawn(move || {
-            first.counters().success(|| Instant::ZERO);
+            first.counters().success(&Fixed::at(0));
             assert!(first.counters().owned_by_caller());
         })
         .join()
@@ -472,7 +554,7 @@ mod tests {
         for _ in 0..100 {
             let next = owned.clone();
             std::thread::spawn(move || {
-                next.counters().success(|| Instant::ZERO);
+                next.counters().success(&Fixed::at(0));
                 assert!(next.counters().owned_by_caller(), "the exited owner's shard is taken");
             })
             .join()
@@ -485,12 +567,12 @@ mod tests {
     #[test]
     fn while_the_owner_lives_others_share_and_contention_adds_the_cells_once() {
         let owned = Arc::new(Owned::new());
-        owned.counters().success(|| Instant::ZERO);
+        owned.counters().success(&Fixed::at(0));
         assert!(owned.counters().owned_by_caller());
         let other = owned.clone();
         std::thread::spawn(move || {
             assert!(!other.counters().owned_by_caller(), "the owner is alive");
-            other.counters().success(|| Instant::ZERO);
+            other.counters().success(&Fixed::at(0));
         })
         .join()
         .unwrap();
@@ -514,13 +596,13 @@ mod tests {
     #[test]
     fn with_cells_each_non_owner_counts_on_its_own_line() {
         let owned = Arc::new(Owned::new());
-        owned.counters().success(|| Instant::ZERO);
+        owned.counters().success(&Fixed::at(0));
         owned.index.grow();
         owned.index.grow();
         let other = owned.clone();
         std::thread::spawn(move || {
             for _ in 0..10 {
-                other.counters().success(|| Instant::from_nanos(9));
+                other.counters().success(&Fixed::at(9));
                 other.counters().failure(Instant::from_nanos(3));
             }
         })

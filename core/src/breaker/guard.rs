@@ -86,7 +86,7 @@ impl<'a, C: Clock> BreakerGuard<'a, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_probe(&self) -> bool {
-        self.pass.ticket.probe
+        self.pass.ticket.probe()
     }
 
     /// Gives up the guard without settling, returning its pass.
@@ -105,7 +105,7 @@ impl<C: Clock> Drop for BreakerGuard<'_, C> {
 impl<C: Clock> fmt::Debug for BreakerGuard<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BreakerGuard")
-            .field("probe", &self.pass.ticket.probe)
+            .field("probe", &self.pass.ticket.probe())
             .finish_non_exhaustive()
     }
 }

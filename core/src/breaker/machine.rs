@@ -59,11 +59,40 @@ pub(crate) struct Limits {
     pub(crate) success_threshold: u32,
 }
 
-/// A call's admission: the generation it was admitted in, and whether it is a probe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Ticket {
-    pub(crate) generation: u64,
-    pub(crate) probe: bool,
+/// A call's admission: the generation it was admitted in, and whether it is a probe,
+/// packed in one word (the probe flag in the top bit: generations never get near 2^63) so
+/// that a ticket travels in a register, with no padding to copy.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Ticket(u64);
+
+const PROBE: u64 = 1 << 63;
+
+impl Ticket {
+    #[inline(always)]
+    pub(crate) const fn new(generation: u64, probe: bool) -> Ticket {
+        Ticket(generation & !PROBE | if probe { PROBE } else { 0 })
+    }
+
+    /// The generation the call was admitted in.
+    #[inline(always)]
+    pub(crate) const fn generation(self) -> u64 {
+        self.0 & !PROBE
+    }
+
+    /// Whether the call is a half-open probe.
+    #[inline(always)]
+    pub(crate) const fn probe(self) -> bool {
+        self.0 & PROBE != 0
+    }
+}
+
+impl core::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("generation", &self.generation())
+            .field("probe", &self.probe())
+            .finish()
+    }
 }
 
 /// Something that happens to a breaker.
@@ -150,7 +179,7 @@ impl Machine {
             openings: self.openings,
             ..Machine::INITIAL
         };
-        let ticket = Ticket { generation: next.generation, probe: true };
+        let ticket = Ticket::new(next.generation, true);
         Machine::go(next, Effect::Admitted(ticket))
     }
 
@@ -162,7 +191,11 @@ impl Machine {
 
     /// This machine with one probe fewer in flight, if `ticket` is a current probe's.
     fn finish_probe(self, ticket: Ticket) -> Machine {
-        if ticket.probe { Machine { probes: self.probes.saturating_sub(1), ..self } } else { self }
+        if ticket.probe() {
+            Machine { probes: self.probes.saturating_sub(1), ..self }
+        } else {
+            self
+        }
     }
 
     fn stay(self, effect: Effect) -> Step {
@@ -178,12 +211,11 @@ impl Machine {
         use CircuitState::{Closed, HalfOpen, Open};
         match event {
             Event::Admit { recovered, probes_expired } => match self.state {
-                Closed => self
-                    .stay(Effect::Admitted(Ticket { generation: self.generation, probe: false })),
+                Closed => self.stay(Effect::Admitted(Ticket::new(self.generation, false))),
                 Open if recovered && !self.forced => self.half_open(0),
                 HalfOpen if self.probes < limits.half_open_max_calls => {
                     let next = Machine { probes: self.probes + 1, ..self };
-                    let ticket = Ticket { generation: self.generation, probe: true };
+                    let ticket = Ticket::new(self.generation, true);
                     Machine::go(next, Effect::Admitted(ticket))
                 }
                 // Every probe in flight is hung: their slots are dropped (their outcomes
@@ -195,7 +227,7 @@ impl Machine {
             | Event::Failure(ticket)
             | Event::Trip(ticket)
             | Event::Abandon(ticket)
-                if ticket.generation != self.generation =>
+                if ticket.generation() != self.generation =>
             {
                 self.stay(Effect::Late)
             }
@@ -368,7 +400,7 @@ mod tests {
         let fresh = admit(m, true);
         assert_eq!(fresh.next.state, HalfOpen);
         assert_eq!((fresh.next.probes, fresh.next.probe_successes), (1, 1), "successes are kept");
-        assert_ne!(ticket(fresh.effect).generation, ticket(hung.effect).generation);
+        assert_ne!(ticket(fresh.effect).generation(), ticket(hung.effect).generation());
         assert!(!fresh.opened);
         // The hung probe answers at last: late, it frees nothing.
         let late = fresh.next.step(Event::Failure(ticket(hung.effect)), &limits);

@@ -241,10 +241,11 @@ pub struct BreakerStats {
     /// ([`Clock::now_coarse`](crate::Clock::now_coarse): on `StdClock` under Linux, up to
     /// a couple of kernel ticks early). To keep the clock off the closed path, each thread
     /// reads it on its first success, then once per `stride` successes, where the stride
-    /// doubles (up to 16) while successive readings find the clock unmoved and falls back
-    /// to 1 as soon as it has moved: in a steady stream of calls this is within one coarse
-    /// tick; what can go unstamped is at most 15 successes of a thread right after a burst
-    /// of successes within one tick.
+    /// doubles (up to 16) while successive readings are less than the clock's
+    /// [`coarse_lag`](crate::Clock::coarse_lag) (at least a millisecond) apart, and falls
+    /// back to 1 as soon as they are further apart: in a steady stream of calls this is
+    /// within a few milliseconds; calls spread further apart are stamped one by one; what
+    /// can go unstamped is at most 15 successes of a thread right after a burst.
     pub last_success_time: Option<Instant>,
     /// Successful probes since the circuit last went half-open.
     pub half_open_successes: u32,

@@ -25,10 +25,11 @@ const IN_USE: u64 = 1;
 /// Per slot: `uses << 1 | in_use`.
 static TABLE: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 
-/// The calling thread has not asked yet.
-const UNASKED: u64 = 0;
+/// The calling thread has not asked yet. (Real tokens are at least `1 << INDEX_BITS`,
+/// and 0 means "no token" to those who store one, so neither value is ever a token.)
+const UNASKED: u64 = 1;
 /// The calling thread has no token (all slots taken, or it is exiting).
-const NONE: u64 = u64::MAX;
+const NONE: u64 = 2;
 
 std::thread_local! {
     static TOKEN: Cell<u64> = const { Cell::new(UNASKED) };
@@ -50,6 +51,13 @@ impl Drop for Release {
 
 fn split(token: u64) -> (usize, u64) {
     ((token & ((1 << INDEX_BITS) - 1)) as usize, token >> INDEX_BITS)
+}
+
+/// The calling thread's token as stored, without taking one: equal to a stored token (never
+/// 0) only if it is that token. One thread-local read.
+#[inline(always)]
+pub(crate) fn peek() -> u64 {
+    TOKEN.with(Cell::get)
 }
 
 /// The calling thread's token, or `None` (no slot free, or the thread is exiting). The

@@ -119,7 +119,9 @@ impl RateWindow {
                 self.clean.store(generation << 1 | u64::from(clean), Ordering::Release);
                 Some(tally)
             }),
-            Kind::Time(window) => window.with(|w| w.record(generation, outcome, now)),
+            Kind::Time(window) => {
+                window.with(|w| w.record(generation, outcome, now, outcome.bad()))
+            }
         };
         match tally {
             Some(tally) => outcome.bad() && self.trips(tally),

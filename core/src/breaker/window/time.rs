@@ -44,8 +44,15 @@ impl TimeWindow {
     }
 
     /// Records `outcome` at `now` for `generation`: `None` if that generation is older than
-    /// the window's (late), else what the window holds after it.
-    pub(super) fn record(&mut self, generation: u64, outcome: Outcome, now: u64) -> Option<Tally> {
+    /// the window's (late), else what the window holds after it (summed only if `judge`:
+    /// a success is never judged).
+    pub(super) fn record(
+        &mut self,
+        generation: u64,
+        outcome: Outcome,
+        now: u64,
+        judge: bool,
+    ) -> Option<Tally> {
         if generation != self.generation {
             if generation < self.generation {
                 return None;
@@ -65,7 +72,7 @@ impl TimeWindow {
         slot.tally.calls = slot.tally.calls.saturating_add(1);
         slot.tally.failures = slot.tally.failures.saturating_add(u32::from(outcome.failure));
         slot.tally.slow = slot.tally.slow.saturating_add(u32::from(outcome.slow));
-        Some(self.sum(index))
+        Some(if judge { self.sum(index) } else { Tally::default() })
     }
 
     /// The buckets within the window that ends with bucket `index`.

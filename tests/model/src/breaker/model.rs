@@ -32,8 +32,8 @@
 //!   next opening the first again.
 //! * `last_success_time` is the largest clock reading taken at a *stamped* success: the
 //!   first success, and then the success due after each stamped one, `stride` later,
-//!   where the stride doubles (up to 16) when a reading equals the previous stamp and is 1
-//!   otherwise (one thread: all successes count on one shard).
+//!   where the stride doubles (up to 16) when a reading is less than a millisecond past
+//!   the previous stamp and is 1 otherwise (one thread: all successes count on one shard).
 //! * A transition is reported (with the stats as they are after it) only when the state
 //!   changes; `times_opened` counts the changes to `Open`.
 //! * `total_calls` counts every call that asked to be let in and is over: rejected, or
@@ -370,7 +370,10 @@ impl BreakerModel {
             Verdict::Success => {
                 self.successes += 1;
                 if self.successes >= self.stamp_due {
-                    let still = self.successes > 1 && self.last_success == Some(self.now);
+                    // Less than the stamps' resolution since the last stamp (a
+                    // millisecond: a manual clock has no coarse lag).
+                    let since = self.now.saturating_sub(self.last_success.unwrap_or(0));
+                    let still = self.successes > 1 && since < 1_000_000;
                     self.stride = if still { (self.stride * 2).min(16) } else { 1 };
                     self.last_success = latest(self.last_success, self.now);
                     self.stamp_due = self.successes + self.stride;
