@@ -102,6 +102,25 @@ fn every_policy_runs_without_allocating() {
         assert_eq!(count, 0, "{name}: {count} allocations in 1,000 cycles");
         assert!(b.stats().times_opened > 1_000, "{name}: the cycles did open it");
     }
+    // A breaker per key: getting a known key's breaker and calling through it allocates
+    // nothing (making a new key's breaker does, once).
+    let clock = ManualClock::new();
+    let per_host = kompoz::breaker::BreakerMapBuilder::new(BreakerBuilder::new())
+        .build_with(clock.clone())
+        .unwrap();
+    let hosts: Vec<String> = (0..100).map(|i| format!("host-{i}")).collect();
+    for host in &hosts {
+        per_host.get(host).try_acquire().unwrap().success();
+    }
+    let count = allocations_in(|| {
+        for _ in 0..100 {
+            for host in &hosts {
+                per_host.get(host).try_acquire().unwrap().success();
+            }
+        }
+    });
+    assert_eq!(count, 0, "a known key: {count} allocations in 10,000 calls");
+
     // The probe works: a path that allocates is caught.
     assert!(allocations_in(|| drop(Box::new(1))) > 0);
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use kompoz::breaker::{
-    BreakDuration, BreakerBuilder, CircuitBreaker, CircuitState, FailureRate, Verdict,
+    BreakDuration, BreakerBuilder, BreakerMapBuilder, CircuitBreaker, CircuitState, FailureRate,
+    Verdict,
 };
 use kompoz::{
     AsyncCombinator, Outcome, Rejection, Sleep, async_rule, circuit_breaker, with_timeout_on,
@@ -338,4 +339,28 @@ pub async fn a_classifier_keeps_timeouts_out_of_the_breaker<R: Runtime>(rt: &R) 
     assert_eq!(protected.state(), CircuitState::Closed);
     assert_eq!(protected.stats().abandoned_calls, 2);
     assert_eq!(protected.run_detailed(&mut 0).await, Outcome::Passed);
+}
+
+/// Per-key breakers: a failing host opens only its own circuit, and breakers idle for
+/// longer than `idle_after` are dropped (a key seen again starts afresh).
+pub async fn per_key_breakers_isolate_keys_and_evict_idle_ones<R: Runtime>(rt: &R) {
+    let u = unit(rt);
+    let per_host = BreakerMapBuilder::new(BreakerBuilder::new().failure_threshold(2))
+        .idle_after(10 * u)
+        .build_with(rt.timer())
+        .expect("a valid map");
+    let flaky = per_host.get(&"flaky");
+    for _ in 0..2 {
+        flaky.try_acquire().expect("closed").failure();
+    }
+    drop(flaky);
+    assert_eq!(per_host.state(&"flaky"), Some(CircuitState::Open));
+    let healthy = circuit_breaker(async_rule(async |_: &mut ()| true), per_host.get(&"healthy"));
+    assert!(healthy.run(&mut ()).await, "another host's breaker is closed");
+    drop(healthy);
+    rt.timer().sleep(11 * u).await;
+    assert_eq!(per_host.evict_idle(), 1, "the healthy host's breaker was idle");
+    assert_eq!(per_host.state(&"healthy"), None);
+    assert_eq!(per_host.state(&"flaky"), Some(CircuitState::Open), "an open one is kept");
+    assert_eq!(per_host.len(), 1);
 }

@@ -71,6 +71,7 @@ macro_rules! conformance_suite {
             breakers::slow_calls_open_at_the_slow_ratio,
             breakers::break_durations_grow_to_their_cap_and_start_again_after_closing,
             breakers::a_classifier_keeps_timeouts_out_of_the_breaker,
+            breakers::per_key_breakers_isolate_keys_and_evict_idle_ones,
         );
     };
     (@tests $runtime:expr; $($module:ident :: $scenario:ident),* $(,)?) => {

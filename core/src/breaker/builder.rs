@@ -6,6 +6,7 @@ use core::time::Duration;
 
 use super::circuit::Listener;
 use super::machine::{Limits, MAX_COUNT, Rule};
+use super::policy::{BreakConfig, RateConfig};
 use super::{
     BreakDuration, BreakerError, BreakerStats, CircuitBreaker, CircuitState,
     DEFAULT_HALF_OPEN_MAX_WAIT, DEFAULT_RECOVERY_TIMEOUT, FailureRate,
@@ -283,6 +284,12 @@ impl BreakerBuilder {
     /// # Ok::<(), BreakerError>(())
     /// ```
     pub fn build_with<C: Clock>(self, clock: C) -> Result<CircuitBreaker<C>, BreakerError> {
+        let config = self.validate()?;
+        Ok(CircuitBreaker::from_config(config, clock, self.listener))
+    }
+
+    /// Checks every setting: the configuration a breaker (or a map of them) is built from.
+    pub(crate) fn validate(&self) -> Result<Config, BreakerError> {
         let count = |field: &'static str, value: u32| match value {
             0 => Err(BreakerError::Zero { field }),
             value if value > MAX_COUNT => {
@@ -313,14 +320,17 @@ impl BreakerBuilder {
         if self.half_open_max_wait.is_zero() {
             return Err(BreakerError::ZeroDuration { field: "half_open_max_wait" });
         }
-        Ok(CircuitBreaker::from_parts(
+        Ok(Config {
             limits,
             rate,
-            self.breaks.validate()?,
-            self.half_open_max_wait,
-            clock,
-            self.listener,
-        ))
+            breaks: self.breaks.validate()?,
+            half_open_max_wait: self.half_open_max_wait,
+        })
+    }
+
+    /// The callback given to [`on_state_change`](BreakerBuilder::on_state_change), if any.
+    pub(crate) fn take_listener(&mut self) -> Option<Listener> {
+        self.listener.take()
     }
 
     /// Builds a breaker on [`StdClock`](crate::StdClock), whose coarse reading makes
@@ -336,6 +346,15 @@ impl BreakerBuilder {
     pub fn build(self) -> Result<CircuitBreaker<crate::StdClock>, BreakerError> {
         self.build_with(crate::StdClock)
     }
+}
+
+/// A validated breaker configuration: everything but the clock and the callback.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Config {
+    pub(crate) limits: Limits,
+    pub(crate) rate: Option<RateConfig>,
+    pub(crate) breaks: BreakConfig,
+    pub(crate) half_open_max_wait: Duration,
 }
 
 impl Default for BreakerBuilder {

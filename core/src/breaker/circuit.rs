@@ -7,12 +7,12 @@ use core::future::IntoFuture;
 use core::time::Duration;
 
 use super::breaks::Breaks;
+use super::builder::Config;
 use super::call::{Call, Classify, ErrIsFailure};
 use super::cell::{self, CLOSED_BITS, EXTERNAL, FORCED, OPEN_BITS, READY, StateCell, TIMED};
 use super::counters::{Counters, Index, Shard};
 use super::guard::BreakerGuard;
 use super::machine::{Effect, Event, Limits, Machine, Rule, Ticket};
-use super::policy::{BreakConfig, RateConfig};
 use super::window::{Outcome, RateWindow, Tally};
 use super::{BreakerStats, CircuitOpen, CircuitState, Verdict};
 use crate::sync::{AtomicU64, Ordering};
@@ -153,14 +153,8 @@ struct Cold {
 }
 
 impl<C: Clock> CircuitBreaker<C> {
-    pub(crate) fn from_parts(
-        limits: Limits,
-        rate: Option<RateConfig>,
-        breaks: BreakConfig,
-        half_open_max_wait: Duration,
-        clock: C,
-        listener: Option<Listener>,
-    ) -> Self {
+    pub(crate) fn from_config(config: Config, clock: C, listener: Option<Listener>) -> Self {
+        let Config { limits, rate, breaks, half_open_max_wait } = config;
         let window = rate.map(|rate| Box::new(RateWindow::new(rate)));
         let timed = window.as_ref().is_some_and(|w| w.timed());
         CircuitBreaker {

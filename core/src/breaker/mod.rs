@@ -24,7 +24,8 @@
 //! and owns the memory layout; `counters.rs` keeps the totals per thread;
 //! `thread_token.rs` names threads so that counters follow them; `policy.rs` holds the
 //! policies' configuration, `window/` the failure-rate windows and `breaks.rs` the break
-//! durations; `guard.rs` and `call.rs` are the two ways to make a call.
+//! durations; `guard.rs` and `call.rs` are the two ways to make a call; `keyed.rs` keeps a
+//! breaker per key ([`BreakerMap`]) in the crate's sharded map (`crate::keyed`).
 
 use core::fmt;
 use core::time::Duration;
@@ -36,6 +37,8 @@ mod cell;
 mod circuit;
 mod counters;
 mod guard;
+#[cfg(target_has_atomic = "ptr")]
+mod keyed;
 mod machine;
 mod policy;
 #[cfg(all(feature = "std", not(loom)))]
@@ -47,6 +50,8 @@ pub use call::{Call, Classify, ErrIsFailure};
 pub use circuit::CircuitBreaker;
 pub use counters::CELLS;
 pub use guard::BreakerGuard;
+#[cfg(target_has_atomic = "ptr")]
+pub use keyed::{BreakerMap, BreakerMapBuilder, DEFAULT_IDLE_AFTER};
 pub use machine::MAX_COUNT;
 pub use policy::{BreakDuration, FailureRate, MAX_BUCKETS, MAX_WINDOW_CALLS};
 
