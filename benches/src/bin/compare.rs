@@ -234,6 +234,20 @@ fn measure(case: &Case, options: Options) -> CaseResult {
 }
 
 fn main() {
+    // A child process measuring one row of the resident-memory table (see resident.rs).
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, name] = args.as_slice() {
+        if flag == "--resident" {
+            match kompoz_benches::resident::measure_here(name) {
+                Ok(bytes) => println!("{bytes:.1}"),
+                Err(why) => {
+                    eprintln!("{why}");
+                    std::process::exit(1)
+                }
+            }
+            return;
+        }
+    }
     let options = Options::parse();
     let started = Instant::now();
     let load_at_start = load_average();
@@ -258,6 +272,7 @@ fn main() {
     allocation_table(&mut out, &results);
     size_table(&mut out, &sizes);
     heap_table(&mut out, &heap);
+    resident_table(&mut out);
     let _ = writeln!(
         out,
         "\nRun took {:.1} s; load average at the end: {}.",
@@ -475,6 +490,36 @@ fn heap_table(out: &mut String, rows: &[HeapRow]) {
             })
             .collect();
         let _ = writeln!(out, "| {} | {} |", row.what, cells.join(" | "));
+    }
+}
+
+fn resident_table(out: &mut String) {
+    let Ok(exe) = std::env::current_exe() else { return };
+    let rows = kompoz_benches::resident::measure_all(&exe);
+    let _ = writeln!(
+        out,
+        "\nResident memory per breaker: {} built into a `Vec`, growth of the process's \
+         resident memory divided by {} (struct, heap, allocator overhead; each row in a fresh \
+         process):\n",
+        kompoz_benches::resident::COUNT,
+        kompoz_benches::resident::COUNT
+    );
+    let _ = writeln!(out, "| breaker | {} |", COLUMNS.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---:|".repeat(COLUMNS.len()));
+    let mut labels: Vec<&str> = rows.iter().map(|(row, _)| row.what).collect();
+    labels.dedup();
+    for label in labels {
+        let cells: Vec<String> = COLUMNS
+            .iter()
+            .map(|&column| {
+                match rows.iter().find(|(row, _)| row.what == label && row.contender == column) {
+                    Some((_, Some(bytes))) => format!("{bytes:.0} B"),
+                    Some((_, None)) => "(failed)".into(),
+                    None => String::new(),
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "| {label} | {} |", cells.join(" | "));
     }
 }
 

@@ -28,7 +28,7 @@ use failsafe::{backoff, failure_policy};
 use kompoz::breaker::{CallError, CircuitBreaker, CircuitState};
 
 use super::{Case, Metric, Reference, Target};
-use crate::harness::{Contender, Role, on_threads, poll_ready, single};
+use crate::harness::{Contender, Role, on_pinned_threads, poll_ready, single};
 
 /// The error of the guarded call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +63,7 @@ pub fn closed_one_thread() -> Case {
 pub fn closed_two_threads() -> Case {
     Case {
         id: "breaker_closed_2t",
-        label: "breaker: closed call around a ready future, 2 threads (overhead over bare)",
+        label: "breaker: closed call around a ready future, 2 pinned threads (overhead over bare)",
         metric: Metric::OverheadOverBaseline,
         target: Target::CostAtMost { max: 0.2, of: Reference::BestPeer },
         kompoz_missing: None,
@@ -102,7 +102,8 @@ pub fn closed_guard_one_thread() -> Case {
 pub fn closed_guard_two_threads() -> Case {
     Case {
         id: "breaker_guard_closed_2t",
-        label: "breaker, kompoz via try_acquire + success: closed, 2 threads (overhead over bare)",
+        label: "breaker, kompoz via try_acquire + success: closed, 2 pinned threads (overhead over \
+                bare)",
         contenders: || {
             vec![bare(2), kompoz_guard_closed(2), failsafe_closed(2), recloser_closed(2)]
         },
@@ -120,9 +121,9 @@ pub fn open_guard() -> Case {
     }
 }
 
-/// Runs `op` on one thread, or on `threads` threads at once.
+/// Runs `op` on one thread, or on `threads` threads at once, pinned to distinct CPUs.
 fn runner(threads: usize, op: impl Fn() + Send + Sync + 'static) -> crate::Runner {
-    if threads == 1 { single(op) } else { on_threads(threads, op) }
+    if threads == 1 { single(op) } else { on_pinned_threads(threads, op) }
 }
 
 /// The call without a breaker.
