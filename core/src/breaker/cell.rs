@@ -35,13 +35,17 @@ use super::CircuitState;
 use super::machine::{Machine, Ticket};
 use crate::sync::{AtomicU64, Ordering};
 
-/// Bits of the generation kept in the packed word.
-pub(crate) const GENERATION_BITS: u32 = 24;
+/// Bits of the generation kept in the packed word (the epoch lags the word by far fewer
+/// transitions than 2^21: only by those whose threads are between their compare-exchange
+/// and their `fetch_max`).
+pub(crate) const GENERATION_BITS: u32 = 21;
 const GENERATION_MASK: u64 = (1 << GENERATION_BITS) - 1;
 
 // The packed word, from the low bits:
-// | state 2 | forced 1 | ready 1 | external 1 | timed 1 | generation 24 | openings 6 | first 14 |
-// | second 14 |
+// | state 2 | forced 1 | ready 1 | external 1 | timed 1 | generation 21 | openings 5 |
+// | since_forget 6 | probes 13 | second 13 |
+// where `second` is the failure streak while closed and the probe successes while
+// half-open.
 const STATE_MASK: u64 = 0b11;
 pub(crate) const FORCED: u64 = 1 << 2;
 /// Open only: the break of this open period has been timed (its deadline published).
@@ -54,11 +58,14 @@ pub(crate) const TIMED: u64 = 1 << 5;
 const FIXED: u64 = EXTERNAL | TIMED;
 const GENERATION_SHIFT: u32 = 6;
 const OPENINGS_SHIFT: u32 = GENERATION_SHIFT + GENERATION_BITS;
-const FIRST_SHIFT: u32 = OPENINGS_SHIFT + 6;
-const SECOND_SHIFT: u32 = FIRST_SHIFT + 14;
-const OPENINGS_MASK: u64 = (1 << 6) - 1;
-const FIRST_MASK: u64 = (1 << 14) - 1;
-const SECOND_MASK: u64 = (1 << 14) - 1;
+const FORGET_SHIFT: u32 = OPENINGS_SHIFT + 5;
+const PROBES_SHIFT: u32 = FORGET_SHIFT + 6;
+const SECOND_SHIFT: u32 = PROBES_SHIFT + 13;
+const OPENINGS_MASK: u64 = (1 << 5) - 1;
+const FORGET_MASK: u64 = (1 << 6) - 1;
+const PROBES_MASK: u64 = (1 << 13) - 1;
+const SECOND_MASK: u64 = (1 << 13) - 1;
+const _: () = assert!(SECOND_SHIFT + 13 == 64, "the word is full, not overfull");
 pub(crate) const CLOSED_BITS: u64 = 0;
 pub(crate) const OPEN_BITS: u64 = 1;
 const HALF_OPEN_BITS: u64 = 2;
@@ -71,17 +78,18 @@ pub(crate) fn state_bits(word: u64) -> u64 {
 
 /// Packs `m`, with `flags` (the fixed flags, and `READY` if asked) from the caller.
 fn pack(m: Machine, flags: u64) -> u64 {
-    let (state, first, second) = match m.state {
-        CircuitState::Closed => (CLOSED_BITS, 0, m.failures),
-        CircuitState::Open => (OPEN_BITS, 0, 0),
-        CircuitState::HalfOpen => (HALF_OPEN_BITS, m.probes, m.probe_successes),
+    let (state, second) = match m.state {
+        CircuitState::Closed => (CLOSED_BITS, m.failures),
+        CircuitState::Open => (OPEN_BITS, 0),
+        CircuitState::HalfOpen => (HALF_OPEN_BITS, m.probe_successes),
     };
     state
         | flags
         | if m.forced { FORCED } else { 0 }
         | (m.generation & GENERATION_MASK) << GENERATION_SHIFT
         | (u64::from(m.openings) & OPENINGS_MASK) << OPENINGS_SHIFT
-        | (u64::from(first) & FIRST_MASK) << FIRST_SHIFT
+        | (u64::from(m.since_forget) & FORGET_MASK) << FORGET_SHIFT
+        | (u64::from(m.probes) & PROBES_MASK) << PROBES_SHIFT
         | (u64::from(second) & SECOND_MASK) << SECOND_SHIFT
 }
 
@@ -95,28 +103,26 @@ fn generation(word: u64, epoch: u64) -> u64 {
 
 /// Unpacks `word`, its generation completed with `epoch` (see the module docs).
 pub(crate) fn unpack(word: u64, epoch: u64) -> Machine {
-    let first = ((word >> FIRST_SHIFT) & FIRST_MASK) as u32;
     let second = ((word >> SECOND_SHIFT) & SECOND_MASK) as u32;
     let machine = Machine {
         generation: generation(word, epoch),
         forced: word & FORCED != 0,
         openings: ((word >> OPENINGS_SHIFT) & OPENINGS_MASK) as u32,
+        since_forget: ((word >> FORGET_SHIFT) & FORGET_MASK) as u32,
+        probes: ((word >> PROBES_SHIFT) & PROBES_MASK) as u32,
         ..Machine::INITIAL
     };
     match word & STATE_MASK {
         CLOSED_BITS => Machine { failures: second, ..machine },
-        HALF_OPEN_BITS => Machine {
-            state: CircuitState::HalfOpen,
-            probes: first,
-            probe_successes: second,
-            ..machine
-        },
+        HALF_OPEN_BITS => {
+            Machine { state: CircuitState::HalfOpen, probe_successes: second, ..machine }
+        }
         _ => Machine { state: CircuitState::Open, ..machine },
     }
 }
 
-/// The word of a clean closed state (no streak, not forced, the default rule, calls not
-/// timed) in the generation with these low bits.
+/// The word of a clean closed state (no streak, no probe in flight, not forced, the
+/// default rule, calls not timed) in the generation with these low bits.
 #[inline]
 pub(crate) fn clean_closed(generation: u64) -> u64 {
     (generation & GENERATION_MASK) << GENERATION_SHIFT
@@ -226,14 +232,21 @@ mod tests {
             failures: 0,
             probes: super::super::MAX_COUNT,
             probe_successes: super::super::MAX_COUNT,
-            openings: 63,
+            openings: super::super::machine::MAX_OPENINGS,
+            since_forget: super::super::machine::MAX_SINCE_FORGET,
         };
         let word = pack(m, EXTERNAL | TIMED);
         assert_eq!(unpack(word, 7 << GENERATION_BITS), m);
         assert_eq!(word & FIXED, FIXED);
-        let closed = Machine { failures: super::super::MAX_COUNT, ..Machine::INITIAL };
+        let closed = Machine {
+            failures: super::super::MAX_COUNT,
+            probes: 3,
+            since_forget: 5,
+            ..Machine::INITIAL
+        };
         assert_eq!(unpack(pack(closed, 0), 0), closed);
-        let forced = Machine { state: CircuitState::Open, forced: true, ..Machine::INITIAL };
+        let forced =
+            Machine { state: CircuitState::Open, forced: true, probes: 1, ..Machine::INITIAL };
         assert_eq!(unpack(pack(forced, 0), 0), forced);
     }
 
@@ -265,7 +278,7 @@ mod tests {
             m = m.step(Event::Failure(ticket), &limits).next;
             assert_eq!(unpack(pack(m, 0), m.generation), m, "{m:?}");
         }
-        assert!(m.openings > 60);
+        assert_eq!(m.openings, super::super::machine::MAX_OPENINGS);
     }
 
     #[test]

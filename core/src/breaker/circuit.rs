@@ -41,9 +41,12 @@ pub(crate) struct Pass {
 /// * **Half-open**: the first call after the recovery time is let in as a probe, with up
 ///   to `half_open_max_calls` probes in flight at once; further calls are rejected, not
 ///   queued. `success_threshold` successful probes close the circuit; a failed probe
-///   opens it again. A probe may hold its slot for `half_open_max_wait` at most: once
-///   every probe in flight has held its slot that long, the next call becomes a probe of
-///   a fresh half-open period, so a probe that hangs cannot wedge recovery.
+///   opens it again. Probes still running from an earlier half-open period count against
+///   the limit until they finish, so the recovering dependency never sees more than
+///   `half_open_max_calls` probes at once. A probe may hold its slot for
+///   `half_open_max_wait` at most: once every probe in flight has held its slot that
+///   long, they are forgotten and the next call becomes the first probe of a fresh
+///   half-open period, so a probe that hangs (or a leaked guard) cannot wedge recovery.
 ///
 /// Build one with [`CircuitBreaker::builder`] (or
 /// [`BreakerBuilder::new`](super::BreakerBuilder::new) without `std`). Use it through
@@ -60,9 +63,10 @@ pub(crate) struct Pass {
 ///   counted in [`BreakerStats`] totals but do not move the state: a slow call admitted
 ///   while closed that fails after the circuit went half-open is not taken for a failed
 ///   probe.
-/// * Probe slots belong to their half-open period: a transition (a reset, a reopening, a
-///   close) frees them all, and a probe that finishes after it gives nothing back, so a
-///   late probe can never free a slot that a newer probe holds.
+/// * A probe holds its slot until it ends, across transitions, unless the probes are
+///   *forgotten*: by `reset`, by the expiry of hung probes, or after 63 transitions in a
+///   row with a probe in flight (as if hung). A forgotten probe that ends later gives
+///   nothing back, so a late probe can never free a slot that a newer probe holds.
 /// * A call that ends without a verdict (its future dropped, a panic, or
 ///   [`Verdict::Ignore`]) gives its probe slot back and counts as neither success nor
 ///   failure.

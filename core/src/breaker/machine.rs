@@ -10,17 +10,27 @@ use super::CircuitState;
 
 /// The largest threshold or probe count a breaker can track (the width of the counts
 /// packed beside the state).
-pub const MAX_COUNT: u32 = (1 << 14) - 1;
+pub const MAX_COUNT: u32 = (1 << 13) - 1;
 /// Consecutive openings are counted up to here (break durations stop growing long before).
-pub(crate) const MAX_OPENINGS: u32 = (1 << 6) - 1;
+pub(crate) const MAX_OPENINGS: u32 = (1 << 5) - 1;
+/// The most transitions a probe can stay in flight across before it is forgotten (as if
+/// hung); see [`Machine::since_forget`].
+pub(crate) const MAX_SINCE_FORGET: u32 = (1 << 6) - 1;
 
 /// The whole state of a breaker but its deadlines and windows, as a plain value.
 ///
 /// Every transition starts a new *generation* (a 64-bit count that never wraps in
 /// practice). A call is admitted in a generation, and its outcome moves the state only if
 /// that generation is still current: outcomes that arrive after a transition are late,
-/// and count only in the totals. Probe slots belong to their generation too: a transition
-/// frees every slot, and a late probe gives nothing back.
+/// and count only in the totals.
+///
+/// Probes are counted until they finish, across transitions: a probe of an earlier
+/// half-open period still running holds its slot, so the recovering dependency never sees
+/// more than `half_open_max_calls` probes at once. Only `reset()` and the expiry of hung
+/// probes *forget* the probes in flight (their count starts again from zero); a probe's
+/// slot is counted if it was admitted since the last forget, which the machine tells from
+/// the generations: it was admitted `generation - ticket.generation` transitions ago, and
+/// the last forget was `since_forget` transitions ago.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Machine {
     pub(crate) state: CircuitState,
@@ -29,13 +39,18 @@ pub(crate) struct Machine {
     pub(crate) generation: u64,
     /// Consecutive failures in this closed period (the consecutive-failures rule only).
     pub(crate) failures: u32,
-    /// Probes admitted in this half-open period and still in flight.
+    /// Probes in flight, of this half-open period or an earlier one, admitted since the
+    /// last forget.
     pub(crate) probes: u32,
     /// Successful probes in this half-open episode (kept when expired probes are dropped).
     pub(crate) probe_successes: u32,
     /// Openings since the circuit was last closed (by probes or `reset`), saturating at
     /// [`MAX_OPENINGS`]: what a growing break duration grows with.
     pub(crate) openings: u32,
+    /// Transitions since the probes in flight were last forgotten; 0 whenever no probe is
+    /// counted. Probes that stay in flight across [`MAX_SINCE_FORGET`] transitions are
+    /// forgotten like hung ones (the word has room for no more).
+    pub(crate) since_forget: u32,
 }
 
 /// What trips a closed circuit.
@@ -149,35 +164,49 @@ impl Machine {
         probes: 0,
         probe_successes: 0,
         openings: 0,
+        since_forget: 0,
     };
 
-    /// A new closed period: the streak, the probes and the openings are forgotten.
+    /// The next generation, with the probes in flight still counted (unless they have been
+    /// in flight across too many transitions: then forgotten). Every other field is the
+    /// caller's to set.
+    fn advance(self) -> Machine {
+        let (probes, since_forget) = match self.probes {
+            0 => (0, 0),
+            _ if self.since_forget >= MAX_SINCE_FORGET => (0, 0),
+            probes => (probes, self.since_forget + 1),
+        };
+        Machine { generation: self.generation + 1, probes, since_forget, ..Machine::INITIAL }
+    }
+
+    /// A new closed period (probes closed it): the streak and the openings are forgotten,
+    /// probes still in flight stay counted.
     fn closed(self) -> Machine {
+        self.advance()
+    }
+
+    /// `reset()`: a new closed period that forgets everything, probes included.
+    fn reset(self) -> Machine {
         Machine { generation: self.generation + 1, ..Machine::INITIAL }
     }
 
     /// A new open period. A forced opening does not count as one more failed recovery.
     fn open(self, forced: bool) -> Machine {
         let openings = if forced { self.openings } else { (self.openings + 1).min(MAX_OPENINGS) };
-        Machine {
-            state: CircuitState::Open,
-            forced,
-            generation: self.generation + 1,
-            openings,
-            ..Machine::INITIAL
-        }
+        Machine { state: CircuitState::Open, forced, openings, ..self.advance() }
     }
 
-    /// A new half-open period with this call as its first probe; `probe_successes` is
-    /// kept when expired probes are dropped, reset when the circuit recovers from open.
-    fn half_open(self, probe_successes: u32) -> Step {
+    /// A new half-open period with this call as its first probe, beside the probes still
+    /// counted (none if `forget`: the probes in flight have expired). `probe_successes`
+    /// is kept when expired probes are dropped, reset when the circuit recovers from open.
+    fn half_open(self, forget: bool, probe_successes: u32) -> Step {
+        let base = if forget { self.reset() } else { self.advance() };
         let next = Machine {
             state: CircuitState::HalfOpen,
-            generation: self.generation + 1,
-            probes: 1,
+            probes: base.probes + 1,
             probe_successes,
             openings: self.openings,
-            ..Machine::INITIAL
+            ..base
         };
         let ticket = Ticket::new(next.generation, true);
         Machine::go(next, Effect::Admitted(ticket))
@@ -189,12 +218,22 @@ impl Machine {
         self.state == CircuitState::HalfOpen && self.probes >= limits.half_open_max_calls
     }
 
-    /// This machine with one probe fewer in flight, if `ticket` is a current probe's.
+    /// Whether `ticket`'s probe slot is still counted: it was admitted since the last
+    /// forget.
+    fn counts(self, ticket: Ticket) -> bool {
+        ticket.probe()
+            && self.probes > 0
+            && self.generation.wrapping_sub(ticket.generation()) <= u64::from(self.since_forget)
+    }
+
+    /// This machine with `ticket`'s probe slot given back, if it is still counted.
     fn finish_probe(self, ticket: Ticket) -> Machine {
-        if ticket.probe() {
-            Machine { probes: self.probes.saturating_sub(1), ..self }
-        } else {
-            self
+        if !self.counts(ticket) {
+            return self;
+        }
+        match self.probes - 1 {
+            0 => Machine { probes: 0, since_forget: 0, ..self },
+            probes => Machine { probes, ..self },
         }
     }
 
@@ -212,15 +251,20 @@ impl Machine {
         match event {
             Event::Admit { recovered, probes_expired } => match self.state {
                 Closed => self.stay(Effect::Admitted(Ticket::new(self.generation, false))),
-                Open if recovered && !self.forced => self.half_open(0),
+                Open if recovered && !self.forced && self.probes < limits.half_open_max_calls => {
+                    self.half_open(false, 0)
+                }
                 HalfOpen if self.probes < limits.half_open_max_calls => {
                     let next = Machine { probes: self.probes + 1, ..self };
                     let ticket = Ticket::new(self.generation, true);
                     Machine::go(next, Effect::Admitted(ticket))
                 }
-                // Every probe in flight is hung: their slots are dropped (their outcomes
-                // will be late) and this call probes in a new half-open period.
-                HalfOpen if probes_expired => self.half_open(self.probe_successes),
+                // Every probe in flight is hung: they are forgotten (their outcomes will be
+                // late and free nothing) and this call probes in a new half-open period. (An
+                // open circuit never has every slot taken: it opened when a probe ended, or
+                // from a closed circuit, whose probes were fewer still; or it was forced
+                // open, and only `reset`, which forgets them, ends that.)
+                HalfOpen if probes_expired => self.half_open(true, self.probe_successes),
                 Open | HalfOpen => self.stay(Effect::Rejected),
             },
             Event::Success(ticket)
@@ -229,7 +273,8 @@ impl Machine {
             | Event::Abandon(ticket)
                 if ticket.generation() != self.generation =>
             {
-                self.stay(Effect::Late)
+                // Late: only its probe slot, if still counted, is given back.
+                self.finish_probe(ticket).stay(Effect::Late)
             }
             Event::Success(ticket) => {
                 let after = self.finish_probe(ticket);
@@ -247,7 +292,7 @@ impl Machine {
                     Open => after.stay(Effect::Late),
                 }
             }
-            Event::Failure(_) => match (self.state, limits.rule) {
+            Event::Failure(ticket) => match (self.state, limits.rule) {
                 (Closed, Rule::Consecutive { failure_threshold })
                     if self.failures + 1 >= failure_threshold =>
                 {
@@ -258,15 +303,19 @@ impl Machine {
                 }
                 // The policy counts it; only a trip moves the state.
                 (Closed, Rule::External) => self.stay(Effect::Applied),
-                (HalfOpen, _) => Machine::go(self.open(false), Effect::Applied),
+                (HalfOpen, _) => {
+                    Machine::go(self.finish_probe(ticket).open(false), Effect::Applied)
+                }
                 (Open, _) => self.stay(Effect::Late),
             },
-            Event::Trip(_) => match self.state {
-                Closed | HalfOpen => Machine::go(self.open(false), Effect::Applied),
+            Event::Trip(ticket) => match self.state {
+                Closed | HalfOpen => {
+                    Machine::go(self.finish_probe(ticket).open(false), Effect::Applied)
+                }
                 Open => self.stay(Effect::Late),
             },
             Event::Abandon(ticket) => self.finish_probe(ticket).stay(Effect::Applied),
-            Event::Reset => Machine::go(self.closed(), Effect::Applied),
+            Event::Reset => Machine::go(self.reset(), Effect::Applied),
             Event::ForceOpen if self.state == Open && self.forced => self.stay(Effect::Applied),
             Event::ForceOpen => Machine::go(self.open(true), Effect::Applied),
         }
@@ -350,21 +399,46 @@ mod tests {
     }
 
     #[test]
-    fn a_late_probe_gives_back_nothing_and_the_new_period_has_every_slot() {
+    fn probes_of_an_earlier_period_still_count_against_the_limit() {
         let (m, e1) = admit(Machine::INITIAL.open(false), true);
         let (m, e2) = admit(m, false);
         // The first probe fails: the circuit reopens while the second is still running.
         let m = m.step(Event::Failure(ticket(e1)), &LIMITS).next;
-        assert_eq!((m.state, m.probes), (Open, 0));
+        assert_eq!((m.state, m.probes), (Open, 1));
         let (m, e3) = admit(m, true);
-        let (m, e4) = admit(m, false);
         assert_eq!((m.state, m.probes), (HalfOpen, 2));
-        // The stray finishes late: its success does not count and frees no slot.
+        assert_eq!(admit(m, false).1, Effect::Rejected, "two probes are in flight already");
+        // The stray finishes late: its success does not count, its slot comes back.
         let step = m.step(Event::Success(ticket(e2)), &LIMITS);
-        assert_eq!((step.effect, step.next), (Effect::Late, m));
+        assert_eq!(
+            (step.effect, step.next.probes, step.next.probe_successes),
+            (Effect::Late, 1, 0)
+        );
         let m = step.next.step(Event::Abandon(ticket(e3)), &LIMITS).next;
-        let m = m.step(Event::Abandon(ticket(e4)), &LIMITS).next;
-        assert_eq!(m.probes, 0);
+        assert_eq!((m.probes, m.since_forget), (0, 0));
+        // With every slot taken by strays, a half-open circuit refuses more probes...
+        let full = Machine { state: HalfOpen, probes: 2, since_forget: 1, ..Machine::INITIAL };
+        assert_eq!(admit(full, false).1, Effect::Rejected);
+        // ...unless they are hung: then forgotten, and this call probes.
+        let step = full.step(Event::Admit { recovered: false, probes_expired: true }, &LIMITS);
+        assert_eq!((step.next.state, step.next.probes, step.next.since_forget), (HalfOpen, 1, 0));
+        assert_eq!(step.next.generation, full.generation + 1);
+    }
+
+    #[test]
+    fn a_probe_in_flight_across_too_many_transitions_is_forgotten() {
+        let (mut m, e) = admit(Machine::INITIAL.open(false), true);
+        let probe = ticket(e);
+        for transition in 1..=MAX_SINCE_FORGET {
+            m = m.advance();
+            assert!(m.counts(probe), "still counted after {transition} transitions");
+            assert_eq!((m.probes, m.since_forget), (1, transition));
+        }
+        m = m.advance();
+        assert_eq!((m.probes, m.since_forget), (0, 0), "forgotten, like a hung probe");
+        assert!(!m.counts(probe));
+        // Its late end frees nothing.
+        assert_eq!(m.step(Event::Success(probe), &LIMITS).next, m);
     }
 
     #[test]

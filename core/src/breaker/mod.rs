@@ -254,7 +254,8 @@ pub struct BreakerStats {
     pub last_success_time: Option<Instant>,
     /// Successful probes since the circuit last went half-open.
     pub half_open_successes: u32,
-    /// Probes admitted in the current half-open period and still in flight.
+    /// Probes in flight (of this half-open period or an earlier one), until they end or are
+    /// forgotten by `reset` or expiry.
     pub probes_in_flight: u32,
     /// Whether the circuit was opened by `force_open` (and stays open until `reset`).
     pub forced_open: bool,

@@ -9,18 +9,23 @@
 //!   `recovery_timeout` (saturating); then the next call is let in as a probe and the
 //!   circuit is half-open from that moment (not before: `state()` says `Open` until a
 //!   call arrives).
-//! * **Half-open**: up to `half_open_max_calls` probes of this period in flight; more are
+//! * **Half-open**: up to `half_open_max_calls` *counted* probes in flight; more are
 //!   rejected, not queued. `success_threshold` successful probes close it; a failed probe
-//!   opens it again, with a new deadline. When every slot is taken and the clock reads at
-//!   least the latest probe admission plus `half_open_max_wait` (saturating), the next
-//!   call is the first probe of a new half-open period (the successes so far are kept).
+//!   opens it again, with a new deadline.
+//! * A probe is counted from its admission until it ends, whatever happens to the circuit
+//!   meanwhile (probes of an earlier half-open period hold their slots), until the probes
+//!   are *forgotten*: by `reset`, by expiry, or after 63 period changes in a row with a
+//!   counted probe in flight. Expiry: half-open, every slot taken, and the clock reads at
+//!   least the latest probe admission plus `half_open_max_wait` (saturating): the probes
+//!   are forgotten and the call is the first probe of a new half-open period (the probe
+//!   successes so far are kept).
 //! * Every state change, `reset`, `force_open` and probe expiry starts a new *period*. A
 //!   call belongs to the period it was let in; an outcome of an earlier period is *late*:
-//!   it is counted in the totals but moves nothing. Probe slots belong to their period: a
-//!   new period has them all free, and a late probe gives nothing back.
+//!   it is counted in the totals but moves nothing (a late probe still gives back its slot
+//!   if it is still counted).
 //! * A call that ends without a verdict (dropped, or `Verdict::Ignore`) is *abandoned*:
-//!   counted as such, it moves nothing (a current probe gives back its slot). A leaked
-//!   guard never ends.
+//!   counted as such, it moves nothing (a probe gives back its slot). A leaked guard
+//!   never ends.
 //! * `force_open` opens the circuit until `reset`, whatever the clock says; `reset`
 //!   closes it, forgets the streak, the probes and the forcing, and starts a new period.
 //! * Under a failure-rate policy, the closed state follows the window of `policy.rs`:
@@ -162,6 +167,10 @@ pub struct Tally {
     pub unstamped_successes: u64,
     /// Guards leaked with `mem::forget`.
     pub leaked_guards: u64,
+    /// Calls refused for want of a probe slot while a probe of an earlier period held one.
+    pub strays_in_the_way: u64,
+    /// Times the probes were forgotten after 63 period changes in flight.
+    pub probes_forgotten_by_age: u64,
     /// Openings decided by a failure-rate window.
     pub window_trips: u64,
     /// Calls recorded as slow.
@@ -187,6 +196,8 @@ impl core::ops::AddAssign for Tally {
         self.expired_probes += other.expired_probes;
         self.unstamped_successes += other.unstamped_successes;
         self.leaked_guards += other.leaked_guards;
+        self.strays_in_the_way += other.strays_in_the_way;
+        self.probes_forgotten_by_age += other.probes_forgotten_by_age;
         self.window_trips += other.window_trips;
         self.slow_calls += other.slow_calls;
         self.grown_breaks += other.grown_breaks;
@@ -222,6 +233,8 @@ struct Running {
     /// The period it was let in.
     period: u64,
     probe: bool,
+    /// A probe whose slot is counted (not forgotten).
+    counted: bool,
     /// When it was let in.
     started: u64,
 }
@@ -245,6 +258,8 @@ pub struct BreakerModel {
     max_probe_wait: u64,
     /// The latest clock reading at which a probe was let in.
     last_probe_at: u64,
+    /// Period changes since the probes were last forgotten, while any was counted.
+    since_forget: u32,
     now: u64,
     phase: Phase,
     period: u64,
@@ -298,6 +313,7 @@ impl BreakerModel {
             last_break: 0,
             max_probe_wait: nanos(config.half_open_max_wait),
             last_probe_at: 0,
+            since_forget: 0,
             now: 0,
             phase: Phase::Closed { streak: 0 },
             period: 0,
@@ -322,9 +338,11 @@ impl BreakerModel {
     /// it runs as the returned call until [`finish`](BreakerModel::finish).
     pub fn admit(&mut self) -> (Option<CallId>, Admission) {
         let before = self.state();
+        let room = self.probes() < self.half_open_max_calls as usize;
+        let expired = self.now >= self.last_probe_at.saturating_add(self.max_probe_wait);
         let probe = match self.phase {
             Phase::Closed { .. } => false,
-            Phase::Open { until: Some(until) } if self.now >= until => {
+            Phase::Open { until: Some(until) } if self.now >= until && room => {
                 self.tally.open_to_half_open += 1;
                 if self.now == until {
                     self.tally.exact_recoveries += 1;
@@ -332,15 +350,23 @@ impl BreakerModel {
                 self.enter(Phase::HalfOpen { successes: 0 });
                 true
             }
-            Phase::HalfOpen { .. } if self.probes() < self.half_open_max_calls as usize => true,
-            Phase::HalfOpen { successes }
-                if self.now >= self.last_probe_at.saturating_add(self.max_probe_wait) =>
-            {
+            Phase::HalfOpen { .. } if room => true,
+            Phase::HalfOpen { successes } if expired => {
                 self.tally.expired_probes += 1;
+                self.forget_probes();
                 self.enter(Phase::HalfOpen { successes });
                 true
             }
             phase => {
+                let recovered = match phase {
+                    Phase::Open { until: Some(until) } => self.now >= until,
+                    Phase::HalfOpen { .. } => true,
+                    _ => false,
+                };
+                let stray = |c: &Running| c.probe && c.counted && c.period != self.period;
+                if recovered && self.running.values().any(stray) {
+                    self.tally.strays_in_the_way += 1;
+                }
                 self.rejected += 1;
                 self.over += 1;
                 return (None, Admission::Rejected(CircuitOpen { state: phase.state() }));
@@ -351,9 +377,16 @@ impl BreakerModel {
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.running.insert(id, Running { period: self.period, probe, started: self.now });
+        let call = Running { period: self.period, probe, counted: probe, started: self.now };
+        self.running.insert(id, call);
         self.report(before);
         (Some(id), if probe { Admission::Probe } else { Admission::Call })
+    }
+
+    /// The counted probes are forgotten: they hold no slot any more.
+    fn forget_probes(&mut self) {
+        self.running.values_mut().for_each(|call| call.counted = false);
+        self.since_forget = 0;
     }
 
     /// Call `id`'s guard is leaked (`mem::forget`): it never ends, and stays running.
@@ -366,6 +399,9 @@ impl BreakerModel {
     pub fn finish(&mut self, id: CallId, verdict: Verdict) {
         let call = self.running.remove(&id).expect("a running call");
         self.over += 1;
+        if call.counted && self.probes() == 0 {
+            self.since_forget = 0;
+        }
         match verdict {
             Verdict::Success => {
                 self.successes += 1;
@@ -454,6 +490,7 @@ impl BreakerModel {
     /// `reset()`.
     pub fn reset(&mut self) {
         let before = self.state();
+        self.forget_probes();
         self.enter(Phase::Closed { streak: 0 });
         self.report(before);
     }
@@ -541,9 +578,9 @@ impl BreakerModel {
         }
     }
 
-    /// Probes of the current period still running.
+    /// Probes still running whose slots are counted.
     fn probes(&self) -> usize {
-        self.running.values().filter(|call| call.probe && call.period == self.period).count()
+        self.running.values().filter(|call| call.counted).count()
     }
 
     /// Opens the circuit for the next break.
@@ -562,6 +599,14 @@ impl BreakerModel {
     fn enter(&mut self, phase: Phase) {
         self.phase = phase;
         self.period += 1;
+        if self.probes() == 0 {
+            self.since_forget = 0;
+        } else if self.since_forget >= 63 {
+            self.tally.probes_forgotten_by_age += 1;
+            self.forget_probes();
+        } else {
+            self.since_forget += 1;
+        }
         if let Phase::Closed { .. } = phase {
             self.openings = 0;
             if let Some((rate, window)) = &mut self.rate {
@@ -640,7 +685,7 @@ mod tests {
     }
 
     #[test]
-    fn a_late_outcome_counts_but_moves_nothing_and_a_stray_probe_frees_nothing() {
+    fn a_late_outcome_counts_but_moves_nothing_and_a_stray_probe_holds_its_slot() {
         let mut m = model(1, 2, 1);
         let slow = admitted(&mut m);
         let fail = admitted(&mut m);
@@ -651,19 +696,36 @@ mod tests {
         let first = admitted(&mut m);
         let stray = admitted(&mut m);
         m.finish(first, Verdict::Failure);
-        assert_eq!((m.state(), m.stats().probes_in_flight), (Open, 0));
+        assert_eq!((m.state(), m.stats().probes_in_flight), (Open, 1));
         m.advance(10 * MS);
         let next = admitted(&mut m);
-        let other = admitted(&mut m);
-        assert_eq!(m.admit(), rejected(HalfOpen), "two probes of this period");
+        assert_eq!(m.admit(), rejected(HalfOpen), "the stray holds the other slot");
+        assert_eq!(m.tally().strays_in_the_way, 1);
         m.finish(stray, Verdict::Success);
-        assert_eq!(
-            (m.state(), m.stats().half_open_successes, m.stats().probes_in_flight),
-            (HalfOpen, 0, 2)
-        );
-        assert!(m.is_probe(next) && m.is_probe(other));
+        assert_eq!((m.state(), m.stats().half_open_successes), (HalfOpen, 0));
+        assert!(m.is_probe(next));
         m.finish(next, Verdict::Ignore);
-        assert_eq!((m.stats().abandoned_calls, m.stats().probes_in_flight), (1, 1));
+        assert_eq!((m.stats().abandoned_calls, m.stats().probes_in_flight), (1, 0));
+    }
+
+    #[test]
+    fn a_reset_forgets_the_probes_and_their_late_ends_free_nothing() {
+        let mut m = model(1, 1, 1);
+        let first = admitted(&mut m);
+        m.finish(first, Verdict::Failure);
+        m.advance(10 * MS);
+        let old = admitted(&mut m);
+        m.reset();
+        assert_eq!(m.stats().probes_in_flight, 0);
+        let again = admitted(&mut m);
+        m.finish(again, Verdict::Failure);
+        m.advance(10 * MS);
+        let new = admitted(&mut m);
+        m.finish(old, Verdict::Ignore);
+        assert_eq!(m.stats().probes_in_flight, 1, "the new probe keeps its slot");
+        assert_eq!(m.admit(), rejected(HalfOpen));
+        m.finish(new, Verdict::Success);
+        assert_eq!(m.state(), Closed);
     }
 
     #[test]
