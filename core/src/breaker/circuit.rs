@@ -546,7 +546,7 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// Records an outcome in the window and trips the circuit if the window says so.
     fn record(&self, window: &RateWindow, ticket: Ticket, outcome: Outcome, now: u64) {
-        if window.record(ticket.generation(), outcome, now) {
+        if window.record(ticket.generation(), outcome, now, self.counters().is_owner()) {
             self.apply(Event::Trip(ticket));
         }
     }

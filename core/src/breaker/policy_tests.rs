@@ -210,3 +210,27 @@ fn late_outcomes_never_enter_the_window() {
         (CircuitState::Closed, 0, 2)
     );
 }
+
+#[test]
+fn a_time_window_loses_no_outcome_of_an_owner_and_other_threads_at_once() {
+    let clock = ManualClock::new();
+    let b = alloc::sync::Arc::new(rate_breaker(
+        &clock,
+        FailureRate::over_time(60 * SECOND).minimum_calls(1).threshold(1.0),
+    ));
+    b.try_acquire().unwrap().success(); // this thread owns the counters (and the tally)
+    let other = b.clone();
+    let thread = std::thread::spawn(move || {
+        for i in 0..20_000 {
+            let guard = other.try_acquire().unwrap();
+            if i % 100 == 0 { guard.failure() } else { guard.success() }
+        }
+    });
+    for _ in 0..20_000 {
+        b.try_acquire().unwrap().success();
+    }
+    thread.join().unwrap();
+    let stats = b.stats();
+    assert_eq!((stats.window_calls, stats.failure_count), (40_001, 200));
+    assert_eq!(stats.state, CircuitState::Closed);
+}

@@ -29,7 +29,7 @@ mod count;
 mod time;
 
 use count::CountWindow;
-use time::TimeWindow;
+use time::{OwnerTally, TimeWindow};
 
 /// How one call ended, as a window sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub(crate) struct Tally {
 
 enum Kind {
     Count(SpinMutex<CountWindow>),
-    Time(SpinMutex<TimeWindow>),
+    Time { window: SpinMutex<TimeWindow>, owner: OwnerTally, bucket: u64 },
 }
 
 /// A [`FailureRate`](super::FailureRate) at work.
@@ -73,9 +73,11 @@ impl RateWindow {
     pub(crate) fn new(config: RateConfig) -> RateWindow {
         let kind = match config.window {
             WindowConfig::Calls(calls) => Kind::Count(SpinMutex::new(CountWindow::new(calls))),
-            WindowConfig::Time { bucket, buckets } => {
-                Kind::Time(SpinMutex::new(TimeWindow::new(bucket, buckets)))
-            }
+            WindowConfig::Time { bucket, buckets } => Kind::Time {
+                window: SpinMutex::new(TimeWindow::new(bucket, buckets)),
+                owner: OwnerTally::new(),
+                bucket,
+            },
         };
         RateWindow {
             kind,
@@ -89,7 +91,7 @@ impl RateWindow {
 
     /// Whether this is a time window (outcomes need the time they were recorded at).
     pub(crate) fn is_time(&self) -> bool {
-        matches!(self.kind, Kind::Time(_))
+        matches!(self.kind, Kind::Time { .. })
     }
 
     /// Whether calls are timed (slow calls count).
@@ -110,8 +112,10 @@ impl RateWindow {
     }
 
     /// Records `outcome` of a call admitted in `generation`, ending at `now` (nanoseconds,
-    /// for a time window); returns whether it trips the circuit.
-    pub(crate) fn record(&self, generation: u64, outcome: Outcome, now: u64) -> bool {
+    /// for a time window); returns whether it trips the circuit. `owned`: the calling
+    /// thread owns the breaker's counters (a time window's fast successes then skip the
+    /// lock).
+    pub(crate) fn record(&self, generation: u64, outcome: Outcome, now: u64, owned: bool) -> bool {
         let tally = match &self.kind {
             Kind::Count(window) => window.with(|w| {
                 let tally = w.record(generation, outcome)?;
@@ -119,8 +123,14 @@ impl RateWindow {
                 self.clean.store(generation << 1 | u64::from(clean), Ordering::Release);
                 Some(tally)
             }),
-            Kind::Time(window) => {
-                window.with(|w| w.record(generation, outcome, now, outcome.bad()))
+            Kind::Time { window, owner, bucket } => {
+                if owned
+                    && !outcome.bad()
+                    && owner.bump(generation, TimeWindow::raw_index(*bucket, now))
+                {
+                    return false;
+                }
+                window.with(|w| w.record(generation, outcome, now, outcome.bad(), owner, owned))
             }
         };
         match tally {
@@ -144,7 +154,7 @@ impl RateWindow {
     pub(crate) fn tally(&self, generation: u64, now: u64) -> Tally {
         match &self.kind {
             Kind::Count(window) => window.with(|w| w.tally(generation)),
-            Kind::Time(window) => window.with(|w| w.tally(generation, now)),
+            Kind::Time { window, owner, .. } => window.with(|w| w.tally(generation, now, owner)),
         }
     }
 }
@@ -167,33 +177,33 @@ mod tests {
     fn a_count_window_needs_its_minimum_then_trips_at_the_threshold() {
         let w = window(FailureRate::over_calls(10).minimum_calls(5).threshold(0.5));
         for _ in 0..4 {
-            assert!(!w.record(0, FAILED, 0), "fewer calls than the minimum");
+            assert!(!w.record(0, FAILED, 0, false), "fewer calls than the minimum");
         }
-        assert!(w.record(0, FAILED, 0));
+        assert!(w.record(0, FAILED, 0, false));
         let w = window(FailureRate::over_calls(10).minimum_calls(5).threshold(0.5));
         for _ in 0..5 {
-            assert!(!w.record(0, OK, 0), "a success never trips");
+            assert!(!w.record(0, OK, 0, false), "a success never trips");
         }
         for _ in 0..4 {
-            assert!(!w.record(0, FAILED, 0));
+            assert!(!w.record(0, FAILED, 0, false));
         }
-        assert!(w.record(0, FAILED, 0), "five failures of ten calls");
+        assert!(w.record(0, FAILED, 0, false), "five failures of ten calls");
         assert_eq!(w.tally(0, 0), Tally { calls: 10, failures: 5, slow: 0 });
     }
 
     #[test]
     fn old_outcomes_leave_a_full_count_window_and_late_ones_never_enter() {
         let w = window(FailureRate::over_calls(3).threshold(1.0));
-        assert!(!w.record(5, FAILED, 0));
-        assert!(!w.record(5, FAILED, 0));
-        assert!(!w.record(5, OK, 0));
-        assert!(!w.record(5, FAILED, 0), "the first failure left: 2 of 3");
-        assert!(!w.record(4, FAILED, 0), "late: not recorded");
+        assert!(!w.record(5, FAILED, 0, false));
+        assert!(!w.record(5, FAILED, 0, false));
+        assert!(!w.record(5, OK, 0, false));
+        assert!(!w.record(5, FAILED, 0, false), "the first failure left: 2 of 3");
+        assert!(!w.record(4, FAILED, 0, false), "late: not recorded");
         assert_eq!(w.tally(5, 0), Tally { calls: 3, failures: 2, slow: 0 });
-        assert!(!w.record(5, FAILED, 0), "the success is still in the window");
-        assert!(w.record(5, FAILED, 0), "3 of 3");
+        assert!(!w.record(5, FAILED, 0, false), "the success is still in the window");
+        assert!(w.record(5, FAILED, 0, false), "3 of 3");
         // A newer generation starts empty; the old one reads as empty.
-        assert!(!w.record(7, FAILED, 0));
+        assert!(!w.record(7, FAILED, 0, false));
         assert_eq!(w.tally(7, 0), Tally { calls: 1, failures: 1, slow: 0 });
         assert_eq!(w.tally(5, 0), Tally::default());
     }
@@ -204,14 +214,14 @@ mod tests {
         assert!(!w.skip_success(0));
         for _ in 0..3 {
             assert!(!w.skip_success(0));
-            w.record(0, OK, 0);
+            w.record(0, OK, 0, false);
         }
         assert!(w.skip_success(0));
         assert!(!w.skip_success(1), "another generation's window");
-        w.record(0, SLOW, 0);
+        w.record(0, SLOW, 0, false);
         assert!(!w.skip_success(0), "a slow call in the window");
         for _ in 0..3 {
-            w.record(0, OK, 0);
+            w.record(0, OK, 0, false);
         }
         assert!(w.skip_success(0), "the slow call left");
     }
@@ -223,10 +233,10 @@ mod tests {
         let w = window(rate);
         assert!(w.timed());
         assert!(w.is_slow(0, 100_000_000) && !w.is_slow(0, 99_999_999) && !w.is_slow(5, 0));
-        w.record(0, OK, 0);
-        w.record(0, SLOW, 0);
-        w.record(0, OK, 0);
-        assert!(w.record(0, Outcome { failure: true, slow: true }, 0), "2 slow of 4");
+        w.record(0, OK, 0, false);
+        w.record(0, SLOW, 0, false);
+        w.record(0, OK, 0, false);
+        assert!(w.record(0, Outcome { failure: true, slow: true }, 0, false), "2 slow of 4");
         assert!(!window(FailureRate::over_calls(4)).timed());
     }
 
@@ -235,29 +245,57 @@ mod tests {
         let second = 1_000_000_000;
         let rate = FailureRate::over_time(Duration::from_secs(10)).minimum_calls(2).threshold(0.6);
         let w = window(rate);
-        assert!(!w.record(0, FAILED, 0), "one call: below the minimum");
+        assert!(!w.record(0, FAILED, 0, false), "one call: below the minimum");
         // 9.999 s later the failure is still in the window (same 10 s, bucket by bucket).
-        assert!(w.record(0, FAILED, 9 * second + 999_999_999));
+        assert!(w.record(0, FAILED, 9 * second + 999_999_999, false));
         let w = window(rate);
-        w.record(0, FAILED, 500_000_000);
-        w.record(0, OK, second);
+        w.record(0, FAILED, 500_000_000, false);
+        w.record(0, OK, second, false);
         // At 10.5 s the bucket of 0.5 s is out (its whole second is more than 10 s ago).
-        assert!(!w.record(0, FAILED, 10 * second + 500_000_000), "1 failure of 2");
+        assert!(!w.record(0, FAILED, 10 * second + 500_000_000, false), "1 failure of 2");
         assert_eq!(w.tally(0, 10 * second + 500_000_000), Tally { calls: 2, failures: 1, slow: 0 });
         assert_eq!(w.tally(0, 11 * second), Tally { calls: 1, failures: 1, slow: 0 });
         assert_eq!(w.tally(0, 100 * second), Tally::default());
     }
 
     #[test]
+    fn the_owners_fast_successes_count_like_any_others_and_fold_into_the_ring() {
+        let second = 1_000_000_000;
+        let rate = FailureRate::over_time(Duration::from_secs(3)).buckets(3).minimum_calls(4);
+        let w = window(rate.threshold(0.5));
+        // The owner's successes in bucket 0 (the first takes the lock, the rest do not).
+        for _ in 0..3 {
+            assert!(!w.record(1, OK, 0, true));
+        }
+        assert_eq!(w.tally(1, 0), Tally { calls: 3, failures: 0, slow: 0 });
+        // Another thread's failure, judged with the owner's successes: 1 of 4.
+        assert!(!w.record(1, FAILED, 0, false));
+        // The owner moves to bucket 1: its tally of bucket 0 is folded into the ring.
+        assert!(!w.record(1, OK, second, true));
+        assert!(!w.record(1, OK, second, true));
+        assert_eq!(w.tally(1, second), Tally { calls: 6, failures: 1, slow: 0 });
+        // At 3 s bucket 0 has left the window, the owner's tally of bucket 1 has not.
+        assert_eq!(w.tally(1, 3 * second), Tally { calls: 2, failures: 0, slow: 0 });
+        // Two failures at 3 s: 2 of 4.
+        assert!(!w.record(1, FAILED, 3 * second, false));
+        assert!(w.record(1, FAILED, 3 * second, true));
+        // A newer generation: the owner's old tally no longer counts.
+        assert!(!w.record(2, FAILED, 3 * second, false));
+        assert_eq!(w.tally(2, 3 * second), Tally { calls: 1, failures: 1, slow: 0 });
+        assert!(!w.record(1, OK, 3 * second, true), "late, on the stale tally");
+        assert_eq!(w.tally(2, 3 * second), Tally { calls: 1, failures: 1, slow: 0 });
+    }
+
+    #[test]
     fn a_time_window_counts_an_outcome_from_a_clock_set_back_in_the_latest_bucket() {
         let second = 1_000_000_000;
         let w = window(FailureRate::over_time(Duration::from_secs(10)).minimum_calls(3));
-        w.record(3, OK, 20 * second);
-        w.record(3, FAILED, 0);
+        w.record(3, OK, 20 * second, false);
+        w.record(3, FAILED, 0, false);
         assert_eq!(w.tally(3, 0), Tally { calls: 2, failures: 1, slow: 0 });
         assert_eq!(w.tally(3, 29 * second), Tally { calls: 2, failures: 1, slow: 0 });
         assert_eq!(w.tally(3, 30 * second), Tally::default());
-        assert!(!w.record(2, FAILED, 30 * second), "late");
-        assert!(w.record(3, FAILED, 20 * second), "2 failures of 3");
+        assert!(!w.record(2, FAILED, 30 * second, false), "late");
+        assert!(w.record(3, FAILED, 20 * second, false), "2 failures of 3");
     }
 }
