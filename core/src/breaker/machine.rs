@@ -512,6 +512,14 @@ mod tests {
     }
 
     #[test]
+    fn a_ticket_prints_its_generation_and_whether_it_is_a_probe() {
+        let ticket = Ticket::new(41, true);
+        assert_eq!((ticket.generation(), ticket.probe()), (41, true));
+        assert_eq!(alloc::format!("{ticket:?}"), "Ticket { generation: 41, probe: true }");
+        assert!(!Ticket::new(7, false).probe());
+    }
+
+    #[test]
     fn openings_saturate() {
         let mut m = Machine::INITIAL;
         for _ in 0..MAX_OPENINGS + 5 {

@@ -310,3 +310,19 @@ mod breaker {
         assert_eq!((t.abandoned_probes, t.forced_opens, t.closed_to_open), (3, 1, 2), "{t:?}");
     }
 }
+
+/// Found by the `breaker_ops` fuzz target (the input is kept in `artifacts/`): a time
+/// window whose owner thread kept its successes of bucket 0 off the lock, then, the clock
+/// set back from 176 ms to 0, counted a new success in bucket 0 again, behind the window's
+/// latest bucket (17): the success fell outside the window (`window_calls` 1, the model 2).
+/// The owner's fast path now also checks the window's latest bucket.
+#[test]
+fn fuzz_an_owner_success_after_the_clock_was_set_back_counts_in_the_latest_bucket() {
+    use arbitrary::{Arbitrary, Unstructured};
+    let bytes = include_bytes!("artifacts/breaker_ops-time-window-owner-after-clock-set-back");
+    let scenario = kompoz_model::breaker::Scenario::arbitrary_take_rest(Unstructured::new(bytes))
+        .expect("the fuzzer's input decodes");
+    if let Err(divergence) = kompoz_model::breaker::run(&scenario) {
+        panic!("{divergence}");
+    }
+}

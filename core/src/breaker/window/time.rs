@@ -21,6 +21,9 @@ pub(crate) struct OwnerTally {
     generation: AtomicU64,
     bucket: AtomicU64,
     count: AtomicU64,
+    /// The window's latest bucket recorded in (written under the lock): the owner's fast
+    /// path must not count in an older one (a clock set back).
+    latest: AtomicU64,
 }
 
 impl OwnerTally {
@@ -29,15 +32,18 @@ impl OwnerTally {
             generation: AtomicU64::new(u64::MAX),
             bucket: AtomicU64::new(EMPTY),
             count: AtomicU64::new(0),
+            latest: AtomicU64::new(0),
         }
     }
 
     /// The owner's fast path: one more fast success, if its tally is for `generation` and
-    /// the bucket `index`; `false` if the lock must be taken instead.
+    /// the bucket `index`, and no one has recorded in a later bucket since (the clock set
+    /// back); `false` if the lock must be taken instead.
     #[inline]
     pub(crate) fn bump(&self, generation: u64, index: u64) -> bool {
         if self.generation.load(Ordering::Relaxed) != generation
             || self.bucket.load(Ordering::Relaxed) != index
+            || self.latest.load(Ordering::Relaxed) != index
         {
             return false;
         }
@@ -132,10 +138,12 @@ impl TimeWindow {
             }
             self.generation = generation;
             self.latest = 0;
+            owner.latest.store(0, Ordering::Relaxed);
             self.ring.iter_mut().for_each(|b| b.index = EMPTY);
         }
         let index = self.index(now);
         self.latest = index;
+        owner.latest.store(index, Ordering::Relaxed);
         let one =
             Tally { calls: 1, failures: u32::from(outcome.failure), slow: u32::from(outcome.slow) };
         if owned && !outcome.failure && !outcome.slow {
