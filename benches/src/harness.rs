@@ -121,8 +121,56 @@ pub fn single(mut op: impl FnMut() + 'static) -> Runner {
 /// each sample: neither thread start-up nor per-thread first-use costs of a contender
 /// (registering with an epoch collector, growing a parking-lot table) land in a sample.
 pub fn on_threads(threads: usize, op: impl Fn() + Send + Sync + 'static) -> Runner {
-    let pool = Pool::start(threads, op);
+    let pool = Pool::start(threads, op, false);
     Box::new(move |n| pool.run(n))
+}
+
+/// [`on_threads`] with thread `i` pinned to CPU `i` (modulo the CPUs this process may use),
+/// so that a row of two threads measures two CPUs working at once and not one CPU taking
+/// turns; samples in which a thread waited for its CPU are set aside as with every runner.
+/// Where pinning is not possible (not Linux, or refused), the threads run unpinned.
+pub fn on_pinned_threads(threads: usize, op: impl Fn() + Send + Sync + 'static) -> Runner {
+    let pool = Pool::start(threads, op, true);
+    Box::new(move |n| pool.run(n))
+}
+
+/// `threads` threads each make `n / threads` of the `n` operations: the sample's time per
+/// operation is the cost of a call to the whole machine (wall time over all calls), which
+/// is what stays flat as threads are added if nothing contends.
+pub fn per_call_on_threads(threads: usize, op: impl Fn() + Send + Sync + 'static) -> Runner {
+    let pool = Pool::start(threads, op, false);
+    Box::new(move |n| {
+        let each = (n / threads as u64).max(1);
+        let sample = pool.run(each);
+        Sample { elapsed: sample.elapsed, ops: each * threads as u64, waited: sample.waited }
+    })
+}
+
+/// Pins the calling thread to the `index`-th CPU it may run on; whether that worked.
+#[cfg(target_os = "linux")]
+fn pin_to(index: usize) -> bool {
+    // SAFETY: `set` is a zeroed `cpu_set_t` owned by this frame; the CPU_* macros only
+    // index into it (CPU_SET and CPU_ISSET bound the index by the set's size), and
+    // sched_getaffinity/sched_setaffinity are given its exact size. pid 0 is this thread.
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
+            return false;
+        }
+        let cpus: Vec<usize> =
+            (0..libc::CPU_SETSIZE as usize).filter(|&cpu| libc::CPU_ISSET(cpu, &allowed)).collect();
+        if cpus.is_empty() {
+            return false;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpus[index % cpus.len()], &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_to(_index: usize) -> bool {
+    false
 }
 
 /// What the pool's threads share.
@@ -155,7 +203,7 @@ struct Pool<F> {
 }
 
 impl<F: Fn() + Send + Sync + 'static> Pool<F> {
-    fn start(threads: usize, op: F) -> Pool<F> {
+    fn start(threads: usize, op: F, pinned: bool) -> Pool<F> {
         let shared = Arc::new(PoolShared {
             op,
             n: AtomicU64::new(0),
@@ -168,6 +216,10 @@ impl<F: Fn() + Send + Sync + 'static> Pool<F> {
             .map(|index| {
                 let shared = shared.clone();
                 std::thread::spawn(move || {
+                    if pinned {
+                        // Unpinned if it fails: the row still runs, on whatever CPUs.
+                        let _ = pin_to(index);
+                    }
                     loop {
                         shared.start.wait();
                         if shared.stop.load(Ordering::SeqCst) {
@@ -299,6 +351,42 @@ mod tests {
         assert_eq!(run(100).ops, 300);
         assert_eq!(CALLS.load(Ordering::Relaxed), 300);
         assert!(!MEASURING.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn pinned_threads_run_n_times_each_on_the_cpu_they_were_given() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let mut run = on_pinned_threads(2, || {
+            CALLS.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(run(50).ops, 100);
+        assert_eq!(CALLS.load(Ordering::Relaxed), 100);
+        #[cfg(target_os = "linux")]
+        std::thread::spawn(|| {
+            if pin_to(0) {
+                // SAFETY: a zeroed set filled by the kernel, of its exact size.
+                let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+                let size = std::mem::size_of::<libc::cpu_set_t>();
+                // SAFETY: as above; pid 0 is this thread.
+                assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut set) }, 0);
+                // SAFETY: counts the bits of the set just read.
+                assert_eq!(unsafe { libc::CPU_COUNT(&set) }, 1, "pinned to one CPU");
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn per_call_runners_share_the_operations_out() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let mut run = per_call_on_threads(4, || {
+            CALLS.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(run(400).ops, 400);
+        assert_eq!(CALLS.load(Ordering::Relaxed), 400);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod cases;
 pub mod harness;
 pub mod memory;
 pub mod report;
+pub mod resident;
 
 pub use cases::{Case, Metric, Target, all_cases};
 pub use harness::{Contender, MEASURING, Role, Runner, Sample};

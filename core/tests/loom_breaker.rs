@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use kompoz::breaker::{BreakerBuilder, CircuitBreaker, CircuitState};
+use kompoz::breaker::{BreakerBuilder, CircuitBreaker, CircuitState, FailureRate};
 use kompoz::{Clock, Instant, ManualClock};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -165,5 +165,114 @@ fn a_stale_deadline_never_overwrites_a_later_one() {
         clock.advance(Duration::from_nanos(1));
         assert!(breaker.try_acquire().is_ok(), "never recovered: the deadline was lost");
         assert_eq!(clock.now(), Instant::ZERO + 15 * SECOND);
+    });
+}
+
+/// A probe from before a reset finishes while another thread resets, reopens and admits
+/// a new probe: whatever the interleaving, the old probe never frees the new probe's
+/// slot, so while the new probe runs exactly one probe is in flight and a second call is
+/// refused (issue 9, item 4: late completions must not corrupt the new count).
+#[test]
+fn a_late_probe_never_frees_a_slot_of_a_probe_after_a_reset() {
+    model(|| {
+        let clock = ManualClock::new();
+        let breaker: &'static CircuitBreaker<ManualClock> = Box::leak(Box::new(
+            BreakerBuilder::new()
+                .failure_threshold(1)
+                .recovery_timeout(Duration::ZERO)
+                .build_with(clock.clone())
+                .unwrap(),
+        ));
+        breaker.try_acquire().unwrap().failure();
+        let old = breaker.try_acquire().unwrap();
+        assert!(old.is_probe());
+        let t1 = thread::spawn(move || drop(old));
+        let t2 = thread::spawn(move || {
+            breaker.reset();
+            breaker.try_acquire().unwrap().failure();
+            let new = breaker.try_acquire().expect("a fresh half-open period");
+            assert!(new.is_probe());
+            assert_eq!(breaker.stats().probes_in_flight, 1);
+            assert!(breaker.try_acquire().is_err(), "the new probe's slot was given away");
+            new.success();
+        });
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        assert_eq!(breaker.stats().probes_in_flight, 0);
+    });
+}
+
+/// A breaker on a failure-rate policy, leaked so that guards can move into threads.
+fn rate_breaker(rate: FailureRate) -> &'static CircuitBreaker<ManualClock> {
+    Box::leak(Box::new(BreakerBuilder::new().trip_on(rate).build_with(ManualClock::new()).unwrap()))
+}
+
+/// Two threads record outcomes into a count window at once: the window never loses or
+/// double-counts one.
+#[test]
+fn a_count_window_counts_concurrent_outcomes_exactly() {
+    model(|| {
+        let breaker = rate_breaker(FailureRate::over_calls(8).threshold(1.0));
+        let threads: Vec<_> = [true, false]
+            .into_iter()
+            .map(|fail| {
+                thread::spawn(move || {
+                    for _ in 0..2 {
+                        let guard = breaker.try_acquire().unwrap();
+                        if fail { guard.failure() } else { guard.success() }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let stats = breaker.stats();
+        assert_eq!((stats.window_calls, stats.failure_count), (4, 2));
+        assert_eq!((stats.success_count, stats.total_failures), (2, 2));
+    });
+}
+
+/// A window full of successes lets a success skip its lock while another thread records a
+/// failure: whichever order they take, the window is the same (the success was one of many
+/// alike).
+#[test]
+fn a_success_skipping_a_clean_window_races_a_failure_without_losing_it() {
+    model(|| {
+        let breaker = rate_breaker(FailureRate::over_calls(2).threshold(1.0));
+        for _ in 0..2 {
+            breaker.try_acquire().unwrap().success();
+        }
+        let failing = thread::spawn(move || breaker.try_acquire().unwrap().failure());
+        let succeeding = thread::spawn(move || breaker.try_acquire().unwrap().success());
+        failing.join().unwrap();
+        succeeding.join().unwrap();
+        let stats = breaker.stats();
+        assert_eq!(
+            (stats.state, stats.window_calls, stats.failure_count),
+            (CircuitState::Closed, 2, 1)
+        );
+        // The window still counts calls one by one: two more failures fill it (2 of 2).
+        breaker.try_acquire().unwrap().failure();
+        if breaker.state() == CircuitState::Closed {
+            breaker.try_acquire().unwrap().failure();
+        }
+        assert_eq!(breaker.state(), CircuitState::Open);
+    });
+}
+
+/// The same for a time window, whose every outcome takes the lock.
+#[test]
+fn a_time_window_counts_concurrent_outcomes_exactly() {
+    model(|| {
+        let rate = FailureRate::over_time(SECOND).minimum_calls(3).threshold(1.0);
+        let breaker = rate_breaker(rate);
+        let t1 = thread::spawn(move || breaker.try_acquire().unwrap().failure());
+        let t2 = thread::spawn(move || breaker.try_acquire().unwrap().success());
+        t1.join().unwrap();
+        t2.join().unwrap();
+        let stats = breaker.stats();
+        assert_eq!((stats.window_calls, stats.failure_count), (2, 1));
     });
 }

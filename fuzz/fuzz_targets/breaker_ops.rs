@@ -1,7 +1,9 @@
 //! Random operation sequences on `kompoz::breaker::CircuitBreaker` and its reference model
-//! (admit through guards and call futures, succeed, fail, ignore, cancel, reset, force
-//! open, move the manual clock either way, to the end of time), on small random
-//! thresholds, compared after every step. A crash prints the first divergence; turn it
+//! (admit through guards and call futures, succeed, fail, ignore, cancel, leak a guard,
+//! finish slowly, reset, force open, move the manual clock either way, within a bucket or
+//! to the end of time), under every policy (consecutive failures, count and time windows,
+//! slow calls, fixed, growing and jittered breaks) with small random parameters, compared
+//! after every step. A crash prints the first divergence; turn it
 //! into a named test in tests/model/tests/regressions.rs.
 #![no_main]
 

@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::join_all;
-use kompoz::breaker::{BreakerBuilder, CircuitBreaker, CircuitState};
+use kompoz::breaker::{
+    BreakDuration, BreakerBuilder, BreakerMapBuilder, CircuitBreaker, CircuitState, FailureRate,
+    Verdict,
+};
 use kompoz::{
     AsyncCombinator, Outcome, Rejection, Sleep, async_rule, circuit_breaker, with_timeout_on,
 };
@@ -208,4 +211,156 @@ pub async fn half_open_admits_only_its_probes<R: Runtime>(rt: &R) {
     let rejected = outcomes.iter().filter(|o| o.is_rejected()).count();
     assert_eq!((passed, rejected), (2, 1), "{outcomes:?}");
     assert_eq!(protected.state(), CircuitState::Closed);
+}
+
+/// The policies' time unit: a second where time is simulated, else short enough for a
+/// real-time run (what a scenario checks does not depend on how late a timer fires).
+fn unit<R: Runtime>(rt: &R) -> Duration {
+    if rt.simulated_time() { Duration::from_secs(1) } else { ms(40) }
+}
+
+/// Count window of 10, minimum 5, threshold 50%: four failures of four calls do not open
+/// the circuit, the fifth does.
+pub async fn a_count_window_opens_at_its_minimum_and_threshold<R: Runtime>(rt: &R) {
+    let b = BreakerBuilder::new()
+        .trip_on(FailureRate::over_calls(10).minimum_calls(5).threshold(0.5))
+        .build_with(rt.timer())
+        .expect("a valid breaker");
+    let protected = circuit_breaker(async_rule(async |_: &mut i32| false), &b);
+    for _ in 0..4 {
+        assert_eq!(protected.run_detailed(&mut 0).await, Outcome::Failed);
+    }
+    assert_eq!((b.state(), b.stats().window_calls), (CircuitState::Closed, 4));
+    protected.run(&mut 0).await;
+    assert_eq!(b.state(), CircuitState::Open);
+}
+
+/// Time window: failures older than the window no longer count, a whole bucket at a time.
+pub async fn a_time_window_forgets_old_failures<R: Runtime>(rt: &R) {
+    let u = unit(rt);
+    let b = BreakerBuilder::new()
+        .trip_on(FailureRate::over_time(10 * u).buckets(10).minimum_calls(2).threshold(0.5))
+        .build_with(rt.timer())
+        .expect("a valid breaker");
+    b.try_acquire().expect("closed").failure();
+    if rt.simulated_time() {
+        // To the bucket: 9.5 units later the failure (in bucket 0) is still in the window.
+        rt.timer().sleep(9 * u + u / 2).await;
+        assert_eq!(b.stats().failure_count, 1);
+        rt.timer().sleep(u / 2).await;
+    } else {
+        rt.timer().sleep(11 * u).await;
+    }
+    assert_eq!((b.stats().window_calls, b.stats().failure_count), (0, 0), "out of the window");
+    b.try_acquire().expect("closed").failure();
+    assert_eq!(b.state(), CircuitState::Closed, "one call: below the minimum");
+    b.try_acquire().expect("closed").failure();
+    assert_eq!(b.state(), CircuitState::Open, "two failures of two");
+}
+
+/// Slow calls open the circuit at the slow-call ratio, though every call succeeded.
+pub async fn slow_calls_open_at_the_slow_ratio<R: Runtime>(rt: &R) {
+    let u = unit(rt);
+    let b = BreakerBuilder::new()
+        .trip_on(FailureRate::over_calls(4).threshold(1.0).slow_calls(u, 0.5))
+        .build_with(rt.timer())
+        .expect("a valid breaker");
+    let timer = rt.timer();
+    let answer = async_rule(async move |slow: &mut bool| {
+        if *slow {
+            timer.sleep(2 * u).await;
+        }
+        true
+    });
+    let protected = circuit_breaker(answer, &b);
+    for slow in [false, true, false] {
+        assert!(protected.run_owned(slow).await.0);
+    }
+    // The window is judged once it holds 4 calls. (In real time a call meant to be fast may
+    // be slowed by a busy machine: then it is slow, rightly.)
+    assert_eq!(b.state(), CircuitState::Closed);
+    let slow = b.stats().slow_call_count;
+    assert!(if rt.simulated_time() { slow == 1 } else { slow >= 1 }, "{slow} slow calls");
+    assert!(protected.run_owned(true).await.0, "the call itself succeeded");
+    assert_eq!(b.state(), CircuitState::Open, "2 slow calls of 4");
+}
+
+/// Growing breaks of 1, 2, 4, 8, 8 units with a cap of 8, and back to 1 after closing.
+pub async fn break_durations_grow_to_their_cap_and_start_again_after_closing<R: Runtime>(rt: &R) {
+    let u = unit(rt);
+    let b = BreakerBuilder::new()
+        .failure_threshold(1)
+        .break_duration(BreakDuration::exponential(u, 8 * u))
+        .build_with(rt.timer())
+        .expect("a valid breaker");
+    b.try_acquire().expect("closed").failure();
+    for expected in [1, 2, 4, 8, 8] {
+        let pause = b.stats().break_duration;
+        assert_eq!(pause, expected * u);
+        if rt.simulated_time() {
+            rt.timer().sleep(pause - ms(1)).await;
+            assert!(b.try_acquire().is_err(), "a break of {expected} ended early");
+            rt.timer().sleep(ms(1)).await;
+        } else {
+            rt.timer().sleep(pause).await;
+        }
+        let probe = b.try_acquire().expect("the break is over");
+        assert!(probe.is_probe());
+        probe.failure();
+    }
+    rt.timer().sleep(b.stats().break_duration).await;
+    b.try_acquire().expect("the break is over").success();
+    assert_eq!(b.state(), CircuitState::Closed);
+    b.try_acquire().expect("closed").failure();
+    assert_eq!(b.stats().break_duration, u, "closing starts again from the first break");
+}
+
+/// kompoz's integration case, with timeouts classified as neither success nor failure:
+/// the timeouts no longer open the circuit.
+pub async fn a_classifier_keeps_timeouts_out_of_the_breaker<R: Runtime>(rt: &R) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (counter, timer) = (calls.clone(), rt.timer());
+    let slow_then_fast = async_rule(async move |_: &mut i32| {
+        if counter.fetch_add(1, Ordering::SeqCst) < 2 {
+            timer.sleep(ms(500)).await;
+        }
+        true
+    });
+    let protected = circuit_breaker(
+        with_timeout_on(rt.timer(), slow_then_fast, ms(100)),
+        breaker(rt, 2, ms(100_000)),
+    )
+    .classify(|outcome: Outcome| match outcome {
+        Outcome::TimedOut => Verdict::Ignore,
+        other => Verdict::from(other.passed()),
+    });
+    assert_eq!(protected.run_detailed(&mut 0).await, Outcome::TimedOut);
+    assert_eq!(protected.run_detailed(&mut 0).await, Outcome::TimedOut);
+    assert_eq!(protected.state(), CircuitState::Closed);
+    assert_eq!(protected.stats().abandoned_calls, 2);
+    assert_eq!(protected.run_detailed(&mut 0).await, Outcome::Passed);
+}
+
+/// Per-key breakers: a failing host opens only its own circuit, and breakers idle for
+/// longer than `idle_after` are dropped (a key seen again starts afresh).
+pub async fn per_key_breakers_isolate_keys_and_evict_idle_ones<R: Runtime>(rt: &R) {
+    let u = unit(rt);
+    let per_host = BreakerMapBuilder::new(BreakerBuilder::new().failure_threshold(2))
+        .idle_after(10 * u)
+        .build_with(rt.timer())
+        .expect("a valid map");
+    let flaky = per_host.get(&"flaky");
+    for _ in 0..2 {
+        flaky.try_acquire().expect("closed").failure();
+    }
+    drop(flaky);
+    assert_eq!(per_host.state(&"flaky"), Some(CircuitState::Open));
+    let healthy = circuit_breaker(async_rule(async |_: &mut ()| true), per_host.get(&"healthy"));
+    assert!(healthy.run(&mut ()).await, "another host's breaker is closed");
+    drop(healthy);
+    rt.timer().sleep(11 * u).await;
+    assert_eq!(per_host.evict_idle(), 1, "the healthy host's breaker was idle");
+    assert_eq!(per_host.state(&"healthy"), None);
+    assert_eq!(per_host.state(&"flaky"), Some(CircuitState::Open), "an open one is kept");
+    assert_eq!(per_host.len(), 1);
 }

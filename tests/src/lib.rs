@@ -67,6 +67,12 @@ macro_rules! conformance_suite {
             rates::the_combinator_waits_rejects_or_gives_up,
             rates::two_rules_share_one_named_quota,
             rates::edges_are_errors_not_panics,
+            breakers::a_count_window_opens_at_its_minimum_and_threshold,
+            breakers::a_time_window_forgets_old_failures,
+            breakers::slow_calls_open_at_the_slow_ratio,
+            breakers::break_durations_grow_to_their_cap_and_start_again_after_closing,
+            breakers::a_classifier_keeps_timeouts_out_of_the_breaker,
+            breakers::per_key_breakers_isolate_keys_and_evict_idle_ones,
         );
     };
     (@tests $runtime:expr; $($module:ident :: $scenario:ident),* $(,)?) => {

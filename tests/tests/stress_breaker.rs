@@ -149,3 +149,26 @@ fn a_hundred_thousand_calls_on_two_threads_keep_every_promise() {
     );
     assert!(n(HalfOpen, Closed) > 0 && n(HalfOpen, Open) > 0, "{t:?}");
 }
+
+/// Issue 9, item 5, for real: a guard admitted while closed is held across 2^24
+/// transitions (the span of the generation bits packed in the state word, made with
+/// `force_open`/`reset`), then fails. The circuit must stay closed: the failure is late.
+/// Before the fix the generation had wrapped and the failure opened the circuit.
+#[test]
+fn a_guard_held_across_two_to_the_24_transitions_is_late() {
+    let breaker = kompoz::breaker::BreakerBuilder::new()
+        .failure_threshold(1)
+        .build_with(kompoz::ManualClock::new())
+        .expect("a valid breaker");
+    let old = breaker.try_acquire().expect("closed");
+    for _ in 0..(1u32 << 23) {
+        breaker.force_open();
+        breaker.reset();
+    }
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    assert_eq!(breaker.stats().times_opened, 1 << 23);
+    old.failure();
+    assert_eq!(breaker.state(), CircuitState::Closed, "a late failure opened the circuit");
+    breaker.try_acquire().expect("closed").failure();
+    assert_eq!(breaker.state(), CircuitState::Open, "a current one does");
+}

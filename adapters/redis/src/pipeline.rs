@@ -120,9 +120,8 @@ impl<C: Clock> fmt::Debug for FleetRateLayer<C> {
 impl<T, E, S, C: Clock> Layer<T, E, S> for FleetRateLayer<C> {
     async fn wrap<'a, R, F, Fut>(
         &'a self,
-        timer: &'a S,
         rest: &'a R,
-        make: &'a F,
+        call: &'a GuardedCall<'a, S, F>,
     ) -> Result<T, Error<E>>
     where
         R: Layers<T, E, S>,
@@ -130,7 +129,7 @@ impl<T, E, S, C: Clock> Layer<T, E, S> for FleetRateLayer<C> {
         Fut: Future<Output = Result<T, E>>,
     {
         match self.mode.admit(&self.limiter).await {
-            Ok(()) => rest.run(timer, make).await,
+            Ok(()) => rest.run(call).await,
             Err(error) => Err(Error::Rejected(self.limiter.rejection(error))),
         }
     }

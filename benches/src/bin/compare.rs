@@ -93,11 +93,13 @@ struct Options {
     rounds: usize,
     /// Target length of one sample.
     sample: Duration,
+    /// Only the cases whose id contains this text (all if `None`).
+    only: Option<&'static str>,
 }
 
 impl Options {
     fn parse() -> Options {
-        let mut options = Options { rounds: 51, sample: Duration::from_millis(5) };
+        let mut options = Options { rounds: 51, sample: Duration::from_millis(5), only: None };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             let mut value = |name: &str| -> u64 {
@@ -109,8 +111,18 @@ impl Options {
             match arg.as_str() {
                 "--rounds" => options.rounds = value("--rounds").max(1) as usize,
                 "--sample-ms" => options.sample = Duration::from_millis(value("--sample-ms")),
+                "--only" => {
+                    let text = args.next().unwrap_or_else(|| {
+                        eprintln!("--only needs the text of a case id");
+                        std::process::exit(2)
+                    });
+                    options.only = Some(Box::leak(text.into_boxed_str()));
+                }
                 "-h" | "--help" => {
-                    println!("usage: compare [--rounds N (51)] [--sample-ms MS (5)]");
+                    println!(
+                        "usage: compare [--rounds N (51)] [--sample-ms MS (5)] [--only TEXT \\
+                         (the cases whose id contains TEXT)]"
+                    );
                     std::process::exit(0)
                 }
                 other => {
@@ -223,12 +235,29 @@ fn measure(case: &Case, options: Options) -> CaseResult {
 }
 
 fn main() {
+    // A child process measuring one row of the resident-memory table (see resident.rs).
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, name] = args.as_slice() {
+        if flag == "--resident" {
+            match kompoz_benches::resident::measure_here(name) {
+                Ok(bytes) => println!("{bytes:.1}"),
+                Err(why) => {
+                    eprintln!("{why}");
+                    std::process::exit(1)
+                }
+            }
+            return;
+        }
+    }
     let options = Options::parse();
     let started = Instant::now();
     let load_at_start = load_average();
     let cpu_at_start = CpuTimes::read();
     let mut results = Vec::new();
     for case in all_cases() {
+        if options.only.is_some_and(|only| !case.id.contains(only)) {
+            continue;
+        }
         eprint!("measuring {} ...", case.id);
         let case_started = Instant::now();
         results.push(measure(&case, options));
@@ -244,6 +273,7 @@ fn main() {
     allocation_table(&mut out, &results);
     size_table(&mut out, &sizes);
     heap_table(&mut out, &heap);
+    resident_table(&mut out);
     let _ = writeln!(
         out,
         "\nRun took {:.1} s; load average at the end: {}.",
@@ -461,6 +491,36 @@ fn heap_table(out: &mut String, rows: &[HeapRow]) {
             })
             .collect();
         let _ = writeln!(out, "| {} | {} |", row.what, cells.join(" | "));
+    }
+}
+
+fn resident_table(out: &mut String) {
+    let Ok(exe) = std::env::current_exe() else { return };
+    let rows = kompoz_benches::resident::measure_all(&exe);
+    let _ = writeln!(
+        out,
+        "\nResident memory per breaker: {} built into a `Vec`, growth of the process's \
+         resident memory divided by {} (struct, heap, allocator overhead; each row in a fresh \
+         process):\n",
+        kompoz_benches::resident::COUNT,
+        kompoz_benches::resident::COUNT
+    );
+    let _ = writeln!(out, "| breaker | {} |", COLUMNS.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---:|".repeat(COLUMNS.len()));
+    let mut labels: Vec<&str> = rows.iter().map(|(row, _)| row.what).collect();
+    labels.dedup();
+    for label in labels {
+        let cells: Vec<String> = COLUMNS
+            .iter()
+            .map(|&column| {
+                match rows.iter().find(|(row, _)| row.what == label && row.contender == column) {
+                    Some((_, Some(bytes))) => format!("{bytes:.0} B"),
+                    Some((_, None)) => "(failed)".into(),
+                    None => String::new(),
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "| {label} | {} |", cells.join(" | "));
     }
 }
 

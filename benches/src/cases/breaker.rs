@@ -28,7 +28,7 @@ use failsafe::{backoff, failure_policy};
 use kompoz::breaker::{CallError, CircuitBreaker, CircuitState};
 
 use super::{Case, Metric, Reference, Target};
-use crate::harness::{Contender, Role, on_threads, poll_ready, single};
+use crate::harness::{Contender, Role, on_pinned_threads, poll_ready, single};
 
 /// The error of the guarded call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +63,7 @@ pub fn closed_one_thread() -> Case {
 pub fn closed_two_threads() -> Case {
     Case {
         id: "breaker_closed_2t",
-        label: "breaker: closed call around a ready future, 2 threads (overhead over bare)",
+        label: "breaker: closed call around a ready future, 2 pinned threads (overhead over bare)",
         metric: Metric::OverheadOverBaseline,
         target: Target::CostAtMost { max: 0.2, of: Reference::BestPeer },
         kompoz_missing: None,
@@ -102,7 +102,8 @@ pub fn closed_guard_one_thread() -> Case {
 pub fn closed_guard_two_threads() -> Case {
     Case {
         id: "breaker_guard_closed_2t",
-        label: "breaker, kompoz via try_acquire + success: closed, 2 threads (overhead over bare)",
+        label: "breaker, kompoz via try_acquire + success: closed, 2 pinned threads (overhead over \
+                bare)",
         contenders: || {
             vec![bare(2), kompoz_guard_closed(2), failsafe_closed(2), recloser_closed(2)]
         },
@@ -120,9 +121,9 @@ pub fn open_guard() -> Case {
     }
 }
 
-/// Runs `op` on one thread, or on `threads` threads at once.
+/// Runs `op` on one thread, or on `threads` threads at once, pinned to distinct CPUs.
 fn runner(threads: usize, op: impl Fn() + Send + Sync + 'static) -> crate::Runner {
-    if threads == 1 { single(op) } else { on_threads(threads, op) }
+    if threads == 1 { single(op) } else { on_pinned_threads(threads, op) }
 }
 
 /// The call without a breaker.
@@ -268,4 +269,124 @@ fn recloser_open() -> Contender {
             assert!(matches!(call, Err(recloser::Error::Rejected)), "rejected");
         }),
     )
+}
+
+/// The call without a breaker, as a synchronous closure (the baseline of the peers'
+/// cheapest face).
+fn bare_sync(threads: usize) -> Contender {
+    Contender::new(
+        "bare",
+        Role::Baseline,
+        runner(threads, || {
+            black_box(sync_ok().expect("succeeds"));
+        }),
+    )
+}
+
+/// A synchronous call that succeeds at once.
+#[inline(always)]
+fn sync_ok() -> Call {
+    Ok(black_box(7))
+}
+
+/// failsafe through its cheapest face: `failsafe::CircuitBreaker::call` with a closure.
+fn failsafe_sync_closed(threads: usize) -> Contender {
+    let breaker = failsafe_breaker(5, Duration::from_secs(30));
+    Contender::new(
+        "failsafe",
+        Role::Peer,
+        runner(threads, move || {
+            black_box(
+                failsafe::CircuitBreaker::call(black_box(&breaker), sync_ok).expect("closed"),
+            );
+        }),
+    )
+}
+
+fn failsafe_sync_open() -> Contender {
+    let breaker = failsafe_breaker(1, OPEN_FOR);
+    let tripped = failsafe::CircuitBreaker::call(&breaker, || Err::<u64, _>(Failure));
+    assert!(matches!(tripped, Err(failsafe::Error::Inner(Failure))));
+    Contender::new(
+        "failsafe",
+        Role::Peer,
+        single(move || {
+            let call = failsafe::CircuitBreaker::call(black_box(&breaker), sync_ok);
+            assert!(matches!(call, Err(failsafe::Error::Rejected)), "rejected");
+        }),
+    )
+}
+
+/// recloser through its cheapest face: `Recloser::call` with a closure.
+fn recloser_sync_closed(threads: usize) -> Contender {
+    let breaker = recloser::Recloser::custom().build();
+    Contender::new(
+        "recloser",
+        Role::Peer,
+        runner(threads, move || {
+            black_box(black_box(&breaker).call(sync_ok).expect("closed"));
+        }),
+    )
+}
+
+fn recloser_sync_open() -> Contender {
+    let breaker =
+        recloser::Recloser::custom().error_rate(0.5).closed_len(1).open_wait(OPEN_FOR).build();
+    for _ in 0..2 {
+        let tripped = breaker.call(|| Err::<u64, _>(Failure));
+        assert!(matches!(tripped, Err(recloser::Error::Inner(Failure))));
+    }
+    Contender::new(
+        "recloser",
+        Role::Peer,
+        single(move || {
+            let call = black_box(&breaker).call(sync_ok);
+            assert!(matches!(call, Err(recloser::Error::Rejected)), "rejected");
+        }),
+    )
+}
+
+/// kompoz's cheapest face beside the peers' closure call: `try_acquire`, the call,
+/// `success`.
+fn kompoz_sync_closed(threads: usize) -> Contender {
+    let breaker = kompoz_breaker(5, Duration::from_secs(30));
+    Contender::new(
+        "kompoz",
+        Role::Kompoz,
+        runner(threads, move || {
+            let guard = black_box(&breaker).try_acquire().expect("closed");
+            black_box(sync_ok().expect("succeeds"));
+            guard.success();
+        }),
+    )
+}
+
+/// Closed breaker, 1 thread, every breaker through its cheapest face (the peers'
+/// synchronous closure `call`, kompoz's guard).
+pub fn closed_cheapest_one_thread() -> Case {
+    Case {
+        id: "breaker_cheapest_closed_1t",
+        label: "breaker, cheapest face (peers: closure call): closed, 1 thread (overhead over bare)",
+        target: Target::CostAtMost { max: 0.25, of: Reference::BestPeer },
+        contenders: || {
+            vec![
+                bare_sync(1),
+                kompoz_sync_closed(1),
+                failsafe_sync_closed(1),
+                recloser_sync_closed(1),
+            ]
+        },
+        ..closed_one_thread()
+    }
+}
+
+/// Open breaker, every breaker through its cheapest face.
+pub fn open_cheapest() -> Case {
+    Case {
+        id: "breaker_cheapest_open",
+        label: "breaker, cheapest face (peers: closure call): open, call rejected, 1 thread",
+        target: Target::CostAtMost { max: 0.2, of: Reference::BestPeer },
+        contenders: || vec![kompoz_guard_open(), failsafe_sync_open(), recloser_sync_open()],
+        ..open_rejection()
+    }
 }

@@ -5,6 +5,7 @@
 //! listing it in the case's `contenders` function.
 
 pub mod breaker;
+pub mod breaker_policies;
 pub mod pipeline;
 pub mod rate;
 pub mod retry;
@@ -88,6 +89,14 @@ pub fn all_cases() -> Vec<Case> {
         breaker::closed_guard_one_thread(),
         breaker::closed_guard_two_threads(),
         breaker::open_guard(),
+        breaker::closed_cheapest_one_thread(),
+        breaker::open_cheapest(),
+        breaker_policies::cheapest_closed_two_threads(),
+        breaker_policies::count_window_one_thread(),
+        breaker_policies::count_window_two_threads(),
+        breaker_policies::time_window_one_thread(),
+        breaker_policies::time_window_two_threads(),
+        breaker_policies::thirty_two_threads(),
         retry::first_time_success(),
         pipeline::stacked(),
         rate::admitted_one_thread(),

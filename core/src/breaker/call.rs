@@ -6,13 +6,36 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use super::circuit::CircuitBreaker;
-use super::machine::Ticket;
+use super::circuit::{CircuitBreaker, Pass};
+use super::guard::BreakerGuard;
 use super::{CallError, Verdict};
 use crate::time::Clock;
 
 /// Decides how a call's result counts: [`ErrIsFailure`] (the default of
 /// [`CircuitBreaker::call`]), or any `FnOnce(&Result<T, E>) -> Verdict`.
+///
+/// ```
+/// use kompoz::breaker::{Classify, Verdict};
+///
+/// /// HTTP-like status codes: a 5xx is the dependency's fault, a 4xx the caller's.
+/// struct ServerErrors;
+///
+/// impl<T> Classify<T, u16> for ServerErrors {
+///     fn classify(self, result: &Result<T, u16>) -> Verdict {
+///         match result {
+///             Ok(_) => Verdict::Success,
+///             Err(status) if *status >= 500 => Verdict::Failure,
+///             Err(_) => Verdict::Ignore,
+///         }
+///     }
+/// }
+///
+/// let breaker = kompoz::breaker::CircuitBreaker::builder().failure_threshold(1).build()?;
+/// let answer = futures::executor::block_on(breaker.call_with(ServerErrors, async { Err::<(), _>(404) }));
+/// assert_eq!(answer.unwrap_err().into_inner(), Some(404));
+/// assert_eq!(breaker.stats().failure_count, 0, "a 404 is not the dependency's failure");
+/// # Ok::<(), kompoz::breaker::BreakerError>(())
+/// ```
 pub trait Classify<T, E> {
     /// The verdict on `result`.
     fn classify(self, result: &Result<T, E>) -> Verdict;
@@ -25,6 +48,13 @@ impl<T, E, F: FnOnce(&Result<T, E>) -> Verdict> Classify<T, E> for F {
 }
 
 /// The default classifier: `Ok` is a success, `Err` a failure.
+///
+/// ```
+/// use kompoz::breaker::{Classify, ErrIsFailure, Verdict};
+///
+/// assert_eq!(ErrIsFailure.classify(&Ok::<_, ()>(1)), Verdict::Success);
+/// assert_eq!(ErrIsFailure.classify(&Err::<(), _>("boom")), Verdict::Failure);
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ErrIsFailure;
 
@@ -39,8 +69,8 @@ impl<T, E> Classify<T, E> for ErrIsFailure {
 enum Stage {
     /// Not polled yet: not admitted.
     Fresh,
-    /// Admitted with this ticket; the inner future is running.
-    Running(Ticket),
+    /// Admitted with this pass; the inner future is running.
+    Running(Pass),
     /// Completed (or rejected).
     Done,
 }
@@ -48,6 +78,15 @@ enum Stage {
 /// The future of [`CircuitBreaker::call`] and [`CircuitBreaker::call_with`]: asks the
 /// breaker for admission when first polled, runs the inner future, and records its
 /// verdict. Dropped while running, it records no verdict and gives back its probe slot.
+///
+/// ```
+/// use kompoz::breaker::{Call, CircuitBreaker, ErrIsFailure};
+///
+/// let breaker = CircuitBreaker::builder().build()?;
+/// let call: Call<'_, _, _, ErrIsFailure> = breaker.call(async { Ok::<_, ()>("pong") });
+/// assert_eq!(futures::executor::block_on(call), Ok("pong"));
+/// # Ok::<(), kompoz::breaker::BreakerError>(())
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Call<'a, C: Clock, F, K> {
     breaker: &'a CircuitBreaker<C>,
@@ -96,7 +135,7 @@ where
         let (future, breaker, classify, stage) = self.project();
         match *stage {
             Stage::Fresh => match breaker.admit() {
-                Ok(ticket) => *stage = Stage::Running(ticket),
+                Ok(pass) => *stage = Stage::Running(pass),
                 Err(open) => {
                     *stage = Stage::Done;
                     return Poll::Ready(Err(CallError::Rejected(open)));
@@ -107,9 +146,9 @@ where
             Stage::Done => return Poll::Pending,
         }
         let result = core::task::ready!(future.poll(cx));
-        if let Stage::Running(ticket) = core::mem::replace(stage, Stage::Done) {
+        if let Stage::Running(pass) = core::mem::replace(stage, Stage::Done) {
             // Held by a guard while the classifier runs: if it panics, no verdict.
-            let guard = breaker.guard(ticket);
+            let guard = BreakerGuard::new(breaker, pass);
             let verdict = match classify.take() {
                 Some(classify) => classify.classify(&result),
                 None => Verdict::Ignore,
@@ -122,8 +161,8 @@ where
 
 impl<C: Clock, F, K> Drop for Call<'_, C, F, K> {
     fn drop(&mut self) {
-        if let Stage::Running(ticket) = self.stage {
-            self.breaker.settle(ticket, Verdict::Ignore);
+        if let Stage::Running(pass) = self.stage {
+            self.breaker.settle(pass, Verdict::Ignore);
         }
     }
 }

@@ -1,15 +1,19 @@
-//! The atomic layer: [`CircuitBreaker`] applies the pure state machine with
-//! compare-exchange on one 64-bit word.
+//! [`CircuitBreaker`]: the atomic layer that applies the pure machine, and its memory
+//! layout.
 
 use alloc::boxed::Box;
 use core::fmt;
 use core::future::IntoFuture;
-use core::mem::ManuallyDrop;
 use core::time::Duration;
 
+use super::breaks::Breaks;
+use super::builder::Config;
 use super::call::{Call, Classify, ErrIsFailure};
-use super::counters::Counters;
-use super::machine::{COUNT_BITS, Effect, Event, GENERATION_BITS, Machine, Thresholds, Ticket};
+use super::cell::{self, CLOSED_BITS, EXTERNAL, FORCED, OPEN_BITS, READY, StateCell, TIMED};
+use super::counters::{Counters, Index, Shard};
+use super::guard::BreakerGuard;
+use super::machine::{Effect, Event, Limits, Machine, Rule, Ticket};
+use super::window::{Outcome, RateWindow, Tally};
 use super::{BreakerStats, CircuitOpen, CircuitState, Verdict};
 use crate::sync::{AtomicU64, Ordering};
 use crate::time::{Clock, Instant};
@@ -17,60 +21,32 @@ use crate::time::{Clock, Instant};
 /// The callback of [`BreakerBuilder::on_state_change`](super::BreakerBuilder::on_state_change).
 pub(crate) type Listener = Box<dyn Fn(CircuitState, CircuitState, &BreakerStats) + Send + Sync>;
 
-// The packed state word: | failures or probe successes 18 | probes 18 | generation 24 |
-// ready 1 | forced 1 | state 2 |.
-const STATE_MASK: u64 = 0b11;
-const FORCED: u64 = 1 << 2;
-/// Open only: the recovery deadline of this open period has been published.
-const READY: u64 = 1 << 3;
-const GENERATION_SHIFT: u32 = 4;
-const FIRST_SHIFT: u32 = GENERATION_SHIFT + GENERATION_BITS;
-const SECOND_SHIFT: u32 = FIRST_SHIFT + COUNT_BITS;
-const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
-const CLOSED_BITS: u64 = 0;
-const OPEN_BITS: u64 = 1;
-const HALF_OPEN_BITS: u64 = 2;
-
-fn pack(m: Machine) -> u64 {
-    let (state, first, second) = match m.state {
-        CircuitState::Closed => (CLOSED_BITS, m.probes, m.failures),
-        CircuitState::Open => (OPEN_BITS, m.probes, 0),
-        CircuitState::HalfOpen => (HALF_OPEN_BITS, m.probes, m.probe_successes),
-    };
-    state
-        | if m.forced { FORCED } else { 0 }
-        | u64::from(m.generation) << GENERATION_SHIFT
-        | (u64::from(first) & COUNT_MASK) << FIRST_SHIFT
-        | (u64::from(second) & COUNT_MASK) << SECOND_SHIFT
-}
-
-fn unpack(word: u64) -> Machine {
-    let first = ((word >> FIRST_SHIFT) & COUNT_MASK) as u32;
-    let second = ((word >> SECOND_SHIFT) & COUNT_MASK) as u32;
-    let generation = ((word >> GENERATION_SHIFT) & ((1 << GENERATION_BITS) - 1)) as u32;
-    let forced = word & FORCED != 0;
-    let machine = Machine { generation, forced, probes: first, ..Machine::INITIAL };
-    match word & STATE_MASK {
-        CLOSED_BITS => Machine { failures: second, ..machine },
-        HALF_OPEN_BITS => {
-            Machine { state: CircuitState::HalfOpen, probe_successes: second, ..machine }
-        }
-        _ => Machine { state: CircuitState::Open, ..machine },
-    }
+/// A call's admission as the guard and the call future keep it: the machine's ticket, and
+/// when the call started (coarse clock, nanoseconds; read only when slow calls count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pass {
+    pub(crate) ticket: Ticket,
+    pub(crate) started: u64,
 }
 
 /// A circuit breaker whose whole state lives in atomics: no lock anywhere on the call
 /// path, so it works on any executor, from any thread, and in `no_std`.
 ///
-/// * **Closed**: calls pass; `failure_threshold` consecutive failures open the circuit.
+/// * **Closed**: calls pass; `failure_threshold` consecutive failures open the circuit
+///   (kompoz's rule, the default), or, with [`trip_on`](super::BreakerBuilder::trip_on),
+///   a failure or slow-call rate over a window of calls ([`FailureRate`](super::FailureRate)).
 /// * **Open**: calls are rejected at once (a [`CircuitOpen`] error, no allocation) until
-///   `recovery_timeout` has passed on the breaker's clock.
+///   the break has passed on the breaker's clock: `recovery_timeout`, or a
+///   [`BreakDuration`](super::BreakDuration) that grows while the dependency stays down.
 /// * **Half-open**: the first call after the recovery time is let in as a probe, with up
 ///   to `half_open_max_calls` probes in flight at once; further calls are rejected, not
 ///   queued. `success_threshold` successful probes close the circuit; a failed probe
 ///   opens it again. Probes still running from an earlier half-open period count against
 ///   the limit until they finish, so the recovering dependency never sees more than
-///   `half_open_max_calls` probes at once.
+///   `half_open_max_calls` probes at once. A probe may hold its slot for
+///   `half_open_max_wait` at most: once every probe in flight has held its slot that
+///   long, they are forgotten and the next call becomes the first probe of a fresh
+///   half-open period, so a probe that hangs (or a leaked guard) cannot wedge recovery.
 ///
 /// Build one with [`CircuitBreaker::builder`] (or
 /// [`BreakerBuilder::new`](super::BreakerBuilder::new) without `std`). Use it through
@@ -81,13 +57,19 @@ fn unpack(word: u64) -> Machine {
 /// # Exactly what counts
 ///
 /// * A call's outcome moves the state only if the breaker is still in the *generation*
-///   the call was admitted in; every state change (and every `reset` or `force_open`)
-///   starts a new one. Outcomes that arrive later are counted in [`BreakerStats`] totals
-///   but do not move the state: a slow call admitted while closed that fails after the
-///   circuit went half-open is not taken for a failed probe.
+///   the call was admitted in; every transition (and every `reset`, `force_open` and
+///   expiry of hung probes) starts a new one, and generations are 64-bit, so this holds
+///   however many transitions pass while a call runs. Outcomes that arrive later are
+///   counted in [`BreakerStats`] totals but do not move the state: a slow call admitted
+///   while closed that fails after the circuit went half-open is not taken for a failed
+///   probe.
+/// * A probe holds its slot until it ends, across transitions, unless the probes are
+///   *forgotten*: by `reset`, by the expiry of hung probes, or after 63 transitions in a
+///   row with a probe in flight (as if hung). A forgotten probe that ends later gives
+///   nothing back, so a late probe can never free a slot that a newer probe holds.
 /// * A call that ends without a verdict (its future dropped, a panic, or
 ///   [`Verdict::Ignore`]) gives its probe slot back and counts as neither success nor
-///   failure, so the breaker never wedges half-open.
+///   failure.
 /// * [`state`](CircuitBreaker::state) reports the committed state: an open circuit whose
 ///   recovery time has passed is reported `Open` until a call arrives and becomes the
 ///   first probe, which is also when `on_state_change(Open, HalfOpen)` is reported.
@@ -98,10 +80,22 @@ fn unpack(word: u64) -> Machine {
 ///
 /// # Cost
 ///
-/// Admission while closed is one atomic load; recording a success is one more load
-/// (plus, with `std`, a per-thread counter bump and a coarse clock reading). Rejection
-/// while open is two loads and a coarse clock reading ([`Clock::now_coarse`]); the precise
-/// clock is read only within [`Clock::coarse_lag`] of the recovery deadline.
+/// Admission while closed is two loads of one cache line; recording a success is one
+/// more load, plus a plain load and store on the calling thread's counters (no
+/// read-modify-write), and a coarse clock reading for `last_success_time` only now and
+/// then (see [`BreakerStats::last_success_time`]). Rejection while open is four loads, a
+/// coarse clock reading ([`Clock::now_coarse`]) and the thread's rejection count; the
+/// precise clock is read only within [`Clock::coarse_lag`] of the recovery deadline (the
+/// lag is read once, when the breaker is built). A [`FailureRate`](super::FailureRate)
+/// policy adds, per call: for a count window full of fast successes, one load; otherwise,
+/// and for a time window, a short spin-locked update of the window (and a coarse clock
+/// reading for a time window or timed calls).
+///
+/// A breaker with the default policy on [`StdClock`](crate::StdClock) takes 256 bytes and
+/// no heap: four cache lines, one read by every call and written only by transitions, one
+/// for the counters of the thread that uses it (or used it first), one for other threads'
+/// counters, one for the configuration. If two threads ever write its shared counters at
+/// the same instant, it allocates 1 KiB of per-thread counter cells, once.
 ///
 /// ```
 /// use std::time::Duration;
@@ -125,56 +119,125 @@ fn unpack(word: u64) -> Machine {
 /// assert_eq!(breaker.stats().rejected_calls, 1);
 /// # Ok::<(), kompoz::breaker::BreakerError>(())
 /// ```
+#[repr(C)]
 pub struct CircuitBreaker<C> {
-    /// The packed [`Machine`], plus the `READY` flag while open.
-    word: AtomicU64,
-    /// The recovery deadline of the current (or last) open period, in nanoseconds.
-    open_until: AtomicU64,
-    thresholds: Thresholds,
-    recovery_timeout: Duration,
+    /// Read by every call; written by transitions only.
+    hot: Hot,
+    /// The counters of the thread that owns them. `extra`: `half_open_max_wait`, in
+    /// nanoseconds.
+    home: Shard,
+    /// Every other thread's counters. `extra`: how many times the circuit opened.
+    shared: Shard,
+    cold: Cold,
     clock: C,
-    counters: Counters,
-    times_opened: AtomicU64,
-    listener: Option<Listener>,
+}
+
+/// The cache line every call reads.
+#[repr(C, align(64))]
+struct Hot {
+    cell: StateCell,
+    /// The deadline of the current (or last) open period's break, in nanoseconds.
+    open_until: AtomicU64,
+    /// The latest clock reading at which a probe was admitted (raised before each probe's
+    /// admission is committed), in nanoseconds.
+    last_probe_at: AtomicU64,
+    index: Index,
+    limits: Limits,
+}
+
+/// Configuration read on slow paths only (and `coarse_lag` by rejections).
+struct Cold {
+    /// Boxed once more so that the line has room: a thin pointer, read only at transitions.
+    listener: Option<Box<Listener>>,
+    /// The clock's `coarse_lag` in nanoseconds, read once when the breaker was built.
+    coarse_lag: u64,
+    breaks: Breaks,
+    /// The failure-rate policy's window (`None`: consecutive failures).
+    window: Option<Box<RateWindow>>,
 }
 
 impl<C: Clock> CircuitBreaker<C> {
-    pub(crate) fn from_parts(
-        thresholds: Thresholds,
-        recovery_timeout: Duration,
-        clock: C,
-        listener: Option<Listener>,
-    ) -> Self {
+    pub(crate) fn from_config(config: Config, clock: C, listener: Option<Listener>) -> Self {
+        let Config { limits, rate, breaks, half_open_max_wait } = config;
+        let window = rate.map(|rate| Box::new(RateWindow::new(rate)));
+        let timed = window.as_ref().is_some_and(|w| w.timed());
         CircuitBreaker {
-            word: AtomicU64::new(pack(Machine::INITIAL)),
-            open_until: AtomicU64::new(0),
-            thresholds,
-            recovery_timeout,
+            hot: Hot {
+                cell: StateCell::new(limits.rule == Rule::External, timed),
+                open_until: AtomicU64::new(0),
+                last_probe_at: AtomicU64::new(0),
+                index: Index::new(),
+                limits,
+            },
+            home: Shard::new(nanos(half_open_max_wait)),
+            shared: Shard::new(0),
+            cold: Cold {
+                listener: listener.map(Box::new),
+                coarse_lag: nanos(clock.coarse_lag()),
+                breaks: Breaks::new(breaks),
+                window,
+            },
             clock,
-            counters: Counters::new(),
-            times_opened: AtomicU64::new(0),
-            listener,
         }
+    }
+
+    #[inline]
+    fn counters(&self) -> Counters<'_> {
+        Counters { index: &self.hot.index, home: &self.home, shared: &self.shared }
     }
 
     /// Asks to make a call. On success the returned guard records the call's outcome
     /// ([`BreakerGuard::success`], [`failure`](BreakerGuard::failure)); a guard dropped
     /// without a verdict gives its probe slot back and records nothing. Fails with
     /// [`CircuitOpen`] while the circuit is open or all probe slots are taken.
+    ///
+    /// ```
+    /// use kompoz::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().failure_threshold(1).build()?;
+    /// let guard = breaker.try_acquire()?;
+    /// // ... make the call; it failed:
+    /// guard.failure();
+    /// assert!(breaker.try_acquire().is_err(), "open now");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<BreakerGuard<'_, C>, CircuitOpen> {
-        self.admit().map(|ticket| self.guard(ticket))
+        self.admit().map(|pass| BreakerGuard::new(self, pass))
     }
 
-    /// Admission: one load while closed.
-    #[inline]
-    pub(super) fn admit(&self) -> Result<Ticket, CircuitOpen> {
-        let word = self.word.load(Ordering::Acquire);
-        if word & STATE_MASK == CLOSED_BITS {
-            let generation = unpack(word).generation;
-            return Ok(Ticket { generation, probe: false });
+    /// Admission: two loads while closed (and a coarse clock reading if calls are timed).
+    #[inline(always)]
+    pub(super) fn admit(&self) -> Result<Pass, CircuitOpen> {
+        match self.hot.cell.admit_closed() {
+            Ok((ticket, word)) => Ok(Pass { ticket, started: self.started(word) }),
+            // The common case while open, inlined: rejected before the recovery time, after
+            // three loads and a coarse clock reading, without running the machine.
+            Err(word) if self.rejects_while_open(word) => {
+                self.counters().rejected();
+                Err(CircuitOpen { state: CircuitState::Open })
+            }
+            Err(word) => self.admit_slow(word),
         }
-        self.admit_slow(word)
+    }
+
+    /// Whether `word` is an open circuit that still rejects: forced, its break not timed
+    /// yet, or its break not over.
+    #[inline(always)]
+    fn rejects_while_open(&self, word: u64) -> bool {
+        cell::state_bits(word) == OPEN_BITS
+            && (word & (FORCED | READY) != READY || !self.recovery_due())
+    }
+
+    /// When a call admitted under `word` starts, if calls are timed.
+    #[inline(always)]
+    fn started(&self, word: u64) -> u64 {
+        if word & TIMED != 0 { self.start_timing() } else { 0 }
+    }
+
+    #[inline(never)]
+    fn start_timing(&self) -> u64 {
+        self.clock.now_coarse().as_nanos()
     }
 
     /// Runs `future` through the breaker: rejected at once while open, otherwise run, with
@@ -182,6 +245,18 @@ impl<C: Clock> CircuitBreaker<C> {
     ///
     /// Admission happens when the returned future is first polled. If it is dropped
     /// before it completes, the call counts as neither (and gives back its probe slot).
+    ///
+    /// ```
+    /// use kompoz::breaker::{CallError, CircuitBreaker};
+    ///
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// let answer = futures::executor::block_on(breaker.call(async { Ok::<_, &str>(42) }));
+    /// assert_eq!(answer, Ok(42));
+    /// let failed = futures::executor::block_on(breaker.call(async { Err::<u8, _>("refused") }));
+    /// assert_eq!(failed, Err(CallError::Inner("refused")));
+    /// assert_eq!(breaker.stats().failure_count, 1);
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     #[inline]
     pub fn call<F, T, E>(&self, future: F) -> Call<'_, C, F::IntoFuture, ErrIsFailure>
     where
@@ -221,19 +296,50 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// The committed state. An open circuit whose recovery time has passed is still
     /// `Open` until a call arrives and becomes the first probe.
+    ///
+    /// ```
+    /// use kompoz::breaker::{CircuitBreaker, CircuitState};
+    ///
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// assert_eq!(breaker.state(), CircuitState::Closed);
+    /// breaker.force_open();
+    /// assert_eq!(breaker.state(), CircuitState::Open);
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn state(&self) -> CircuitState {
-        unpack(self.word.load(Ordering::Acquire)).state
+        cell::unpack(self.hot.cell.word(), 0).state
     }
 
     /// A snapshot of the breaker's state and counters. The state fields are read in one
     /// atomic load; the totals are summed from counters that only grow, so under
     /// concurrent use they may be a moment apart from the state.
+    ///
+    /// ```
+    /// use kompoz::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// breaker.try_acquire()?.success();
+    /// breaker.try_acquire()?.failure();
+    /// let stats = breaker.stats();
+    /// assert_eq!((stats.success_count, stats.total_failures, stats.total_calls), (1, 1, 2));
+    /// assert_eq!(stats.failure_count, 1, "the current streak");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> BreakerStats {
-        let machine = unpack(self.word.load(Ordering::Acquire));
-        let totals = self.counters.totals();
+        let machine = self.hot.cell.machine(self.hot.cell.word());
+        let totals = self.counters().totals();
+        let window = match &self.cold.window {
+            Some(window) if machine.state == CircuitState::Closed => {
+                window.tally(machine.generation, self.clock.now_coarse().as_nanos())
+            }
+            _ => Tally { failures: machine.failures, ..Tally::default() },
+        };
         BreakerStats {
             state: machine.state,
-            failure_count: machine.failures,
+            failure_count: window.failures,
+            window_calls: window.calls,
+            slow_call_count: window.slow,
+            break_duration: Duration::from_nanos(self.cold.breaks.current()),
             success_count: totals.successes,
             last_failure_time: totals.last_failure,
             last_success_time: totals.last_success,
@@ -244,156 +350,265 @@ impl<C: Clock> CircuitBreaker<C> {
             abandoned_calls: totals.abandoned,
             rejected_calls: totals.rejected,
             total_calls: totals.successes + totals.failures + totals.abandoned + totals.rejected,
-            times_opened: self.times_opened.load(Ordering::Relaxed),
+            times_opened: self.shared.extra.load(Ordering::Relaxed),
         }
     }
 
-    /// Closes the circuit, forgetting its failures and probes (kompoz's `reset()`), and
-    /// undoes [`force_open`](CircuitBreaker::force_open). Calls admitted before the reset
-    /// no longer move the state when they finish.
+    /// Closes the circuit, forgetting its failure streak and its probes (kompoz's
+    /// `reset()`), and undoes [`force_open`](CircuitBreaker::force_open). Calls admitted
+    /// before the reset, probes included, no longer move the state or free a slot when
+    /// they finish.
+    ///
+    /// ```
+    /// use kompoz::breaker::{CircuitBreaker, CircuitState};
+    ///
+    /// let breaker = CircuitBreaker::builder().failure_threshold(1).build()?;
+    /// breaker.try_acquire()?.failure();
+    /// assert_eq!(breaker.state(), CircuitState::Open);
+    /// breaker.reset();
+    /// assert_eq!(breaker.state(), CircuitState::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reset(&self) {
         self.apply(Event::Reset);
     }
 
     /// Opens the circuit and keeps it open, ignoring the recovery timeout, until
     /// [`reset`](CircuitBreaker::reset): isolates a dependency by hand.
+    ///
+    /// ```
+    /// use kompoz::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// breaker.force_open();
+    /// assert!(breaker.try_acquire().is_err());
+    /// assert!(breaker.stats().forced_open);
+    /// breaker.reset();
+    /// assert!(breaker.try_acquire().is_ok());
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn force_open(&self) {
         self.apply(Event::ForceOpen);
     }
 
     /// The clock the breaker measures time on.
+    ///
+    /// ```
+    /// use kompoz::{Clock, ManualClock, breaker::BreakerBuilder};
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = BreakerBuilder::new().build_with(clock.clone())?;
+    /// assert_eq!(breaker.clock().now(), clock.now());
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn clock(&self) -> &C {
         &self.clock
     }
 
-    /// How long the circuit stays open before it lets a probe in.
+    /// How long the circuit stays open before it lets a probe in: the fixed break, or the
+    /// first break of a growing [`BreakDuration`](super::BreakDuration).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kompoz::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().recovery_timeout(Duration::from_secs(5)).build()?;
+    /// assert_eq!(breaker.recovery_timeout(), Duration::from_secs(5));
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn recovery_timeout(&self) -> Duration {
-        self.recovery_timeout
+        Duration::from_nanos(self.cold.breaks.initial())
     }
 
-    #[inline]
-    pub(super) fn guard(&self, ticket: Ticket) -> BreakerGuard<'_, C> {
-        BreakerGuard { breaker: self, ticket }
+    /// How long a half-open probe may hold its slot before it is presumed hung.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kompoz::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().half_open_max_wait(Duration::from_secs(5)).build()?;
+    /// assert_eq!(breaker.half_open_max_wait(), Duration::from_secs(5));
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
+    pub fn half_open_max_wait(&self) -> Duration {
+        Duration::from_nanos(self.home.extra.load(Ordering::Relaxed))
     }
 
+    /// Admission when the circuit is not closed and not simply rejecting (`word` has been
+    /// through `rejects_while_open`).
     #[cold]
-    fn admit_slow(&self, mut word: u64) -> Result<Ticket, CircuitOpen> {
+    fn admit_slow(&self, mut word: u64) -> Result<Pass, CircuitOpen> {
         loop {
-            // The common case while open: rejected before the recovery time, after two
-            // loads and a coarse clock reading, without running the machine.
-            if word & STATE_MASK == OPEN_BITS
-                && (word & (FORCED | READY) != READY || !self.recovery_due())
-            {
-                self.counters.rejected();
-                return Err(CircuitOpen { state: CircuitState::Open });
-            }
-            let machine = unpack(word);
+            let machine = self.hot.cell.machine(word);
+            let limits = &self.hot.limits;
+            let probes_expired = machine.probes_full(limits) && self.probes_expired();
             let recovered = machine.state == CircuitState::Open;
-            let step = machine.step(Event::Admit { recovered }, &self.thresholds);
+            let step = machine.step(Event::Admit { recovered, probes_expired }, limits);
             let ticket = match step.effect {
                 Effect::Admitted(ticket) => ticket,
                 _ => {
-                    self.counters.rejected();
+                    self.counters().rejected();
                     return Err(CircuitOpen { state: machine.state });
                 }
             };
             if step.next == machine {
-                return Ok(ticket);
+                return Ok(Pass { ticket, started: self.started(word) });
             }
-            match self.word.compare_exchange_weak(
-                word,
-                pack(step.next),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
+            if ticket.probe() {
+                // Raised before the probe is committed: whoever sees the probe sees a
+                // time at or after its admission (a raise whose commit fails only delays
+                // the expiry).
+                self.hot.last_probe_at.fetch_max(self.clock.now().as_nanos(), Ordering::AcqRel);
+            }
+            match self.hot.cell.commit(word, step.next, false) {
+                Ok(()) => {
                     // Hold the ticket in a guard while reporting: if the callback panics,
                     // dropping the guard gives the probe slot back.
-                    let guard = self.guard(ticket);
+                    let guard =
+                        BreakerGuard::new(self, Pass { ticket, started: self.started(word) });
                     self.report(machine.state, step.next.state);
-                    return Ok(guard.into_ticket());
+                    return Ok(guard.into_pass());
                 }
                 Err(actual) => word = actual,
+            }
+            // The word moved on: it may be an open circuit again.
+            if self.rejects_while_open(word) {
+                self.counters().rejected();
+                return Err(CircuitOpen { state: CircuitState::Open });
             }
         }
     }
 
-    /// Whether the published recovery deadline has passed: the coarse clock decides when
-    /// it is clear either way, the precise clock only near the deadline.
-    #[inline]
-    fn recovery_due(&self) -> bool {
-        let deadline = Instant::from_nanos(self.open_until.load(Ordering::Acquire));
-        let coarse = self.clock.now_coarse();
-        if coarse >= deadline {
+    /// Whether `deadline` has passed: the coarse clock decides when it is clear either
+    /// way, the precise clock only near the deadline.
+    #[inline(always)]
+    fn passed(&self, deadline: Instant) -> bool {
+        let coarse = self.clock.now_coarse().as_nanos();
+        if coarse >= deadline.as_nanos() {
             return true;
         }
-        if coarse.saturating_add(self.clock.coarse_lag()) < deadline {
+        if coarse.saturating_add(self.cold.coarse_lag) < deadline.as_nanos() {
             return false;
         }
         self.clock.now() >= deadline
     }
 
-    /// Records the outcome of the call admitted with `ticket`. The common case, a success
-    /// of an ordinary call, is small enough to inline into the caller; the rest is not.
-    #[inline]
-    pub(super) fn settle(&self, ticket: Ticket, verdict: Verdict) {
-        if verdict == Verdict::Success && !ticket.probe {
-            let word = self.word.load(Ordering::Acquire);
-            self.counters.success(self.clock.now_coarse());
-            // Still closed, in the call's generation, with no failures and no stray
-            // probes: nothing to do.
-            if word != u64::from(ticket.generation) << GENERATION_SHIFT {
-                self.apply(Event::Success(ticket));
+    /// Whether the published recovery deadline has passed.
+    #[inline(always)]
+    fn recovery_due(&self) -> bool {
+        self.passed(Instant::from_nanos(self.hot.open_until.load(Ordering::Acquire)))
+    }
+
+    /// Whether every probe in flight was admitted at least `half_open_max_wait` ago.
+    fn probes_expired(&self) -> bool {
+        let latest = Instant::from_nanos(self.hot.last_probe_at.load(Ordering::Acquire));
+        self.passed(latest.saturating_add(self.half_open_max_wait()))
+    }
+
+    /// Records the outcome of the call admitted with `pass`. The common case, a success of
+    /// an ordinary call, is small enough to inline into the caller; the rest is not.
+    #[inline(always)]
+    pub(super) fn settle(&self, pass: Pass, verdict: Verdict) {
+        if verdict == Verdict::Success && !pass.ticket.probe() {
+            let word = self.hot.cell.word();
+            self.counters().success(&self.clock);
+            // Still closed with no failure streak, under the default policy: nothing to do,
+            // whether the ticket is current or late (see cell.rs).
+            if word != cell::clean_closed(pass.ticket.generation()) {
+                self.success_slow(pass, word);
             }
         } else {
-            self.settle_other(ticket, verdict);
+            self.settle_other(pass, verdict);
+        }
+    }
+
+    /// A success of an ordinary call that is not a no-op, or under a failure-rate policy.
+    #[inline(never)]
+    fn success_slow(&self, pass: Pass, word: u64) {
+        match &self.cold.window {
+            Some(window) if word & EXTERNAL != 0 => {
+                let now = self.window_now(window, word);
+                let slow = window.is_slow(pass.started, now);
+                if !slow && window.skip_success(pass.ticket.generation()) {
+                    return;
+                }
+                self.record(window, pass.ticket, Outcome { failure: false, slow }, now);
+            }
+            _ => self.apply(Event::Success(pass.ticket)),
+        }
+    }
+
+    /// The coarse time at which a window records an outcome (and times the call): read only
+    /// if calls are timed or the window is a time window.
+    fn window_now(&self, window: &RateWindow, word: u64) -> u64 {
+        if word & TIMED != 0 || window.is_time() { self.clock.now_coarse().as_nanos() } else { 0 }
+    }
+
+    /// Records an outcome in the window and trips the circuit if the window says so.
+    fn record(&self, window: &RateWindow, ticket: Ticket, outcome: Outcome, now: u64) {
+        if window.record(ticket.generation(), outcome, now, self.counters().is_owner()) {
+            self.apply(Event::Trip(ticket));
         }
     }
 
     #[inline(never)]
-    fn settle_other(&self, ticket: Ticket, verdict: Verdict) {
+    fn settle_other(&self, pass: Pass, verdict: Verdict) {
+        let ticket = pass.ticket;
         match verdict {
             Verdict::Success => {
-                self.counters.success(self.clock.now_coarse());
-                self.apply(Event::Success(ticket));
+                self.counters().success(&self.clock);
+                // A probe: a slow one counts as a failed probe.
+                let word = self.hot.cell.word();
+                let slow = match &self.cold.window {
+                    Some(window) if word & TIMED != 0 => {
+                        window.is_slow(pass.started, self.clock.now_coarse().as_nanos())
+                    }
+                    _ => false,
+                };
+                self.apply(if slow { Event::Trip(ticket) } else { Event::Success(ticket) });
             }
             Verdict::Failure => {
-                self.counters.failure(self.clock.now());
-                self.apply(Event::Failure(ticket));
+                self.counters().failure(self.clock.now());
+                match &self.cold.window {
+                    Some(window) if !ticket.probe() => {
+                        let word = self.hot.cell.word();
+                        let now = self.window_now(window, word);
+                        let slow = window.is_slow(pass.started, now);
+                        self.record(window, ticket, Outcome { failure: true, slow }, now);
+                    }
+                    _ => self.apply(Event::Failure(ticket)),
+                }
             }
             Verdict::Ignore => {
-                self.counters.abandoned();
-                if ticket.probe {
+                self.counters().abandoned();
+                if ticket.probe() {
                     self.apply(Event::Abandon(ticket));
                 }
             }
         }
     }
 
-    /// Applies `event` with compare-exchange, then publishes a new open period's
-    /// deadline and reports a transition, outside any critical section.
+    /// Applies `event` with compare-exchange, then times a new open period's break and
+    /// reports a transition, outside any critical section.
     #[inline(never)]
     fn apply(&self, event: Event) {
-        let mut word = self.word.load(Ordering::Acquire);
+        let mut word = self.hot.cell.word();
         loop {
-            let machine = unpack(word);
-            let step = machine.step(event, &self.thresholds);
+            let machine = self.hot.cell.machine(word);
+            let step = machine.step(event, &self.hot.limits);
             if step.next == machine && !step.opened {
                 return;
             }
-            let mut next = pack(step.next);
-            if !step.opened && step.next.state == CircuitState::Open {
-                // Same open period (a stray probe finished): keep its published deadline.
-                next |= word & READY;
-            }
-            match self.word.compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => {
+            // Same open period (`force_open` over an open circuit): keep its deadline.
+            let keep_ready = !step.opened && step.next.state == CircuitState::Open;
+            match self.hot.cell.commit(word, step.next, keep_ready) {
+                Ok(()) => {
                     if step.opened {
-                        self.publish_deadline(step.next.generation);
+                        self.publish_deadline(step.next);
                     }
                     if step.next.state == CircuitState::Open && machine.state != CircuitState::Open
                     {
-                        self.times_opened.fetch_add(1, Ordering::Relaxed);
+                        self.shared.extra.fetch_add(1, Ordering::Relaxed);
                     }
                     self.report(machine.state, step.next.state);
                     return;
@@ -403,7 +618,7 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
-    /// Sets the recovery deadline of the open period `generation`, then marks it `READY`.
+    /// Sets the recovery deadline of the open period `opened`, then marks it `READY`.
     /// Until then, calls are rejected without a clock read.
     ///
     /// A thread descheduled between its transition and this publication may run it after
@@ -412,112 +627,72 @@ impl<C: Clock> CircuitBreaker<C> {
     /// unpublished, and retried if the deadline changed in between (another publisher
     /// raced it); a later period's publisher, which also checks, then wins. All of it is
     /// `SeqCst`, so the check and the write cannot be reordered around another thread's.
-    /// (The word itself may change within the period, as stray probes finish; only its
-    /// state, generation and `READY` flag matter here.)
-    fn publish_deadline(&self, generation: u32) {
-        let unpublished = |word: u64| {
-            word & (STATE_MASK | READY) == OPEN_BITS && unpack(word).generation == generation
-        };
-        let deadline = self.clock.now().saturating_add(self.recovery_timeout).as_nanos();
+    fn publish_deadline(&self, opened: Machine) {
+        let pause = Duration::from_nanos(self.cold.breaks.next(opened.openings));
+        let deadline = self.clock.now().saturating_add(pause).as_nanos();
+        let open_until = &self.hot.open_until;
         loop {
-            let seen = self.open_until.load(Ordering::SeqCst);
-            if !unpublished(self.word.load(Ordering::SeqCst)) {
+            let seen = open_until.load(Ordering::SeqCst);
+            if !self.hot.cell.unpublished(self.hot.cell.word_seq_cst(), opened.generation) {
                 return;
             }
-            if self
-                .open_until
+            if open_until
                 .compare_exchange(seen, deadline, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
             {
                 break;
             }
         }
-        let mut word = self.word.load(Ordering::SeqCst);
-        while unpublished(word) {
-            match self.word.compare_exchange(word, word | READY, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => return,
-                Err(actual) => word = actual,
-            }
-        }
+        self.hot.cell.set_ready(opened.generation);
     }
 
     fn report(&self, old: CircuitState, new: CircuitState) {
         if old == new {
             return;
         }
-        if let Some(listener) = &self.listener {
+        if let Some(listener) = &self.cold.listener {
             listener(old, new, &self.stats());
         }
     }
+
+    /// Tests: the breaker's state cell.
+    #[cfg(test)]
+    pub(crate) fn cell(&self) -> &StateCell {
+        &self.hot.cell
+    }
+
+    /// Tests: whether the calling thread counts on the home shard.
+    #[cfg(all(test, feature = "std", not(loom)))]
+    pub(crate) fn counts_on_home(&self) -> bool {
+        self.counters().owned_by_caller()
+    }
+}
+
+/// Nanoseconds of `duration`, saturating.
+pub(crate) fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl<C: fmt::Debug> fmt::Debug for CircuitBreaker<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let machine = unpack(self.word.load(Ordering::Acquire));
-        f.debug_struct("CircuitBreaker")
-            .field("state", &machine.state)
-            .field("forced", &machine.forced)
-            .field("failure_threshold", &self.thresholds.failure_threshold)
-            .field("recovery_timeout", &self.recovery_timeout)
-            .field("half_open_max_calls", &self.thresholds.half_open_max_calls)
-            .field("success_threshold", &self.thresholds.success_threshold)
+        let machine = cell::unpack(self.hot.cell.word(), 0);
+        let mut out = f.debug_struct("CircuitBreaker");
+        out.field("state", &machine.state).field("forced", &machine.forced);
+        if let Rule::Consecutive { failure_threshold } = self.hot.limits.rule {
+            out.field("failure_threshold", &failure_threshold);
+        } else {
+            out.field("trip_on", &"failure rate");
+        }
+        out.field("recovery_timeout", &Duration::from_nanos(self.cold.breaks.initial()))
+            .field("half_open_max_calls", &self.hot.limits.half_open_max_calls)
+            .field("success_threshold", &self.hot.limits.success_threshold)
+            .field(
+                "half_open_max_wait",
+                &Duration::from_nanos(self.home.extra.load(Ordering::Relaxed)),
+            )
             .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
 
-/// Permission to make one call, from [`CircuitBreaker::try_acquire`]. Record the outcome
-/// with [`success`](BreakerGuard::success), [`failure`](BreakerGuard::failure) or
-/// [`record`](BreakerGuard::record). Dropped without a verdict (the call was cancelled or
-/// panicked), it gives its probe slot back and records nothing.
-#[must_use = "a guard dropped at once records nothing; call success() or failure()"]
-pub struct BreakerGuard<'a, C: Clock> {
-    breaker: &'a CircuitBreaker<C>,
-    ticket: Ticket,
-}
-
-impl<C: Clock> BreakerGuard<'_, C> {
-    /// The call succeeded.
-    #[inline]
-    pub fn success(self) {
-        self.record(Verdict::Success);
-    }
-
-    /// The call failed.
-    pub fn failure(self) {
-        self.record(Verdict::Failure);
-    }
-
-    /// Records `verdict` for the call.
-    #[inline]
-    pub fn record(self, verdict: Verdict) {
-        // Not dropped: the verdict replaces the drop's "no verdict". If the breaker's
-        // callback panics during `settle`, nothing records the call a second time.
-        let guard = ManuallyDrop::new(self);
-        guard.breaker.settle(guard.ticket, verdict);
-    }
-
-    /// Whether this call is a half-open probe.
-    pub fn is_probe(&self) -> bool {
-        self.ticket.probe
-    }
-
-    /// Gives up the guard without settling, returning its ticket.
-    #[inline]
-    fn into_ticket(self) -> Ticket {
-        ManuallyDrop::new(self).ticket
-    }
-}
-
-impl<C: Clock> Drop for BreakerGuard<'_, C> {
-    fn drop(&mut self) {
-        self.breaker.settle(self.ticket, Verdict::Ignore);
-    }
-}
-
-impl<C: Clock> fmt::Debug for BreakerGuard<'_, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BreakerGuard").field("probe", &self.ticket.probe).finish_non_exhaustive()
-    }
-}
+const _: () = assert!(CLOSED_BITS == 0, "the closed fast path compares against zero bits");

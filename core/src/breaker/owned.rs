@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use super::machine::Ticket;
+use super::circuit::Pass;
 use super::{CircuitOpen, Verdict};
 use crate::combinator::AsBreaker;
 
@@ -29,7 +29,7 @@ use crate::combinator::AsBreaker;
 pub struct OwnedBreakerGuard<B: AsBreaker> {
     breaker: B,
     /// Taken when a verdict is recorded, so that `Drop` records nothing more.
-    ticket: Option<Ticket>,
+    pass: Option<Pass>,
 }
 
 impl<B: AsBreaker> OwnedBreakerGuard<B> {
@@ -41,8 +41,8 @@ impl<B: AsBreaker> OwnedBreakerGuard<B> {
     where
         B: Clone,
     {
-        let ticket = breaker.as_breaker().admit()?;
-        Ok(OwnedBreakerGuard { breaker: breaker.clone(), ticket: Some(ticket) })
+        let pass = breaker.as_breaker().admit()?;
+        Ok(OwnedBreakerGuard { breaker: breaker.clone(), pass: Some(pass) })
     }
 
     /// The call succeeded.
@@ -59,16 +59,16 @@ impl<B: AsBreaker> OwnedBreakerGuard<B> {
     /// Records `verdict` for the call.
     #[inline]
     pub fn record(mut self, verdict: Verdict) {
-        // The ticket is taken first: if the breaker's callback panics during `settle`,
-        // the guard is dropped with no ticket and records nothing a second time.
-        if let Some(ticket) = self.ticket.take() {
-            self.breaker.as_breaker().settle(ticket, verdict);
+        // The pass is taken first: if the breaker's callback panics during `settle`,
+        // the guard is dropped with no pass and records nothing a second time.
+        if let Some(pass) = self.pass.take() {
+            self.breaker.as_breaker().settle(pass, verdict);
         }
     }
 
     /// Whether this call is a half-open probe.
     pub fn is_probe(&self) -> bool {
-        self.ticket.is_some_and(|ticket| ticket.probe)
+        self.pass.is_some_and(|pass| pass.ticket.probe())
     }
 
     /// The breaker's handle.
@@ -79,8 +79,8 @@ impl<B: AsBreaker> OwnedBreakerGuard<B> {
 
 impl<B: AsBreaker> Drop for OwnedBreakerGuard<B> {
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.breaker.as_breaker().settle(ticket, Verdict::Ignore);
+        if let Some(pass) = self.pass.take() {
+            self.breaker.as_breaker().settle(pass, Verdict::Ignore);
         }
     }
 }

@@ -195,6 +195,20 @@ fn force_open_ignores_the_timeout_until_reset() {
 }
 
 #[test]
+fn force_open_over_an_open_circuit_holds_it_past_its_recovery() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock, 1);
+    fail(&b);
+    assert!(!b.stats().forced_open);
+    b.force_open();
+    assert_eq!((b.stats().forced_open, b.stats().times_opened), (true, 1));
+    clock.advance(100 * SECOND);
+    assert!(b.try_acquire().is_err(), "forced: no probe after the recovery timeout");
+    b.reset();
+    assert!(b.try_acquire().is_ok());
+}
+
+#[test]
 fn stats_stamp_the_last_success_and_failure() {
     let clock = ManualClock::starting_at(Instant::from_nanos(5));
     let b = breaker(&clock, 10);
@@ -227,7 +241,7 @@ fn configuration_is_validated_with_the_field_named() {
     assert_eq!(build(BreakerBuilder::new().failure_threshold(u32::MAX)), Err(too_large));
     assert_eq!(
         alloc::format!("{too_large}"),
-        "failure_threshold = 4294967295 is above the largest supported value, 262143"
+        "failure_threshold = 4294967295 is above the largest supported value, 8191"
     );
     assert_eq!(
         alloc::format!("{}", BreakerError::Zero { field: "half_open_max_calls" }),
@@ -294,14 +308,161 @@ fn a_stray_probe_finishing_while_open_keeps_the_recovery_deadline() {
     clock.advance(SECOND);
     let first = b.try_acquire().unwrap();
     let stray = b.try_acquire().unwrap();
-    first.failure(); // reopens while `stray` still runs
+    first.failure(); // reopens while `stray` still runs: it keeps its slot
     assert_eq!((b.state(), b.stats().probes_in_flight), (CircuitState::Open, 1));
     stray.success(); // late: gives its slot back, leaves the open period as it was
-    assert_eq!(b.stats().probes_in_flight, 0);
+    assert_eq!((b.stats().probes_in_flight, b.stats().half_open_successes), (0, 0));
     clock.advance(SECOND - Duration::from_nanos(1));
     assert!(b.try_acquire().is_err());
     clock.advance(Duration::from_nanos(1));
     assert!(b.try_acquire().unwrap().is_probe(), "the deadline survived the stray's update");
+}
+
+#[test]
+fn a_leaked_probe_does_not_wedge_the_breaker_after_a_reset() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock, 1);
+    fail(&b);
+    clock.advance(10 * SECOND);
+    core::mem::forget(b.try_acquire().unwrap());
+    assert_eq!(b.stats().probes_in_flight, 1);
+    b.reset();
+    assert_eq!(b.stats().probes_in_flight, 0, "reset forgets the probes");
+    fail(&b);
+    clock.advance(Duration::from_secs(5 * 3600));
+    let probe = b.try_acquire().expect("not wedged");
+    assert!(probe.is_probe());
+    probe.success();
+    assert_eq!(b.state(), CircuitState::Closed);
+}
+
+#[test]
+fn a_probe_from_before_a_reset_frees_no_slot_of_the_probes_after_it() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock, 1);
+    fail(&b);
+    clock.advance(10 * SECOND);
+    let old = b.try_acquire().unwrap();
+    b.reset();
+    fail(&b);
+    clock.advance(10 * SECOND);
+    let new = b.try_acquire().unwrap();
+    assert!(new.is_probe());
+    drop(old); // late: it must not give back `new`'s slot
+    assert_eq!(b.stats().probes_in_flight, 1);
+    assert!(b.try_acquire().is_err(), "the one slot is still `new`'s");
+    new.success();
+    assert_eq!(b.state(), CircuitState::Closed);
+}
+
+/// Without a reset: a probe that hangs (here, leaked) holds its slot for
+/// `half_open_max_wait`, then the next call probes in its place.
+#[test]
+fn a_hung_probe_holds_its_slot_for_half_open_max_wait_at_most() {
+    let clock = ManualClock::new();
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let seen = changes.clone();
+    let b = BreakerBuilder::new()
+        .failure_threshold(1)
+        .recovery_timeout(SECOND)
+        .half_open_max_wait(30 * SECOND)
+        .success_threshold(2)
+        .on_state_change(move |old, new, _| seen.lock().unwrap().push((old, new)))
+        .build_with(clock.clone())
+        .unwrap();
+    fail(&b);
+    clock.advance(SECOND);
+    b.try_acquire().unwrap().success(); // one probe success of two
+    let hung = b.try_acquire().unwrap();
+    clock.advance(30 * SECOND - Duration::from_nanos(1));
+    assert_eq!(b.try_acquire().unwrap_err().state, CircuitState::HalfOpen);
+    clock.advance(Duration::from_nanos(1));
+    let fresh = b.try_acquire().expect("the hung probe expired");
+    assert!(fresh.is_probe());
+    assert_eq!(b.stats().half_open_successes, 1, "the successes so far still count");
+    hung.failure(); // late: does not reopen
+    assert_eq!(b.state(), CircuitState::HalfOpen);
+    fresh.success();
+    assert_eq!(b.state(), CircuitState::Closed);
+    use CircuitState::{Closed, HalfOpen, Open};
+    assert_eq!(*changes.lock().unwrap(), [(Closed, Open), (Open, HalfOpen), (HalfOpen, Closed)]);
+}
+
+#[test]
+fn a_probe_admitted_later_resets_the_expiry() {
+    let clock = ManualClock::new();
+    let b = BreakerBuilder::new()
+        .failure_threshold(1)
+        .recovery_timeout(SECOND)
+        .half_open_max_calls(2)
+        .half_open_max_wait(10 * SECOND)
+        .build_with(clock.clone())
+        .unwrap();
+    fail(&b);
+    clock.advance(SECOND);
+    let _hung = b.try_acquire().unwrap();
+    clock.advance(8 * SECOND);
+    let _young = b.try_acquire().unwrap();
+    clock.advance(5 * SECOND);
+    assert!(b.try_acquire().is_err(), "the younger probe has held its slot 5 s only");
+    clock.advance(5 * SECOND);
+    assert!(b.try_acquire().unwrap().is_probe());
+}
+
+/// Issue 9, item 5: a guard admitted while closed, held across 2^24 transitions (the
+/// span of the generation's low bits in the state word), then failing. Before the fix
+/// its failure opened the closed circuit.
+#[test]
+fn a_guard_held_across_2_pow_24_transitions_is_late() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock, 1);
+    let old = b.try_acquire().unwrap();
+    // 2^24 transitions take a second or so; the cell's test hook moves the generation on
+    // exactly as they would. (`tests/tests/stress_breaker.rs` makes them for real.)
+    b.cell().skip_generations(1 << 24);
+    assert_eq!(b.state(), CircuitState::Closed);
+    old.failure();
+    assert_eq!(b.state(), CircuitState::Closed, "a late failure moves nothing");
+    assert_eq!(b.stats().total_failures, 1, "but it is counted");
+    let current = b.try_acquire().unwrap();
+    current.failure();
+    assert_eq!(b.state(), CircuitState::Open);
+}
+
+#[test]
+fn a_probe_held_across_2_pow_24_transitions_frees_no_slot() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock, 1);
+    fail(&b);
+    clock.advance(10 * SECOND);
+    let old = b.try_acquire().unwrap();
+    b.cell().skip_generations(1 << 24);
+    assert_eq!((b.state(), b.stats().probes_in_flight), (CircuitState::HalfOpen, 1));
+    old.success();
+    assert_eq!((b.state(), b.stats().probes_in_flight), (CircuitState::HalfOpen, 1));
+}
+
+/// Issue 9, item 7: threads that come and go do not leave the counters degraded.
+#[test]
+fn a_thread_that_comes_after_many_exited_ones_counts_without_contention() {
+    let b = Arc::new(breaker(&ManualClock::new(), 5));
+    for _ in 0..100 {
+        let b = b.clone();
+        std::thread::spawn(move || {
+            b.try_acquire().unwrap().success();
+            assert!(b.counts_on_home(), "the exited thread's counters are taken over");
+        })
+        .join()
+        .unwrap();
+    }
+    assert_eq!(b.stats().success_count, 100);
+}
+
+#[test]
+fn a_default_breaker_takes_four_cache_lines_and_no_heap() {
+    use crate::StdClock;
+    assert_eq!(core::mem::size_of::<CircuitBreaker<StdClock>>(), 256);
+    assert_eq!(core::mem::align_of::<CircuitBreaker<StdClock>>(), 64);
 }
 
 #[test]
@@ -341,4 +502,71 @@ fn a_panicking_classifier_counts_as_neither() {
         (stats.state, stats.total_failures, stats.abandoned_calls),
         (CircuitState::Closed, 0, 1)
     );
+}
+
+/// Counts the readings of each kind, to check what each path costs.
+struct CountingClock {
+    clock: ManualClock,
+    precise: StdAtomicU64,
+    coarse: StdAtomicU64,
+}
+
+impl CountingClock {
+    fn new() -> Self {
+        CountingClock {
+            clock: ManualClock::new(),
+            precise: StdAtomicU64::new(0),
+            coarse: StdAtomicU64::new(0),
+        }
+    }
+
+    /// (precise, coarse) readings since the last call.
+    fn take(&self) -> (u64, u64) {
+        (self.precise.swap(0, StdOrdering::Relaxed), self.coarse.swap(0, StdOrdering::Relaxed))
+    }
+}
+
+impl Clock for CountingClock {
+    fn now(&self) -> Instant {
+        self.precise.fetch_add(1, StdOrdering::Relaxed);
+        self.clock.now()
+    }
+    fn now_coarse(&self) -> Instant {
+        self.coarse.fetch_add(1, StdOrdering::Relaxed);
+        self.clock.now()
+    }
+}
+
+#[test]
+fn each_path_reads_the_clock_only_as_often_as_it_must() {
+    let clock = CountingClock::new();
+    let b = BreakerBuilder::new()
+        .failure_threshold(2)
+        .recovery_timeout(SECOND)
+        .half_open_max_calls(2)
+        .build_with(&clock)
+        .unwrap();
+    let _ = b.try_acquire().unwrap();
+    assert_eq!(clock.take(), (0, 0), "a closed admission (and an abandon) reads nothing");
+    b.try_acquire().unwrap().success();
+    assert_eq!(clock.take(), (0, 1), "the first success is stamped (coarse)");
+    b.try_acquire().unwrap().success();
+    b.try_acquire().unwrap().success();
+    assert_eq!(clock.take(), (0, 1), "the clock stood still: the third success is not stamped");
+    fail(&b);
+    fail(&b);
+    // Two failure stamps, and the opening's deadline.
+    assert_eq!(clock.take(), (3, 0));
+    assert!(b.try_acquire().is_err());
+    assert_eq!(clock.take(), (0, 1), "a rejection: one coarse reading");
+    clock.clock.advance(SECOND);
+    let first = b.try_acquire().unwrap();
+    // The recovery check (coarse) and the probe's admission time (precise); no check of
+    // hung probes while there is room.
+    assert_eq!(clock.take(), (1, 1));
+    let second = b.try_acquire().unwrap();
+    assert_eq!(clock.take(), (1, 0), "a second probe: its admission time only");
+    assert!(b.try_acquire().is_err());
+    assert_eq!(clock.take(), (0, 1), "every slot taken: one coarse look at their age");
+    drop((first, second));
 }

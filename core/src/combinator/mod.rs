@@ -50,7 +50,7 @@ pub use limited::{Limited, MaxWait, WaitForPermit, WaitPolicy, limited, limited_
 pub use parallel::{
     NoRules, ParallelAnd, ParallelOr, RuleSet, RuleSetLen, parallel_and, parallel_or,
 };
-pub use protected::{AsBreaker, Protected, circuit_breaker};
+pub use protected::{AsBreaker, ClassifyOutcome, NotPassedIsFailure, Protected, circuit_breaker};
 #[cfg(feature = "std")]
 pub use rate_limited::rate_limited;
 #[cfg(all(feature = "std", not(loom)))]

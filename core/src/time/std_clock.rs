@@ -20,8 +20,9 @@ use super::{Clock, Instant, Sleep};
 /// On Linux, [`now_coarse`](Clock::now_coarse) reads the kernel's coarse monotonic clock
 /// (`CLOCK_MONOTONIC_COARSE`, a few nanoseconds instead of the ~20 of a precise reading),
 /// mapped onto the same time line so that it is never ahead of [`now`](Clock::now);
-/// [`coarse_lag`](Clock::coarse_lag) is twice the kernel's tick. Elsewhere the coarse
-/// reading is the precise one.
+/// [`coarse_lag`](Clock::coarse_lag) is twice the kernel's tick. Elsewhere, and under
+/// valgrind (whose 3.19 release crashes on rustix's direct vDSO call, rustix issue #1559;
+/// detected by the core it preloads), the coarse reading is the precise one.
 ///
 /// ```
 /// use core::time::Duration;
@@ -55,11 +56,26 @@ fn epoch() -> &'static Epoch {
             .unwrap_or(now);
         Epoch {
             std,
-            // Under miri (which cannot read the coarse clock) the coarse reading is the
-            // precise one.
+            // Under miri (which cannot read the coarse clock) and valgrind (see
+            // `under_valgrind`) the coarse reading is the precise one.
             #[cfg(all(feature = "std", any(target_os = "linux", target_os = "android")))]
-            coarse: if cfg!(miri) { None } else { coarse::Mapping::new(std) },
+            coarse: if cfg!(miri) || under_valgrind() { None } else { coarse::Mapping::new(std) },
         }
+    })
+}
+
+/// Whether the process runs under valgrind, which preloads its core into every program it
+/// runs. rustix reads the coarse clock by calling the kernel's vDSO directly, after parsing
+/// it from the auxiliary vector, and valgrind 3.19 does not map it where rustix looks: the
+/// process dies with SIGSEGV in `rustix::backend::param::auxv::check_elf_base` (rustix
+/// issue #1559). So under valgrind (and callgrind, cachegrind, ...) the coarse reading is
+/// the precise one, through `std`. (Building with `RUSTFLAGS="--cfg rustix_use_libc"` makes
+/// rustix go through libc instead, which valgrind handles, if the coarse clock itself is
+/// what you profile.)
+#[cfg(all(feature = "std", any(target_os = "linux", target_os = "android")))]
+fn under_valgrind() -> bool {
+    std::env::var_os("LD_PRELOAD").is_some_and(|preload| {
+        preload.as_encoded_bytes().windows(b"vgpreload".len()).any(|w| w == b"vgpreload")
     })
 }
 

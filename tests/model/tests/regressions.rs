@@ -123,12 +123,7 @@ mod breaker {
     use kompoz_model::breaker::{Classifier, Config, Finish, Judged, Op, Tally, run_ops};
 
     fn config(failures: u32, probes: u32, successes: Option<u32>, recovery_ms: u64) -> Config {
-        Config {
-            failure_threshold: failures,
-            half_open_max_calls: probes,
-            success_threshold: successes,
-            recovery_timeout: Duration::from_millis(recovery_ms),
-        }
+        Config::consecutive(failures, probes, successes, Duration::from_millis(recovery_ms))
     }
 
     /// Runs `ops`, comparing with the model at every step; returns what the run reached
@@ -233,6 +228,36 @@ mod breaker {
         assert_eq!(seen, (1, 1, 1, 1), "{t:?}");
     }
 
+    /// Issue 9, item 4: a leaked probe, a reset, a new opening: the breaker recovers (the
+    /// reset forgot the probe); and a probe leaked without a reset expires after
+    /// `half_open_max_wait`.
+    #[test]
+    fn a_leaked_probe_never_wedges_recovery() {
+        let t = passes(
+            config(1, 1, None, 10),
+            &[
+                Op::TryAcquire,
+                FAIL,
+                Op::Advance { millis: 10 },
+                Op::TryAcquire,
+                Op::Finish { guard: 0, how: Finish::Forget },
+                Op::Reset,
+                Op::TryAcquire,
+                FAIL,
+                Op::Advance { millis: 10 },
+                Op::TryAcquire,
+                Op::Finish { guard: 0, how: Finish::Forget },
+                Op::Advance { millis: 39 },
+                Op::TryAcquire,
+                Op::Advance { millis: 1 },
+                Op::TryAcquire,
+                SUCCEED,
+            ],
+        );
+        let seen = (t.leaked_guards, t.expired_probes, t.closing_probes);
+        assert_eq!(seen, (2, 1, 1), "{t:?}");
+    }
+
     /// The first probe is let in exactly at the recovery deadline, not a nanosecond
     /// before; a clock set back while open delays it.
     #[test]
@@ -283,5 +308,21 @@ mod breaker {
             ],
         );
         assert_eq!((t.abandoned_probes, t.forced_opens, t.closed_to_open), (3, 1, 2), "{t:?}");
+    }
+}
+
+/// Found by the `breaker_ops` fuzz target (the input is kept in `artifacts/`): a time
+/// window whose owner thread kept its successes of bucket 0 off the lock, then, the clock
+/// set back from 176 ms to 0, counted a new success in bucket 0 again, behind the window's
+/// latest bucket (17): the success fell outside the window (`window_calls` 1, the model 2).
+/// The owner's fast path now also checks the window's latest bucket.
+#[test]
+fn fuzz_an_owner_success_after_the_clock_was_set_back_counts_in_the_latest_bucket() {
+    use arbitrary::{Arbitrary, Unstructured};
+    let bytes = include_bytes!("artifacts/breaker_ops-time-window-owner-after-clock-set-back");
+    let scenario = kompoz_model::breaker::Scenario::arbitrary_take_rest(Unstructured::new(bytes))
+        .expect("the fuzzer's input decodes");
+    if let Err(divergence) = kompoz_model::breaker::run(&scenario) {
+        panic!("{divergence}");
     }
 }

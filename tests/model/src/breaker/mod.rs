@@ -5,7 +5,8 @@
 pub mod driver;
 pub mod model;
 pub mod ops;
+mod policy;
 
 pub use driver::{run, run_ops};
 pub use model::{Admission, BreakerModel, CallId, Stats, Tally, Transition};
-pub use ops::{Classifier, Config, Finish, Judged, Op, Scenario};
+pub use ops::{Breaks, Classifier, Config, Finish, Judged, Op, Rate, Scenario, Trip, Window};

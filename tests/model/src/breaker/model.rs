@@ -8,21 +8,37 @@
 //! * **Open**: calls are rejected until the clock reads at least the moment it opened plus
 //!   `recovery_timeout` (saturating); then the next call is let in as a probe and the
 //!   circuit is half-open from that moment (not before: `state()` says `Open` until a
-//!   call arrives), provided fewer than `half_open_max_calls` probes are in flight.
-//! * **Half-open**: up to `half_open_max_calls` probes in flight; more are rejected, not
-//!   queued. `success_threshold` successful probes close it; a failed probe opens it
-//!   again, with a new deadline.
-//! * A probe is in flight from its admission until it ends, whatever happens to the
-//!   circuit meanwhile: probes of an earlier half-open period count against the limit.
-//! * Every state change, `reset` and `force_open` starts a new *period*. A call belongs to
-//!   the period it was let in; an outcome of an earlier period is *late*: it is counted in
-//!   the totals but does not move the state (a late probe still ends, giving back its
-//!   slot).
+//!   call arrives).
+//! * **Half-open**: up to `half_open_max_calls` *counted* probes in flight; more are
+//!   rejected, not queued. `success_threshold` successful probes close it; a failed probe
+//!   opens it again, with a new deadline.
+//! * A probe is counted from its admission until it ends, whatever happens to the circuit
+//!   meanwhile (probes of an earlier half-open period hold their slots), until the probes
+//!   are *forgotten*: by `reset`, by expiry, or after 63 period changes in a row with a
+//!   counted probe in flight. Expiry: half-open, every slot taken, and the clock reads at
+//!   least the latest probe admission plus `half_open_max_wait` (saturating): the probes
+//!   are forgotten and the call is the first probe of a new half-open period (the probe
+//!   successes so far are kept).
+//! * Every state change, `reset`, `force_open` and probe expiry starts a new *period*. A
+//!   call belongs to the period it was let in; an outcome of an earlier period is *late*:
+//!   it is counted in the totals but moves nothing (a late probe still gives back its slot
+//!   if it is still counted).
 //! * A call that ends without a verdict (dropped, or `Verdict::Ignore`) is *abandoned*:
-//!   counted as such, it moves nothing (a probe gives back its slot).
+//!   counted as such, it moves nothing (a probe gives back its slot). A leaked guard
+//!   never ends.
 //! * `force_open` opens the circuit until `reset`, whatever the clock says; `reset`
-//!   closes it, forgets the streak and the forcing, and starts a new period (probes in
-//!   flight stay in flight).
+//!   closes it, forgets the streak, the probes and the forcing, and starts a new period.
+//! * Under a failure-rate policy, the closed state follows the window of `policy.rs`:
+//!   the current closed period's calls that ended with a verdict enter it, a failed or
+//!   slow one may trip it. A probe that is slow counts as a failed probe. Calls are timed
+//!   from their admission to their end (slow calls only).
+//! * Each opening (not `force_open`) breaks for the next break of `policy.rs`;
+//!   `stats().break_duration` is the latest one; closing (by probes or `reset`) makes the
+//!   next opening the first again.
+//! * `last_success_time` is the largest clock reading taken at a *stamped* success: the
+//!   first success, and then the success due after each stamped one, `stride` later,
+//!   where the stride doubles (up to 16) when a reading is less than a millisecond past
+//!   the previous stamp and is 1 otherwise (one thread: all successes count on one shard).
 //! * A transition is reported (with the stats as they are after it) only when the state
 //!   changes; `times_opened` counts the changes to `Open`.
 //! * `total_calls` counts every call that asked to be let in and is over: rejected, or
@@ -34,7 +50,8 @@ use std::time::Duration;
 use kompoz::breaker::{BreakerStats, CircuitState, Verdict};
 use kompoz::{Instant, breaker::CircuitOpen};
 
-use super::ops::Config;
+use super::ops::{Breaks, Config, Rate, Trip};
+use super::policy::{self, ModelWindow};
 
 /// Names a call admitted by the model.
 pub type CallId = u64;
@@ -45,8 +62,15 @@ pub type CallId = u64;
 pub struct Stats {
     /// The state.
     pub state: CircuitState,
-    /// The failure streak of the current closed period.
+    /// The failure streak of the current closed period (failures in the window, under a
+    /// failure rate).
     pub failure_count: u32,
+    /// Calls in the failure-rate window.
+    pub window_calls: u32,
+    /// Slow calls in the failure-rate window.
+    pub slow_call_count: u32,
+    /// The latest break.
+    pub break_duration: Duration,
     /// Successes since creation.
     pub success_count: u64,
     /// When the latest failure was recorded (the latest reading: see the model).
@@ -76,6 +100,9 @@ impl From<BreakerStats> for Stats {
         Stats {
             state: s.state,
             failure_count: s.failure_count,
+            window_calls: s.window_calls,
+            slow_call_count: s.slow_call_count,
+            break_duration: s.break_duration,
             success_count: s.success_count,
             last_failure_time: s.last_failure_time,
             last_success_time: s.last_success_time,
@@ -133,8 +160,23 @@ pub struct Tally {
     pub abandoned_probes: u64,
     /// Probes of an earlier half-open period that ended (late).
     pub stray_probes: u64,
+    /// Calls let in as the first probe of a new period because every probe slot was held
+    /// past `half_open_max_wait`.
+    pub expired_probes: u64,
+    /// Successes whose clock reading was skipped (not stamped).
+    pub unstamped_successes: u64,
+    /// Guards leaked with `mem::forget`.
+    pub leaked_guards: u64,
     /// Calls refused for want of a probe slot while a probe of an earlier period held one.
     pub strays_in_the_way: u64,
+    /// Times the probes were forgotten after 63 period changes in flight.
+    pub probes_forgotten_by_age: u64,
+    /// Openings decided by a failure-rate window.
+    pub window_trips: u64,
+    /// Calls recorded as slow.
+    pub slow_calls: u64,
+    /// Openings whose break had grown past the first.
+    pub grown_breaks: u64,
     /// `force_open` calls that did something.
     pub forced_opens: u64,
     /// The clock set to an earlier time.
@@ -151,7 +193,14 @@ impl core::ops::AddAssign for Tally {
         self.late_outcomes += other.late_outcomes;
         self.abandoned_probes += other.abandoned_probes;
         self.stray_probes += other.stray_probes;
+        self.expired_probes += other.expired_probes;
+        self.unstamped_successes += other.unstamped_successes;
+        self.leaked_guards += other.leaked_guards;
         self.strays_in_the_way += other.strays_in_the_way;
+        self.probes_forgotten_by_age += other.probes_forgotten_by_age;
+        self.window_trips += other.window_trips;
+        self.slow_calls += other.slow_calls;
+        self.grown_breaks += other.grown_breaks;
         self.forced_opens += other.forced_opens;
         self.clock_set_back += other.clock_set_back;
     }
@@ -184,16 +233,33 @@ struct Running {
     /// The period it was let in.
     period: u64,
     probe: bool,
+    /// A probe whose slot is counted (not forgotten).
+    counted: bool,
+    /// When it was let in.
+    started: u64,
 }
 
 /// The model.
 #[derive(Clone, Debug)]
 pub struct BreakerModel {
+    /// `failure_threshold`, under kompoz's rule.
     failure_threshold: u32,
+    /// The failure rate and the current closed period's window, under a rate policy.
+    rate: Option<(Rate, ModelWindow)>,
     half_open_max_calls: u32,
     success_threshold: u32,
-    /// The recovery timeout in nanoseconds (saturated).
-    recovery: u64,
+    breaks: Breaks,
+    /// Openings since the circuit was last closed.
+    openings: u32,
+    rng: fastrand::Rng,
+    /// The latest break, in nanoseconds.
+    last_break: u64,
+    /// `half_open_max_wait` in nanoseconds (saturated).
+    max_probe_wait: u64,
+    /// The latest clock reading at which a probe was let in.
+    last_probe_at: u64,
+    /// Period changes since the probes were last forgotten, while any was counted.
+    since_forget: u32,
     now: u64,
     phase: Phase,
     period: u64,
@@ -207,6 +273,9 @@ pub struct BreakerModel {
     over: u64,
     last_success: Option<u64>,
     last_failure: Option<u64>,
+    /// The success count at which the next stamp is due, and the current stride.
+    stamp_due: u64,
+    stride: u64,
     times_opened: u64,
     transitions: Vec<Transition>,
     tally: Tally,
@@ -228,12 +297,23 @@ fn latest(stamp: Option<u64>, now: u64) -> Option<u64> {
 impl BreakerModel {
     /// A closed breaker with no history, its clock at zero.
     pub fn new(config: Config) -> BreakerModel {
+        let (failure_threshold, rate) = match config.trip {
+            Trip::Consecutive(threshold) => (threshold, None),
+            Trip::Rate(rate) => (0, Some((rate, ModelWindow::new(&rate)))),
+        };
         BreakerModel {
-            failure_threshold: config.failure_threshold,
+            failure_threshold,
+            rate,
             half_open_max_calls: config.half_open_max_calls,
             // kompoz's default: as many successes as probes.
             success_threshold: config.success_threshold.unwrap_or(config.half_open_max_calls),
-            recovery: nanos(config.recovery_timeout),
+            breaks: config.breaks,
+            openings: 0,
+            rng: fastrand::Rng::with_seed(config.breaks.jitter.map_or(0, |(_, seed)| seed)),
+            last_break: 0,
+            max_probe_wait: nanos(config.half_open_max_wait),
+            last_probe_at: 0,
+            since_forget: 0,
             now: 0,
             phase: Phase::Closed { streak: 0 },
             period: 0,
@@ -246,6 +326,8 @@ impl BreakerModel {
             over: 0,
             last_success: None,
             last_failure: None,
+            stamp_due: 1,
+            stride: 1,
             times_opened: 0,
             transitions: Vec::new(),
             tally: Tally::default(),
@@ -256,9 +338,11 @@ impl BreakerModel {
     /// it runs as the returned call until [`finish`](BreakerModel::finish).
     pub fn admit(&mut self) -> (Option<CallId>, Admission) {
         let before = self.state();
+        let room = self.probes() < self.half_open_max_calls as usize;
+        let expired = self.now >= self.last_probe_at.saturating_add(self.max_probe_wait);
         let probe = match self.phase {
             Phase::Closed { .. } => false,
-            Phase::Open { until: Some(until) } if self.now >= until && self.room_for_a_probe() => {
+            Phase::Open { until: Some(until) } if self.now >= until && room => {
                 self.tally.open_to_half_open += 1;
                 if self.now == until {
                     self.tally.exact_recoveries += 1;
@@ -266,14 +350,21 @@ impl BreakerModel {
                 self.enter(Phase::HalfOpen { successes: 0 });
                 true
             }
-            Phase::HalfOpen { .. } if self.room_for_a_probe() => true,
+            Phase::HalfOpen { .. } if room => true,
+            Phase::HalfOpen { successes } if expired => {
+                self.tally.expired_probes += 1;
+                self.forget_probes();
+                self.enter(Phase::HalfOpen { successes });
+                true
+            }
             phase => {
                 let recovered = match phase {
                     Phase::Open { until: Some(until) } => self.now >= until,
                     Phase::HalfOpen { .. } => true,
                     _ => false,
                 };
-                if recovered && self.running.values().any(|c| c.probe && c.period != self.period) {
+                let stray = |c: &Running| c.probe && c.counted && c.period != self.period;
+                if recovered && self.running.values().any(stray) {
                     self.tally.strays_in_the_way += 1;
                 }
                 self.rejected += 1;
@@ -281,21 +372,50 @@ impl BreakerModel {
                 return (None, Admission::Rejected(CircuitOpen { state: phase.state() }));
             }
         };
+        if probe {
+            self.last_probe_at = self.last_probe_at.max(self.now);
+        }
         let id = self.next_id;
         self.next_id += 1;
-        self.running.insert(id, Running { period: self.period, probe });
+        let call = Running { period: self.period, probe, counted: probe, started: self.now };
+        self.running.insert(id, call);
         self.report(before);
         (Some(id), if probe { Admission::Probe } else { Admission::Call })
+    }
+
+    /// The counted probes are forgotten: they hold no slot any more.
+    fn forget_probes(&mut self) {
+        self.running.values_mut().for_each(|call| call.counted = false);
+        self.since_forget = 0;
+    }
+
+    /// Call `id`'s guard is leaked (`mem::forget`): it never ends, and stays running.
+    pub fn forget(&mut self, id: CallId) {
+        assert!(self.running.contains_key(&id), "a running call");
+        self.tally.leaked_guards += 1;
     }
 
     /// Call `id` ends with `verdict` (a dropped guard or call: [`Verdict::Ignore`]).
     pub fn finish(&mut self, id: CallId, verdict: Verdict) {
         let call = self.running.remove(&id).expect("a running call");
         self.over += 1;
+        if call.counted && self.probes() == 0 {
+            self.since_forget = 0;
+        }
         match verdict {
             Verdict::Success => {
                 self.successes += 1;
-                self.last_success = latest(self.last_success, self.now);
+                if self.successes >= self.stamp_due {
+                    // Less than the stamps' resolution since the last stamp (a
+                    // millisecond: a manual clock has no coarse lag).
+                    let since = self.now.saturating_sub(self.last_success.unwrap_or(0));
+                    let still = self.successes > 1 && since < 1_000_000;
+                    self.stride = if still { (self.stride * 2).min(16) } else { 1 };
+                    self.last_success = latest(self.last_success, self.now);
+                    self.stamp_due = self.successes + self.stride;
+                } else {
+                    self.tally.unstamped_successes += 1;
+                }
             }
             Verdict::Failure => {
                 self.failures += 1;
@@ -310,12 +430,34 @@ impl BreakerModel {
             }
             return;
         }
+        let slow = self.rate.as_ref().is_some_and(|(rate, _)| {
+            rate.slow.is_some_and(|(slower_than, _)| {
+                self.now.saturating_sub(call.started) >= nanos(slower_than)
+            })
+        });
+        if slow && verdict != Verdict::Ignore {
+            self.tally.slow_calls += 1;
+        }
         let before = self.state();
         match (self.phase, verdict) {
             (_, Verdict::Ignore) => {
                 if call.probe {
                     self.tally.abandoned_probes += 1;
                 }
+            }
+            (Phase::Closed { .. }, _) if self.rate.is_some() => {
+                let now = self.now;
+                let (rate, window) = self.rate.as_mut().expect("a rate policy");
+                let failed = verdict == Verdict::Failure;
+                let tally = window.record(failed, slow, now);
+                if (failed || slow) && policy::trips(rate, tally) {
+                    self.tally.window_trips += 1;
+                    self.open();
+                }
+            }
+            (Phase::HalfOpen { .. }, Verdict::Success) if slow => {
+                self.tally.failed_probes += 1;
+                self.open();
             }
             (Phase::Closed { .. }, Verdict::Success) => {
                 self.phase = Phase::Closed { streak: 0 };
@@ -348,6 +490,7 @@ impl BreakerModel {
     /// `reset()`.
     pub fn reset(&mut self) {
         let before = self.state();
+        self.forget_probes();
         self.enter(Phase::Closed { streak: 0 });
         self.report(before);
     }
@@ -403,15 +546,24 @@ impl BreakerModel {
 
     /// What `stats()` should say.
     pub fn stats(&self) -> Stats {
-        let (failure_count, half_open_successes) = match self.phase {
+        let (mut failure_count, half_open_successes) = match self.phase {
             Phase::Closed { streak } => (streak, 0),
             Phase::Open { .. } => (0, 0),
             Phase::HalfOpen { successes } => (0, successes),
         };
-        let probes = self.running.values().filter(|call| call.probe).count();
+        let (mut window_calls, mut slow_call_count) = (0, 0);
+        if let (Phase::Closed { .. }, Some((_, window))) = (self.phase, &self.rate) {
+            let tally = window.tally(self.now);
+            (failure_count, window_calls, slow_call_count) =
+                (tally.failures, tally.calls, tally.slow);
+        }
+        let probes = self.probes();
         Stats {
             state: self.state(),
             failure_count,
+            window_calls,
+            slow_call_count,
+            break_duration: Duration::from_nanos(self.last_break),
             success_count: self.successes,
             last_failure_time: self.last_failure.map(Instant::from_nanos),
             last_success_time: self.last_success.map(Instant::from_nanos),
@@ -426,20 +578,41 @@ impl BreakerModel {
         }
     }
 
-    fn room_for_a_probe(&self) -> bool {
-        let probes = self.running.values().filter(|call| call.probe).count();
-        probes < self.half_open_max_calls as usize
+    /// Probes still running whose slots are counted.
+    fn probes(&self) -> usize {
+        self.running.values().filter(|call| call.counted).count()
     }
 
-    /// Opens the circuit until one recovery timeout from now.
+    /// Opens the circuit for the next break.
     fn open(&mut self) {
-        self.enter(Phase::Open { until: Some(self.now.saturating_add(self.recovery)) });
+        self.openings = (self.openings + 1).min(63);
+        let pause = policy::break_for(&self.breaks, self.openings, &mut self.rng);
+        if pause > nanos(self.breaks.initial) {
+            self.tally.grown_breaks += 1;
+        }
+        self.last_break = pause;
+        self.enter(Phase::Open { until: Some(self.now.saturating_add(pause)) });
     }
 
-    /// Moves to `phase` in a new period.
+    /// Moves to `phase` in a new period; a closed one has an empty window and counts
+    /// openings from scratch.
     fn enter(&mut self, phase: Phase) {
         self.phase = phase;
         self.period += 1;
+        if self.probes() == 0 {
+            self.since_forget = 0;
+        } else if self.since_forget >= 63 {
+            self.tally.probes_forgotten_by_age += 1;
+            self.forget_probes();
+        } else {
+            self.since_forget += 1;
+        }
+        if let Phase::Closed { .. } = phase {
+            self.openings = 0;
+            if let Some((rate, window)) = &mut self.rate {
+                *window = ModelWindow::new(rate);
+            }
+        }
     }
 
     /// Reports the change from `before` to the current state, if it is one.
@@ -465,10 +638,8 @@ mod tests {
 
     fn model(failures: u32, probes: u32, successes: u32) -> BreakerModel {
         BreakerModel::new(Config {
-            failure_threshold: failures,
-            half_open_max_calls: probes,
-            success_threshold: Some(successes),
-            recovery_timeout: 10 * MS,
+            half_open_max_wait: Duration::from_secs(60),
+            ..Config::consecutive(failures, probes, Some(successes), 10 * MS)
         })
     }
 
@@ -535,6 +706,66 @@ mod tests {
         assert!(m.is_probe(next));
         m.finish(next, Verdict::Ignore);
         assert_eq!((m.stats().abandoned_calls, m.stats().probes_in_flight), (1, 0));
+    }
+
+    #[test]
+    fn a_reset_forgets_the_probes_and_their_late_ends_free_nothing() {
+        let mut m = model(1, 1, 1);
+        let first = admitted(&mut m);
+        m.finish(first, Verdict::Failure);
+        m.advance(10 * MS);
+        let old = admitted(&mut m);
+        m.reset();
+        assert_eq!(m.stats().probes_in_flight, 0);
+        let again = admitted(&mut m);
+        m.finish(again, Verdict::Failure);
+        m.advance(10 * MS);
+        let new = admitted(&mut m);
+        m.finish(old, Verdict::Ignore);
+        assert_eq!(m.stats().probes_in_flight, 1, "the new probe keeps its slot");
+        assert_eq!(m.admit(), rejected(HalfOpen));
+        m.finish(new, Verdict::Success);
+        assert_eq!(m.state(), Closed);
+    }
+
+    #[test]
+    fn probes_held_past_the_maximum_wait_give_way_to_a_new_period() {
+        let mut m = model(1, 1, 2);
+        let first = admitted(&mut m);
+        m.finish(first, Verdict::Failure);
+        m.advance(10 * MS);
+        let probe = admitted(&mut m);
+        m.finish(probe, Verdict::Success);
+        let hung = admitted(&mut m);
+        m.forget(hung);
+        m.advance(59_999 * MS);
+        assert_eq!(m.admit(), rejected(HalfOpen));
+        m.advance(MS);
+        let fresh = admitted(&mut m);
+        assert!(m.is_probe(fresh));
+        assert_eq!((m.tally().expired_probes, m.stats().half_open_successes), (1, 1));
+        m.finish(fresh, Verdict::Success);
+        assert_eq!(m.state(), Closed);
+    }
+
+    #[test]
+    fn success_stamps_are_sampled_while_the_clock_stands_still() {
+        let mut m = model(5, 1, 1);
+        for _ in 0..40 {
+            let id = admitted(&mut m);
+            m.finish(id, Verdict::Success);
+        }
+        // Stamped at 1, 2, 4, 8, 16 and 32 (strides 1, 2, 4, 8, 16); the next is due at 48.
+        assert_eq!(m.tally().unstamped_successes, 34);
+        m.advance(MS);
+        let id = admitted(&mut m);
+        m.finish(id, Verdict::Success);
+        assert_eq!(m.stats().last_success_time, Some(Instant::ZERO), "not due yet");
+        for _ in 0..8 {
+            let id = admitted(&mut m);
+            m.finish(id, Verdict::Success);
+        }
+        assert_eq!(m.stats().last_success_time, Some(Instant::from_nanos(1_000_000)));
     }
 
     #[test]
