@@ -240,6 +240,39 @@ fn the_backend_serves_as_told_and_counts_what_it_saw() {
 }
 
 #[test]
+fn probes_the_breaker_forgot_do_not_count_against_the_next_ones() {
+    // Found by the flaky client's scenarios: a probe still running when the breaker is
+    // reset no longer holds a slot (as the breaker documents), so a new probe beside it is
+    // within the rule; a second probe the breaker still counts is not.
+    let clock = ManualClock::new();
+    let breaker = config(1, 100, 1).build_with(clock.clone()).unwrap();
+    let watch = BreakerWatch::new(1);
+    let fail_and_wait = || {
+        let _ = futures::executor::block_on(breaker.call(async { Err::<(), _>("down") }));
+        clock.advance(ms(100));
+    };
+    fail_and_wait();
+    let old_probe = breaker.try_acquire().unwrap();
+    let old = watch.admitted(&breaker);
+    assert!(old.is_probe());
+    breaker.reset();
+    fail_and_wait();
+    let new_probe = breaker.try_acquire().unwrap();
+    let new = watch.admitted(&breaker);
+    assert!(new.is_probe());
+    assert_eq!((watch.probes_in_flight(), watch.check()), (2, Ok(())));
+    // The forgotten probe ends: it frees nothing, in the breaker or in the watch.
+    drop(old);
+    drop(old_probe);
+    assert_eq!((watch.probes_in_flight(), breaker.stats().probes_in_flight), (1, 1));
+    // One more "probe" beside the counted one is caught.
+    let _extra = watch.admitted(&breaker);
+    assert!(matches!(watch.check(), Err(Violation::TooManyProbes { in_flight: 2, .. })));
+    drop(new);
+    drop(new_probe);
+}
+
+#[test]
 fn violations_say_what_broke() {
     let cases = [
         (

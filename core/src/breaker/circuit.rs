@@ -655,6 +655,21 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
+    /// For the simulation kit's [`BreakerWatch`](crate::sim::BreakerWatch): the current
+    /// generation, which a call admitted now was admitted in.
+    #[cfg(feature = "sim")]
+    pub(crate) fn generation(&self) -> u64 {
+        self.hot.cell.machine(self.hot.cell.word()).generation
+    }
+
+    /// For the simulation kit's [`BreakerWatch`](crate::sim::BreakerWatch): whether a probe
+    /// admitted in `generation` and still running holds its slot, or has been forgotten
+    /// (by `reset`, by the expiry of hung probes, or by age).
+    #[cfg(feature = "sim")]
+    pub(crate) fn holds_probe_slot(&self, generation: u64) -> bool {
+        self.hot.cell.machine(self.hot.cell.word()).counts(Ticket::new(generation, true))
+    }
+
     /// Tests: the breaker's state cell.
     #[cfg(test)]
     pub(crate) fn cell(&self) -> &StateCell {

@@ -220,7 +220,7 @@ impl Machine {
 
     /// Whether `ticket`'s probe slot is still counted: it was admitted since the last
     /// forget.
-    fn counts(self, ticket: Ticket) -> bool {
+    pub(crate) fn counts(self, ticket: Ticket) -> bool {
         ticket.probe()
             && self.probes > 0
             && self.generation.wrapping_sub(ticket.generation()) <= u64::from(self.since_forget)

@@ -5,6 +5,7 @@
 //! show it; a watch remembers the first violation it saw, so checking after each step is
 //! enough to pin the step that broke the rule.
 
+use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
@@ -274,7 +275,9 @@ impl Drop for Inside<'_> {
 ///
 /// * no call is let through an open circuit;
 /// * at most `half_open_max_calls` probes are in flight at once (probes of earlier
-///   half-open periods still running included);
+///   half-open periods still running included; not those the breaker has *forgotten*, by
+///   `reset`, by the expiry of hung probes or by age, as
+///   [`CircuitBreaker`](crate::breaker::CircuitBreaker) documents);
 /// * every request that reaches the dependency was admitted (at any moment, no more
 ///   requests at the dependency than admitted calls in flight).
 ///
@@ -300,7 +303,8 @@ impl Drop for Inside<'_> {
 pub struct BreakerWatch {
     half_open_max_calls: u32,
     admitted: AtomicUsize,
-    probes: AtomicUsize,
+    /// The generations the probes in flight were admitted in, one entry per probe.
+    probes: SpinMutex<Vec<u64>>,
     at_dependency: AtomicUsize,
     violation: FirstViolation,
 }
@@ -311,7 +315,7 @@ impl BreakerWatch {
         BreakerWatch {
             half_open_max_calls,
             admitted: AtomicUsize::new(0),
-            probes: AtomicUsize::new(0),
+            probes: SpinMutex::new(Vec::new()),
             at_dependency: AtomicUsize::new(0),
             violation: FirstViolation::default(),
         }
@@ -323,11 +327,16 @@ impl BreakerWatch {
         let state = breaker.state();
         let at = breaker.clock().now();
         self.admitted.fetch_add(1, Ordering::Relaxed);
+        // In the same poll as the admission: the generation the call was admitted in.
+        let generation = breaker.generation();
         let probe = state == CircuitState::HalfOpen;
         match state {
             CircuitState::Open => self.violation.record(Violation::AdmittedWhileOpen { at }),
             CircuitState::HalfOpen => {
-                let in_flight = self.probes.fetch_add(1, Ordering::Relaxed) + 1;
+                let in_flight = self.probes.with(|probes| {
+                    probes.push(generation);
+                    probes.iter().filter(|&&g| breaker.holds_probe_slot(g)).count()
+                });
                 if in_flight > self.half_open_max_calls as usize {
                     self.violation.record(Violation::TooManyProbes {
                         in_flight,
@@ -338,7 +347,7 @@ impl BreakerWatch {
             }
             CircuitState::Closed => {}
         }
-        Admission { watch: self, probe, times_opened: breaker.stats().times_opened }
+        Admission { watch: self, probe, generation, times_opened: breaker.stats().times_opened }
     }
 
     /// Records that a request reached the dependency; it is there until the returned
@@ -357,9 +366,9 @@ impl BreakerWatch {
         self.admitted.load(Ordering::Relaxed)
     }
 
-    /// Probes in flight now.
+    /// Probes in flight now (forgotten ones included).
     pub fn probes_in_flight(&self) -> usize {
-        self.probes.load(Ordering::Relaxed)
+        self.probes.with(|probes| probes.len())
     }
 
     /// The first violation seen, if any.
@@ -374,6 +383,7 @@ impl BreakerWatch {
 pub struct Admission<'a> {
     watch: &'a BreakerWatch,
     probe: bool,
+    generation: u64,
     times_opened: u64,
 }
 
@@ -394,7 +404,11 @@ impl Drop for Admission<'_> {
     fn drop(&mut self) {
         self.watch.admitted.fetch_sub(1, Ordering::Relaxed);
         if self.probe {
-            self.watch.probes.fetch_sub(1, Ordering::Relaxed);
+            self.watch.probes.with(|probes| {
+                if let Some(at) = probes.iter().position(|&g| g == self.generation) {
+                    probes.swap_remove(at);
+                }
+            });
         }
     }
 }
