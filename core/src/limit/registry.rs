@@ -240,14 +240,22 @@ mod with_alloc {
 
     impl fmt::Debug for Registry {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            let mut map = f.debug_map();
-            self.limits.with(|limits| {
-                map.entries(limits.entries.iter().map(|(name, (size, _))| (name, size)));
+            // Copied out under the locks, written after: a `Formatter` writes to the
+            // caller's `fmt::Write`, user code that never runs inside a critical section.
+            let limits: alloc::vec::Vec<(Cow<'static, str>, usize)> = self.limits.with(|limits| {
+                limits.entries.iter().map(|(name, (size, _))| (name.clone(), *size)).collect()
             });
-            self.rates.with(|rates| {
-                map.entries(rates.entries.iter().map(|(name, (config, _))| (name, config.quota)));
+            let rates: alloc::vec::Vec<(Cow<'static, str>, Quota)> = self.rates.with(|rates| {
+                rates
+                    .entries
+                    .iter()
+                    .map(|(name, (config, _))| (name.clone(), config.quota))
+                    .collect()
             });
-            map.finish()
+            f.debug_map()
+                .entries(limits.iter().map(|(name, size)| (name, size)))
+                .entries(rates.iter().map(|(name, quota)| (name, quota)))
+                .finish()
         }
     }
 

@@ -294,6 +294,41 @@ fn registry_shares_by_name_and_refuses_mismatched_sizes() {
     assert!(Arc::ptr_eq(&registry.get("pool").unwrap(), &a));
 }
 
+/// Writes what it is given, and asks the registry for a limit on every write: legal user
+/// code (a `fmt::Write` of the caller's), which would spin for ever if the registry's
+/// `Debug` wrote under its own lock.
+#[cfg(feature = "std")]
+struct ReentrantWriter<'a> {
+    registry: &'a Registry,
+    text: alloc::string::String,
+}
+
+#[cfg(feature = "std")]
+impl core::fmt::Write for ReentrantWriter<'_> {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        let _ = self.registry.get("pool");
+        self.text.push_str(text);
+        Ok(())
+    }
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn a_registry_prints_itself_outside_its_locks() {
+    let registry = Arc::new(Registry::new());
+    registry.get_or_create("pool", 3).unwrap();
+    // On a thread of its own: a regression spins for ever instead of failing.
+    let (done, printed) = std::sync::mpsc::channel();
+    let shared = registry.clone();
+    std::thread::spawn(move || {
+        let mut writer = ReentrantWriter { registry: &shared, text: alloc::string::String::new() };
+        core::fmt::write(&mut writer, format_args!("{shared:?}")).unwrap();
+        done.send(writer.text).unwrap();
+    });
+    let printed = printed.recv_timeout(Duration::from_secs(30));
+    assert_eq!(printed.as_deref(), Ok(r#"{"pool": 3}"#), "the registry spun on its own lock");
+}
+
 #[cfg(feature = "std")]
 #[test]
 fn registry_is_thread_safe() {

@@ -112,7 +112,7 @@ pub struct RetryBudget<C> {
 impl<C: Clock> RetryBudget<C> {
     /// Retries that may go now.
     pub fn available(&self) -> u64 {
-        self.settled(|window, limits| {
+        self.settled(|window, limits, _| {
             let balance = window.balance(limits);
             (window, u64::try_from(balance / 100).unwrap_or(0))
         })
@@ -128,8 +128,10 @@ impl<C: Clock> RetryBudget<C> {
         &self.clock
     }
 
-    /// Settles the pending calls into the window at the clock's time, then applies `f`.
-    fn settled<R>(&self, f: impl FnOnce(Window, &Limits) -> (Window, R)) -> R {
+    /// Settles the pending calls into the window at the clock's time, then applies `f`
+    /// (given that time). The clock is read before the lock is taken: a clock is user code,
+    /// which never runs inside a critical section (see `sync.rs`).
+    fn settled<R>(&self, f: impl FnOnce(Window, &Limits, Instant) -> (Window, R)) -> R {
         let now = self.clock.now();
         let limits = &self.limits;
         let window_nanos = duration_to_nanos(self.window_len).max(1);
@@ -143,7 +145,7 @@ impl<C: Clock> RetryBudget<C> {
                 (u128::from(calls) * u128::from(window_nanos) / u128::from(since)) as u64
             };
             *last = now;
-            let (next, result) = f(window.deposit(now, kept, limits), limits);
+            let (next, result) = f(window.deposit(now, kept, limits), limits, now);
             *window = next;
             result
         })
@@ -157,7 +159,7 @@ impl<C: Clock> Budget for RetryBudget<C> {
     }
 
     fn try_withdraw(&self) -> bool {
-        self.settled(|window, limits| window.withdraw(self.clock.now(), limits))
+        self.settled(|window, limits, now| window.withdraw(now, limits))
     }
 }
 
@@ -289,6 +291,48 @@ mod tests {
             .window(SEC * 10)
             .build_with(clock.clone())
             .unwrap()
+    }
+
+    /// A clock that asks the budget it measures how many retries are left whenever it is
+    /// read (at most one level deep): legal user code, which would spin for ever if the
+    /// budget read its clock under its own lock.
+    #[cfg(feature = "std")]
+    #[derive(Clone, Default)]
+    struct ReentrantClock {
+        inner: ManualClock,
+        budget: alloc::sync::Arc<std::sync::OnceLock<alloc::sync::Weak<RetryBudget<Self>>>>,
+    }
+
+    #[cfg(feature = "std")]
+    impl Clock for ReentrantClock {
+        fn now(&self) -> Instant {
+            std::thread_local!(static INSIDE: core::cell::Cell<bool> = const { core::cell::Cell::new(false) });
+            if !INSIDE.with(|inside| inside.replace(true)) {
+                if let Some(budget) = self.budget.get().and_then(alloc::sync::Weak::upgrade) {
+                    let _ = budget.available();
+                }
+                INSIDE.with(|inside| inside.set(false));
+            }
+            self.inner.now()
+        }
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_clock_that_reenters_the_budget_runs_outside_its_lock() {
+        let clock = ReentrantClock::default();
+        let budget = alloc::sync::Arc::new(
+            RetryBudget::builder().min_per_second(1).build_with(clock.clone()).unwrap(),
+        );
+        clock.budget.set(alloc::sync::Arc::downgrade(&budget)).ok().unwrap();
+        // On a thread of its own: a regression spins for ever instead of failing.
+        let (done, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let withdrawn = budget.try_withdraw();
+            done.send((withdrawn, budget.available())).unwrap();
+        });
+        let answer = answer.recv_timeout(core::time::Duration::from_secs(30));
+        assert_eq!(answer, Ok((true, 9)), "the budget spun on its own lock");
     }
 
     #[test]
