@@ -365,6 +365,11 @@ impl<T, E, S, L> Pipeline<T, E, S, L> {
 
     /// Lets the hedging just added start a hedge only while `budget` allows (each hedge
     /// spends one retry).
+    ///
+    /// Every layer that takes a budget counts each call it runs as one deposit. A budget
+    /// given to both a retry and a hedge of the same pipeline therefore counts each call
+    /// twice and lets twice its percentage through: give each layer a budget of its own
+    /// (or halve `retry_percent`).
     pub fn hedge_budget<H, B0, B: Budget>(
         self,
         budget: B,
