@@ -1,16 +1,18 @@
 //! [`BreakerBuilder`]: a breaker's configuration, validated when built.
 
+use alloc::borrow::Cow;
 use alloc::boxed::Box;
 use core::fmt;
 use core::time::Duration;
 
-use super::circuit::Listener;
+use super::extras::Extras;
 use super::machine::{Limits, MAX_COUNT, Rule};
 use super::policy::{BreakConfig, RateConfig};
 use super::{
     BreakDuration, BreakerError, BreakerStats, CircuitBreaker, CircuitState,
     DEFAULT_HALF_OPEN_MAX_WAIT, DEFAULT_RECOVERY_TIMEOUT, FailureRate,
 };
+use crate::events::Listener;
 use crate::time::Clock;
 
 /// Configures a [`CircuitBreaker`] with kompoz's parameter names and defaults, and
@@ -26,6 +28,8 @@ use crate::time::Clock;
 /// | `half_open_max_calls` | 1 | probes let in at once; more are rejected, not queued |
 /// | `success_threshold` | `half_open_max_calls` | successful probes that close it |
 /// | `half_open_max_wait` | 60 s | how long a probe may hold its slot before it is presumed hung |
+/// | `name` | (none) | the name its events, metrics and `Debug` carry |
+/// | `listener` | (none) | an events [`Listener`] for its transitions and rejections |
 ///
 /// ```
 /// use std::time::Duration;
@@ -52,7 +56,8 @@ pub struct BreakerBuilder {
     half_open_max_calls: u32,
     success_threshold: Option<u32>,
     half_open_max_wait: Duration,
-    listener: Option<Listener>,
+    /// The name, the events listener and `on_state_change`.
+    extras: Extras,
 }
 
 impl BreakerBuilder {
@@ -74,7 +79,7 @@ impl BreakerBuilder {
             half_open_max_calls: 1,
             success_threshold: None,
             half_open_max_wait: DEFAULT_HALF_OPEN_MAX_WAIT,
-            listener: None,
+            extras: Extras::default(),
         }
     }
 
@@ -267,7 +272,65 @@ impl BreakerBuilder {
     where
         F: Fn(CircuitState, CircuitState, &BreakerStats) + Send + Sync + 'static,
     {
-        self.listener = Some(Box::new(callback));
+        self.extras.on_state_change = Some(Box::new(callback));
+        self
+    }
+
+    /// Names the breaker: its events carry the name, so the `tracing` feature's events
+    /// have it as their `name` field and the `metrics` feature's series as their `name`
+    /// label (`kompoz_breaker_transitions_total{name="payments",..}`); its `Debug` shows
+    /// it, and [`CircuitBreaker::name`] returns it. Costs nothing per call: the name sits
+    /// in a box beside `on_state_change`, read at transitions and rejections only.
+    ///
+    /// ```
+    /// use kompoz::breaker::CircuitBreaker;
+    ///
+    /// let breaker = CircuitBreaker::builder().name("payments").build()?;
+    /// assert_eq!(breaker.name(), Some("payments"));
+    /// let tenant = 42;
+    /// let owned = CircuitBreaker::builder().name(format!("tenant-{tenant}")).build()?;
+    /// assert_eq!(owned.name(), Some("tenant-42"));
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.extras.name = Some(name.into());
+        self
+    }
+
+    /// Gives the breaker an events [`Listener`]: it hears each transition
+    /// ([`EventKind::Transition`](crate::events::EventKind::Transition)) and each
+    /// rejection ([`EventKind::Rejected`](crate::events::EventKind::Rejected)), with the
+    /// breaker's name, after the change is committed, outside any lock, on the thread
+    /// whose call caused it; nothing is reported for a call that passes while closed. A
+    /// transition's event comes before `on_state_change` is called. If the listener
+    /// panics, the panic reaches that caller and the breaker stays consistent, as for
+    /// `on_state_change`. With the `tracing` or `metrics` feature the events also go
+    /// there, listener or not.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use kompoz::breaker::{CircuitBreaker, CircuitState};
+    /// use kompoz::events::{Event, EventKind};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// let breaker = CircuitBreaker::builder()
+    ///     .name("payments")
+    ///     .failure_threshold(1)
+    ///     .listener(move |event: &Event<'_>| {
+    ///         log.lock().unwrap().push((event.source.name.to_string(), event.kind));
+    ///     })
+    ///     .build()?;
+    /// breaker.try_acquire()?.failure();
+    /// assert!(breaker.try_acquire().is_err());
+    /// let opened = EventKind::Transition { from: CircuitState::Closed, to: CircuitState::Open };
+    /// let seen = seen.lock().unwrap();
+    /// assert_eq!(seen[0], ("payments".to_string(), opened));
+    /// assert!(matches!(seen[1].1, EventKind::Rejected(_)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listener(mut self, listener: impl Listener + 'static) -> Self {
+        self.extras.listener = Some(Box::new(listener));
         self
     }
 
@@ -285,7 +348,7 @@ impl BreakerBuilder {
     /// ```
     pub fn build_with<C: Clock>(self, clock: C) -> Result<CircuitBreaker<C>, BreakerError> {
         let config = self.validate()?;
-        Ok(CircuitBreaker::from_config(config, clock, self.listener))
+        Ok(CircuitBreaker::from_config(config, clock, self.extras))
     }
 
     /// Checks every setting: the configuration a breaker (or a map of them) is built from.
@@ -328,9 +391,10 @@ impl BreakerBuilder {
         })
     }
 
-    /// The callback given to [`on_state_change`](BreakerBuilder::on_state_change), if any.
-    pub(crate) fn take_listener(&mut self) -> Option<Listener> {
-        self.listener.take()
+    /// The name, the events listener and the callback given, if any (for a map of
+    /// breakers, which hands them out itself).
+    pub(crate) fn take_extras(&mut self) -> Extras {
+        core::mem::take(&mut self.extras)
     }
 
     /// Builds a breaker on [`StdClock`](crate::StdClock), whose coarse reading makes
@@ -348,7 +412,7 @@ impl BreakerBuilder {
     }
 }
 
-/// A validated breaker configuration: everything but the clock and the callback.
+/// A validated breaker configuration: everything but the clock and the [`Extras`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Config {
     pub(crate) limits: Limits,
@@ -372,7 +436,9 @@ impl fmt::Debug for BreakerBuilder {
             .field("half_open_max_calls", &self.half_open_max_calls)
             .field("success_threshold", &self.success_threshold)
             .field("half_open_max_wait", &self.half_open_max_wait)
-            .field("on_state_change", &self.listener.is_some())
+            .field("name", &self.extras.name)
+            .field("listener", &self.extras.listener.is_some())
+            .field("on_state_change", &self.extras.on_state_change.is_some())
             .finish()
     }
 }

@@ -11,15 +11,13 @@ use super::builder::Config;
 use super::call::{Call, Classify, ErrIsFailure};
 use super::cell::{self, CLOSED_BITS, EXTERNAL, FORCED, OPEN_BITS, READY, StateCell, TIMED};
 use super::counters::{Counters, Index, Shard};
+use super::extras::Extras;
 use super::guard::BreakerGuard;
 use super::machine::{Effect, Event, Limits, Machine, Rule, Ticket};
 use super::window::{Outcome, RateWindow, Tally};
 use super::{BreakerStats, CircuitOpen, CircuitState, Verdict};
 use crate::sync::{AtomicU64, Ordering};
 use crate::time::{Clock, Instant};
-
-/// The callback of [`BreakerBuilder::on_state_change`](super::BreakerBuilder::on_state_change).
-pub(crate) type Listener = Box<dyn Fn(CircuitState, CircuitState, &BreakerStats) + Send + Sync>;
 
 /// A call's admission as the guard and the call future keep it: the machine's ticket, and
 /// when the call started (coarse clock, nanoseconds; read only when slow calls count).
@@ -128,7 +126,7 @@ pub struct CircuitBreaker<C> {
     home: Shard,
     /// Every other thread's counters. `extra`: how many times the circuit opened.
     shared: Shard,
-    cold: Cold,
+    pub(super) cold: Cold,
     clock: C,
 }
 
@@ -146,9 +144,10 @@ struct Hot {
 }
 
 /// Configuration read on slow paths only (and `coarse_lag` by rejections).
-struct Cold {
-    /// Boxed once more so that the line has room: a thin pointer, read only at transitions.
-    listener: Option<Box<Listener>>,
+pub(super) struct Cold {
+    /// The name, the events listener and the `on_state_change` callback, if any was given:
+    /// a thin pointer, read at transitions and (whether it is null) at rejections.
+    pub(super) extras: Option<Box<Extras>>,
     /// The clock's `coarse_lag` in nanoseconds, read once when the breaker was built.
     coarse_lag: u64,
     breaks: Breaks,
@@ -157,7 +156,7 @@ struct Cold {
 }
 
 impl<C: Clock> CircuitBreaker<C> {
-    pub(crate) fn from_config(config: Config, clock: C, listener: Option<Listener>) -> Self {
+    pub(crate) fn from_config(config: Config, clock: C, extras: Extras) -> Self {
         let Config { limits, rate, breaks, half_open_max_wait } = config;
         let window = rate.map(|rate| Box::new(RateWindow::new(rate)));
         let timed = window.as_ref().is_some_and(|w| w.timed());
@@ -172,7 +171,7 @@ impl<C: Clock> CircuitBreaker<C> {
             home: Shard::new(nanos(half_open_max_wait)),
             shared: Shard::new(0),
             cold: Cold {
-                listener: listener.map(Box::new),
+                extras: extras.boxed(),
                 coarse_lag: nanos(clock.coarse_lag()),
                 breaks: Breaks::new(breaks),
                 window,
@@ -215,6 +214,7 @@ impl<C: Clock> CircuitBreaker<C> {
             // three loads and a coarse clock reading, without running the machine.
             Err(word) if self.rejects_while_open(word) => {
                 self.counters().rejected();
+                self.rejected(CircuitState::Open);
                 Err(CircuitOpen { state: CircuitState::Open })
             }
             Err(word) => self.admit_slow(word),
@@ -448,6 +448,7 @@ impl<C: Clock> CircuitBreaker<C> {
                 Effect::Admitted(ticket) => ticket,
                 _ => {
                     self.counters().rejected();
+                    self.rejected(machine.state);
                     return Err(CircuitOpen { state: machine.state });
                 }
             };
@@ -474,6 +475,7 @@ impl<C: Clock> CircuitBreaker<C> {
             // The word moved on: it may be an open circuit again.
             if self.rejects_while_open(word) {
                 self.counters().rejected();
+                self.rejected(CircuitState::Open);
                 return Err(CircuitOpen { state: CircuitState::Open });
             }
         }
@@ -646,15 +648,6 @@ impl<C: Clock> CircuitBreaker<C> {
         self.hot.cell.set_ready(opened.generation);
     }
 
-    fn report(&self, old: CircuitState, new: CircuitState) {
-        if old == new {
-            return;
-        }
-        if let Some(listener) = &self.cold.listener {
-            listener(old, new, &self.stats());
-        }
-    }
-
     /// For the simulation kit's [`BreakerWatch`](crate::sim::BreakerWatch): the current
     /// generation, which a call admitted now was admitted in.
     #[cfg(feature = "sim")]
@@ -692,6 +685,9 @@ impl<C: fmt::Debug> fmt::Debug for CircuitBreaker<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let machine = cell::unpack(self.hot.cell.word(), 0);
         let mut out = f.debug_struct("CircuitBreaker");
+        if let Some(name) = self.name() {
+            out.field("name", &name);
+        }
         out.field("state", &machine.state).field("forced", &machine.forced);
         if let Rule::Consecutive { failure_threshold } = self.hot.limits.rule {
             out.field("failure_threshold", &failure_threshold);

@@ -1,6 +1,7 @@
 //! [`BreakerMap`]: a circuit breaker per key (host, endpoint, tenant), made on first use
 //! from one template, evicted once closed and idle.
 
+use alloc::borrow::Cow;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::fmt;
@@ -11,13 +12,18 @@ use hashbrown::DefaultHashBuilder;
 
 use super::builder::Config;
 use super::circuit::nanos;
+use super::extras::{Extras, OnStateChange};
 use super::{BreakerBuilder, BreakerError, BreakerStats, CircuitBreaker, CircuitState};
+use crate::events::Listener;
 use crate::keyed::{DEFAULT_SHARDS, ShardedMap};
 use crate::time::{Clock, Instant};
 
 /// The callback of [`BreakerMapBuilder::on_state_change`]: the key, then what a breaker's
 /// own callback gets.
 type KeyedListener<K> = dyn Fn(&K, CircuitState, CircuitState, &BreakerStats) + Send + Sync;
+
+/// The function of [`BreakerMapBuilder::name_with`]: a breaker's name from its key.
+type KeyName<K> = dyn Fn(&K) -> Cow<'static, str> + Send + Sync;
 
 /// The default of [`BreakerMapBuilder::idle_after`]: ten minutes.
 pub const DEFAULT_IDLE_AFTER: Duration = Duration::from_secs(600);
@@ -68,6 +74,12 @@ impl<C: Clock> Entry<C> {
 /// * **Transitions come with their key**:
 ///   [`on_state_change`](BreakerMapBuilder::on_state_change) is called with the key, after
 ///   each transition of any of the map's breakers, with a breaker's usual guarantees.
+/// * **Named after their key, if you say how**: with
+///   [`name_with`](BreakerMapBuilder::name_with) each breaker is named when it is made
+///   (one call of your function, and whatever it allocates, per breaker made; nothing per
+///   event), so its events and metrics carry the key; otherwise each breaker has the
+///   template's name, if it has one. The template's events listener hears every breaker
+///   of the map.
 /// * `no_std` + `alloc`, like the rest; the keys need `Hash`, `Eq` and `Clone` (a key is
 ///   cloned into its entry and into its breaker's callback).
 ///
@@ -98,6 +110,11 @@ pub struct BreakerMap<K, C> {
     clock: C,
     idle_after: u64,
     listener: Option<Arc<KeyedListener<K>>>,
+    /// The template's name, for breakers that `name_with` does not name.
+    name: Option<Cow<'static, str>>,
+    name_with: Option<Arc<KeyName<K>>>,
+    /// The template's events listener, shared by every breaker.
+    events: Option<Arc<dyn Listener>>,
 }
 
 impl<K, C> BreakerMap<K, C>
@@ -141,13 +158,19 @@ where
     }
 
     fn breaker_for(&self, key: &K, now: u64) -> Entry<C> {
-        let listener = self.listener.clone().map(|keyed| {
+        let on_state_change = self.listener.clone().map(|keyed| {
             let key = key.clone();
             Box::new(move |old: CircuitState, new: CircuitState, stats: &BreakerStats| {
                 keyed(&key, old, new, stats)
-            }) as super::circuit::Listener
+            }) as OnStateChange
         });
-        let breaker = CircuitBreaker::from_config(self.config, self.clock.clone(), listener);
+        let name = match &self.name_with {
+            Some(name_with) => Some(name_with(key)),
+            None => self.name.clone(),
+        };
+        let listener = self.events.clone().map(|events| Box::new(events) as Box<dyn Listener>);
+        let extras = Extras { name, listener, on_state_change };
+        let breaker = CircuitBreaker::from_config(self.config, self.clock.clone(), extras);
         Entry { breaker: Arc::new(breaker), created: now }
     }
 
@@ -265,6 +288,7 @@ pub struct BreakerMapBuilder<K> {
     template: BreakerBuilder,
     idle_after: Duration,
     listener: Option<Arc<KeyedListener<K>>>,
+    name_with: Option<Arc<KeyName<K>>>,
 }
 
 impl<K> BreakerMapBuilder<K> {
@@ -276,7 +300,12 @@ impl<K> BreakerMapBuilder<K> {
     /// let builder = BreakerMapBuilder::<u32>::new(BreakerBuilder::new());
     /// ```
     pub fn new(template: BreakerBuilder) -> Self {
-        BreakerMapBuilder { template, idle_after: DEFAULT_IDLE_AFTER, listener: None }
+        BreakerMapBuilder {
+            template,
+            idle_after: DEFAULT_IDLE_AFTER,
+            listener: None,
+            name_with: None,
+        }
     }
 
     /// How long a closed breaker that nobody holds must have recorded nothing before the
@@ -317,6 +346,30 @@ impl<K> BreakerMapBuilder<K> {
         self
     }
 
+    /// Names each breaker after its key, with `name(key)`, called once when the key's
+    /// breaker is made (outside the shard's lock): its events, and so its `tracing`
+    /// events and metrics, carry the name (`kompoz_breaker_transitions_total{name=..}`).
+    /// Without it, every breaker has the template's name, if any. (The keys need not be
+    /// `Display`, so the map cannot name them itself.)
+    ///
+    /// ```
+    /// use kompoz::breaker::{BreakerBuilder, BreakerMap};
+    ///
+    /// let per_host = BreakerMap::builder(BreakerBuilder::new())
+    ///     .name_with(|host: &String| format!("upstream:{host}"))
+    ///     .build()?;
+    /// assert_eq!(per_host.get(&"db.internal".to_string()).name(), Some("upstream:db.internal"));
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
+    pub fn name_with<F, N>(mut self, name: F) -> Self
+    where
+        F: Fn(&K) -> N + Send + Sync + 'static,
+        N: Into<Cow<'static, str>>,
+    {
+        self.name_with = Some(Arc::new(move |key: &K| name(key).into()));
+        self
+    }
+
     /// Builds the map; its breakers measure time on clones of `clock`.
     ///
     /// ```
@@ -331,7 +384,8 @@ impl<K> BreakerMapBuilder<K> {
     where
         K: Hash + Eq,
     {
-        if self.template.take_listener().is_some() {
+        let extras = self.template.take_extras();
+        if extras.on_state_change.is_some() {
             return Err(BreakerError::Conflict {
                 field: "the template's on_state_change",
                 with: "BreakerMap (give the map's on_state_change: it gets the key)",
@@ -346,6 +400,9 @@ impl<K> BreakerMapBuilder<K> {
             clock,
             idle_after: nanos(self.idle_after),
             listener: self.listener,
+            name: extras.name,
+            name_with: self.name_with,
+            events: extras.listener.map(Arc::from),
         })
     }
 
@@ -371,6 +428,7 @@ impl<K> fmt::Debug for BreakerMapBuilder<K> {
             .field("template", &self.template)
             .field("idle_after", &self.idle_after)
             .field("on_state_change", &self.listener.is_some())
+            .field("name_with", &self.name_with.is_some())
             .finish()
     }
 }

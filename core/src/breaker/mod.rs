@@ -36,6 +36,7 @@ mod call;
 mod cell;
 mod circuit;
 mod counters;
+mod extras;
 mod guard;
 #[cfg(target_has_atomic = "ptr")]
 mod keyed;
@@ -370,6 +371,8 @@ pub const DEFAULT_RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// hung, and its slot goes to the next call.
 pub const DEFAULT_HALF_OPEN_MAX_WAIT: Duration = Duration::from_secs(60);
 
+#[cfg(all(test, feature = "std", not(loom)))]
+mod event_tests;
 #[cfg(all(test, feature = "std", not(loom)))]
 mod policy_tests;
 #[cfg(all(test, feature = "std", not(loom)))]

@@ -181,8 +181,10 @@ mod with_alloc {
             };
             // Made before the lock, so that an unneeded one (and its clock) is dropped
             // after it: registering is rare, and a clock's drop is user code.
-            let fresh: Arc<dyn Any + Send + Sync> = Arc::new(RateLimiter::new(quota, clock));
-            let found = self.rates.with(|rates| rates.get_or_insert(name.into(), config, &fresh));
+            let name = name.into();
+            let fresh: Arc<dyn Any + Send + Sync> =
+                Arc::new(RateLimiter::new(quota, clock).with_name(name.clone()));
+            let found = self.rates.with(|rates| rates.get_or_insert(name, config, &fresh));
             drop(fresh);
             match found {
                 Ok(limiter) => {

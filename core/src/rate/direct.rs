@@ -1,12 +1,14 @@
 //! The atomic layer: [`RateLimiter`] applies the pure GCRA decision to one `AtomicU64`
 //! with compare-exchange.
 
+use alloc::borrow::Cow;
+use alloc::boxed::Box;
 use core::fmt;
 
 use super::machine::{Decision, Gcra};
 use super::queue::Line;
 use super::tally::Tally;
-use super::{BatchError, ExceedsBurst, Quota, RateLimited, RateStats};
+use super::{BatchError, ExceedsBurst, Name, Quota, RateLimited, RateStats};
 use crate::sync::{AtomicU64, Ordering, SpinMutex};
 use crate::time::{Clock, Instant};
 
@@ -60,6 +62,8 @@ pub struct RateLimiter<C> {
     tally: Tally,
     /// The tasks waiting in line (see `wait.rs`).
     pub(super) line: SpinMutex<Line>,
+    /// The name its refusals and `Debug` carry.
+    name: Name,
 }
 
 impl<C: Clock> RateLimiter<C> {
@@ -73,7 +77,41 @@ impl<C: Clock> RateLimiter<C> {
             clock,
             tally: Tally::new(),
             line: SpinMutex::new(Line::new()),
+            name: None,
         }
+    }
+
+    /// Names the limiter: its refusals, reported to the `tracing` and `metrics`
+    /// integrations, carry the name (`kompoz_rejections_total{primitive="rate_limiter",
+    /// name="github_api",cause="rate_limited"}`), and so does its `Debug`. A
+    /// [`Registry`](crate::limit::Registry) names its rate limiters after their keys.
+    /// Costs 8 bytes and one allocation, here; nothing per check.
+    ///
+    /// ```
+    /// use kompoz::rate::{Quota, RateLimiter};
+    /// use kompoz::ManualClock;
+    ///
+    /// let limiter = RateLimiter::new(Quota::per_second(5)?, ManualClock::new()).with_name("github_api");
+    /// assert_eq!(limiter.name(), Some("github_api"));
+    /// assert!(format!("{limiter:?}").contains("github_api"));
+    /// # Ok::<(), kompoz::rate::QuotaError>(())
+    /// ```
+    pub fn with_name(mut self, name: impl Into<Cow<'static, str>>) -> RateLimiter<C> {
+        self.name = Some(Box::new(name.into()));
+        self
+    }
+
+    /// The limiter's name, if it was given one.
+    ///
+    /// ```
+    /// use kompoz::rate::{Quota, RateLimiter};
+    /// use kompoz::ManualClock;
+    ///
+    /// assert_eq!(RateLimiter::new(Quota::per_second(5)?, ManualClock::new()).name(), None);
+    /// # Ok::<(), kompoz::rate::QuotaError>(())
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref().map(|name| &**name)
     }
 
     /// Admits one cell now, or says when it would conform. Never waits.
@@ -90,7 +128,7 @@ impl<C: Clock> RateLimiter<C> {
             }
             Err(limited) => {
                 self.tally.rejected();
-                super::report_refusal(limited);
+                super::report_refusal(&self.name, limited);
                 Err(limited)
             }
         }
@@ -129,7 +167,7 @@ impl<C: Clock> RateLimiter<C> {
             }
             Err(limited) => {
                 self.tally.rejected();
-                super::report_refusal(limited);
+                super::report_refusal(&self.name, limited);
                 Err(limited.into())
             }
         }
@@ -268,8 +306,11 @@ impl<C: Clock> RateLimiter<C> {
 
 impl<C: fmt::Debug> fmt::Debug for RateLimiter<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimiter")
-            .field("quota", &self.gcra.quota())
+        let mut out = f.debug_struct("RateLimiter");
+        if let Some(name) = &self.name {
+            out.field("name", name);
+        }
+        out.field("quota", &self.gcra.quota())
             .field("clock", &self.clock)
             .field("tat", &Instant::from_nanos(self.tat.load(Ordering::Relaxed)))
             .field("queued_cells", &self.queued.load(Ordering::Relaxed))

@@ -91,19 +91,25 @@ pub use direct::{AsRateLimiter, RateLimiter};
 pub use keyed::{DefaultHasher, KeyedRateLimiter, KeyedStats};
 pub use quota::Quota;
 
-/// Reports a refusal for the rate to the `tracing` and `metrics` integrations (nothing
-/// without them): `kompoz_rejections_total{primitive="rate_limiter",cause="rate_limited"}`.
+/// A rate limiter's name, as it keeps it: one thin pointer (8 bytes on 64-bit targets)
+/// rather than a `Cow`'s 24, since it is read only when a refusal is reported and by
+/// `Debug`. Naming allocates once; reporting allocates nothing.
+pub(crate) type Name = Option<alloc::boxed::Box<Cow<'static, str>>>;
+
+/// Reports a refusal by the rate limiter named `name` to the `tracing` and `metrics`
+/// integrations (nothing without them, and the name is not even read):
+/// `kompoz_rejections_total{primitive="rate_limiter",name,cause="rate_limited"}`.
 #[inline]
-pub(crate) fn report_refusal(limited: RateLimited) {
+pub(crate) fn report_refusal(name: &Name, limited: RateLimited) {
     if crate::events::enabled(None) {
-        refused(limited);
+        refused(name.as_deref().map_or("", |name| &**name), limited);
     }
 }
 
 #[cold]
-fn refused(limited: RateLimited) {
+fn refused(name: &str, limited: RateLimited) {
     use crate::events::{Event, EventKind, Primitive, Source, report};
-    let source = Source { primitive: Primitive::RateLimiter, name: "" };
+    let source = Source { primitive: Primitive::RateLimiter, name };
     report(&Event { source, kind: EventKind::Rejected(crate::Rejection::Rate(limited)) });
 }
 
