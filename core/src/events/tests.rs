@@ -159,16 +159,48 @@ mod tracing_events {
         let events = kept.0.clone();
         ::tracing::subscriber::with_default(kept, || {
             let clock = crate::ManualClock::new();
-            let direct = RateLimiter::new(Quota::per_second(1).unwrap(), clock.clone());
+            let direct =
+                RateLimiter::new(Quota::per_second(1).unwrap(), clock.clone()).with_name("api");
             assert!(direct.check().is_ok()); // admitted: nothing reported
             assert!(direct.check().is_err());
-            let keyed = KeyedRateLimiter::new(Quota::per_second(1).unwrap(), clock);
+            let keyed =
+                KeyedRateLimiter::new(Quota::per_second(1).unwrap(), clock).with_name("clients");
             assert!(keyed.check(&7).is_ok());
             assert!(keyed.check(&7).is_err());
         });
         let events = events.lock().unwrap();
-        let seen: Vec<_> = events.iter().map(|e| (e.0, e.2.as_str())).collect();
-        assert_eq!(seen, [(Level::DEBUG, "rate_limited"), (Level::DEBUG, "rate_limited")]);
+        let seen: Vec<_> = events.iter().map(|e| (e.0, e.1.as_str(), e.2.as_str())).collect();
+        assert_eq!(
+            seen,
+            [(Level::DEBUG, "api", "rate_limited"), (Level::DEBUG, "clients", "rate_limited")]
+        );
+    }
+
+    #[test]
+    fn a_named_breaker_traces_its_transitions_and_rejections_with_its_name() {
+        let kept = Kept::default();
+        let events = kept.0.clone();
+        ::tracing::subscriber::with_default(kept, || {
+            let breaker = crate::breaker::BreakerBuilder::new()
+                .name("payments")
+                .failure_threshold(1)
+                .build_with(crate::ManualClock::new())
+                .unwrap();
+            breaker.try_acquire().unwrap().success(); // nothing per successful call
+            breaker.try_acquire().unwrap().failure();
+            assert!(breaker.try_acquire().is_err());
+            breaker.reset();
+        });
+        let events = events.lock().unwrap();
+        let seen: Vec<_> = events.iter().map(|e| (e.0, e.1.as_str(), e.2.as_str())).collect();
+        assert_eq!(
+            seen,
+            [
+                (Level::WARN, "payments", ""),
+                (Level::DEBUG, "payments", "open"),
+                (Level::INFO, "payments", ""),
+            ]
+        );
     }
 
     #[test]
@@ -310,6 +342,51 @@ mod metrics_events {
             let _held = pool.try_acquire().unwrap();
             crate::events::metrics::record_limit_stats(name, &pool.stats());
         });
+        // A named breaker and a named rate limiter report on their own, under their names.
+        let named = "metrics-unit-test-breaker";
+        let clock = crate::ManualClock::new();
+        ::metrics::with_local_recorder(&values, || {
+            let breaker = crate::breaker::BreakerBuilder::new()
+                .name(named)
+                .failure_threshold(1)
+                .recovery_timeout(Duration::from_secs(1))
+                .build_with(clock.clone())
+                .unwrap();
+            breaker.try_acquire().unwrap().success(); // closed success: nothing
+            breaker.try_acquire().unwrap().failure(); // closed -> open
+            assert!(breaker.try_acquire().is_err()); // rejected
+            clock.advance(Duration::from_secs(1));
+            breaker.try_acquire().unwrap().success(); // open -> half-open -> closed
+            let limiter = crate::rate::RateLimiter::new(
+                crate::rate::Quota::per_second(1).unwrap(),
+                clock.clone(),
+            )
+            .with_name(named);
+            assert!(limiter.check().is_ok());
+            assert!(limiter.check().is_err());
+        });
+        let transitions = |from: &str, to: &str| {
+            values.get(&alloc::format!(
+                "kompoz_breaker_transitions_total{{from={from},name={named},to={to}}}"
+            ))
+        };
+        assert_eq!(transitions("closed", "open"), Some(1.0));
+        assert_eq!(transitions("open", "half_open"), Some(1.0));
+        assert_eq!(transitions("half_open", "closed"), Some(1.0));
+        assert_eq!(values.get(&alloc::format!("kompoz_breaker_state{{name={named}}}")), Some(0.0));
+        assert_eq!(
+            values.get(&alloc::format!(
+                "kompoz_rejections_total{{cause=open,name={named},primitive=breaker}}"
+            )),
+            Some(1.0)
+        );
+        assert_eq!(
+            values.get(&alloc::format!(
+                "kompoz_rejections_total{{cause=rate_limited,name={named},primitive=rate_limiter}}"
+            )),
+            Some(1.0)
+        );
+
         let key = |rest: &str| rest.replace("NAME", name);
         assert_eq!(
             values.get(&key("kompoz_breaker_transitions_total{from=closed,name=NAME,to=open}")),
