@@ -14,7 +14,10 @@ use tower::{Layer, Service};
 /// [`CallError::Rejected`], without calling the inner service.
 ///
 /// The breaker is shared: pass an `Arc<CircuitBreaker<_>>` (or a `&'static` one), and
-/// every service made by the layer, and every clone of them, counts into it.
+/// every service made by the layer, and every clone of them, counts into it. Name it
+/// when you build it ([`BreakerBuilder::name`](kompoz::breaker::BreakerBuilder::name)) and
+/// its transitions and rejections carry the name to the core's `tracing` and `metrics`
+/// integrations (`kompoz_breaker_transitions_total{name="inventory",..}`).
 ///
 /// What counts as a failure is the classifier's call, over the inner service's whole
 /// `Result<Response, Error>`: by default an `Err` is a failure and an `Ok` a success;
@@ -39,7 +42,7 @@ use tower::{Layer, Service};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let breaker = Arc::new(CircuitBreaker::builder().failure_threshold(2).build()?);
+/// let breaker = Arc::new(CircuitBreaker::builder().name("inventory").failure_threshold(2).build()?);
 /// // A status of 500 and above counts as a failure of the dependency, anything else not.
 /// let server_errors = |result: &Result<u16, std::io::Error>| match result {
 ///     Ok(status) if *status >= 500 => Verdict::Failure,

@@ -72,7 +72,9 @@ pub(crate) struct Pass {
 ///   recovery time has passed is reported `Open` until a call arrives and becomes the
 ///   first probe, which is also when `on_state_change(Open, HalfOpen)` is reported.
 /// * Each transition is reported exactly once, by the thread that made it, after it is
-///   committed. The callback may call back into the breaker (`reset`, another call)
+///   committed: as an event (to the `tracing` and `metrics` integrations and the
+///   [`listener`](super::BreakerBuilder::listener)), then to `on_state_change`. The
+///   callback (or listener) may call back into the breaker (`reset`, another call)
 ///   freely; if it panics, the panic reaches the caller whose call made the transition,
 ///   the breaker stays consistent, and nothing is counted as a failure.
 ///

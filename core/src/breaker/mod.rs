@@ -21,7 +21,8 @@
 //!
 //! The layering (each file one concept): `machine.rs` is the pure state machine; `cell.rs`
 //! packs it into one atomic word with a 64-bit epoch beside it; `circuit.rs` applies it
-//! and owns the memory layout; `counters.rs` keeps the totals per thread;
+//! and owns the memory layout; `extras.rs` holds what it reports beyond its stats (its
+//! name, its events, `on_state_change`); `counters.rs` keeps the totals per thread;
 //! `thread_token.rs` names threads so that counters follow them; `policy.rs` holds the
 //! policies' configuration, `window/` the failure-rate windows and `breaks.rs` the break
 //! durations; `guard.rs` and `call.rs` are the two ways to make a call; `keyed.rs` keeps a
