@@ -393,6 +393,7 @@ impl BreakerBuilder {
 
     /// The name, the events listener and the callback given, if any (for a map of
     /// breakers, which hands them out itself).
+    #[cfg(target_has_atomic = "ptr")]
     pub(crate) fn take_extras(&mut self) -> Extras {
         core::mem::take(&mut self.extras)
     }
