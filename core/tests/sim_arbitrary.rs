@@ -52,6 +52,91 @@ fn every_generated_breaker_configuration_builds() {
 }
 
 #[test]
+fn every_generated_breaker_policy_builds_and_every_kind_is_generated() {
+    use kompoz::breaker::{BreakDuration, FailureRate, MAX_BUCKETS, MAX_WINDOW_CALLS};
+    let mut trips = BTreeSet::new();
+    let mut breaks = BTreeSet::new();
+    let mut waits = BTreeSet::new();
+    let mut first_breaks = BTreeSet::new();
+    for bytes in inputs() {
+        let config = BreakerConfig::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        let breaker = config.build_with(ManualClock::new());
+        assert!(breaker.is_ok(), "{config:?} does not build: {:?}", breaker.err());
+        let breaker = breaker.unwrap();
+        // The breaker keeps durations in 64-bit nanoseconds (584 years stand for ever).
+        let longest = Duration::from_nanos(u64::MAX);
+        assert_eq!(breaker.half_open_max_wait(), config.half_open_max_wait.min(longest));
+        assert!(config.half_open_max_wait > Duration::ZERO);
+        waits.insert(config.half_open_max_wait);
+        // The policies' fields are private: their Debug tells the kinds apart.
+        trips.insert(match config.trip_on.map(|rate| format!("{rate:?}")) {
+            None => "consecutive failures",
+            Some(rate) if rate.contains("Calls") && rate.contains("slow: Some") => "calls, slow",
+            Some(rate) if rate.contains("Calls") => "calls",
+            Some(rate) if rate.contains("slow: Some") => "time, slow",
+            Some(_) => "time",
+        });
+        breaks.insert(match config.break_duration.map(|breaks| format!("{breaks:?}")) {
+            None => "recovery_timeout",
+            Some(breaks) if breaks.contains("jitter: Some") => "jittered",
+            Some(_) => "unjittered",
+        });
+        if let Some(breaks) = config.break_duration {
+            first_breaks.insert(breaker.recovery_timeout());
+            // Each policy on its own builds too.
+            let alone = BreakerBuilder::new().break_duration(breaks);
+            assert!(alone.build_with(ManualClock::new()).is_ok(), "{breaks:?}");
+        }
+        if let Some(rate) = config.trip_on {
+            let alone = BreakerBuilder::new().trip_on(rate);
+            assert!(alone.build_with(ManualClock::new()).is_ok(), "{rate:?}");
+        }
+        // And generated alone.
+        let rate = FailureRate::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        assert!(BreakerBuilder::new().trip_on(rate).build_with(ManualClock::new()).is_ok());
+        let breaks = BreakDuration::arbitrary(&mut Unstructured::new(&bytes)).unwrap();
+        let built = BreakerBuilder::new().break_duration(breaks).build_with(ManualClock::new());
+        assert!(built.is_ok(), "{breaks:?}");
+    }
+    assert_eq!(trips.len(), 5, "{trips:?}");
+    assert_eq!(breaks.len(), 3, "{breaks:?}");
+    for edge in [Duration::from_nanos(1), Duration::MAX] {
+        assert!(waits.contains(&edge), "half_open_max_wait {edge:?} never generated");
+    }
+    assert!(waits.iter().any(|d| *d > Duration::from_secs(1) && *d < Duration::MAX));
+    let longest = Duration::from_nanos(u64::MAX);
+    assert!(first_breaks.contains(&Duration::ZERO) && first_breaks.contains(&longest));
+    // The windows' edges: the largest count window and the most buckets.
+    let edges = inputs()
+        .filter_map(|bytes| BreakerConfig::arbitrary(&mut Unstructured::new(&bytes)).ok())
+        .filter_map(|config| config.trip_on)
+        .map(|rate| format!("{rate:?}"))
+        .filter(|rate| {
+            rate.contains(&format!("Calls({MAX_WINDOW_CALLS})"))
+                || rate.contains(&format!("buckets: {MAX_BUCKETS}"))
+        })
+        .count();
+    assert!(edges > 10, "only {edges} windows at their largest");
+}
+
+#[test]
+fn the_default_configuration_is_kompozs_defaults() {
+    use kompoz::breaker::{DEFAULT_HALF_OPEN_MAX_WAIT, DEFAULT_RECOVERY_TIMEOUT};
+    let config = BreakerConfig::default();
+    assert_eq!((config.trip_on, config.break_duration), (None, None));
+    let breaker = config.build_with(ManualClock::new()).unwrap();
+    let builder = BreakerBuilder::new().build_with(ManualClock::new()).unwrap();
+    assert_eq!(breaker.recovery_timeout(), DEFAULT_RECOVERY_TIMEOUT);
+    assert_eq!(breaker.half_open_max_wait(), DEFAULT_HALF_OPEN_MAX_WAIT);
+    assert_eq!(breaker.recovery_timeout(), builder.recovery_timeout());
+    assert_eq!(breaker.half_open_max_wait(), builder.half_open_max_wait());
+    assert_eq!(
+        (config.failure_threshold, config.half_open_max_calls, config.success_threshold),
+        (5, 1, 1)
+    );
+}
+
+#[test]
 fn every_generated_limit_builds_and_limited_accepts_it() {
     let mut sizes = BTreeSet::new();
     let mut waits = 0;

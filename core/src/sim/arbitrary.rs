@@ -1,6 +1,6 @@
 //! `Arbitrary` for the simulation's operations and for every configuration and builder
-//! (feature `arbitrary`): breakers, limits, timeouts, rate quotas, retry policies and
-//! budgets. A fuzzer's bytes decode into valid values only.
+//! (feature `arbitrary`): breakers and their policies, limits, timeouts, rate quotas,
+//! retry policies and budgets. A fuzzer's bytes decode into valid values only.
 //!
 //! Values are drawn where behaviour happens: counts are small (1 to 5) most of the time
 //! and occasionally anything valid up to the largest the type supports; durations are
@@ -13,7 +13,9 @@ use core::time::Duration;
 use super::{
     BreakerConfig, LimitConfig, Op, RateLimitConfig, Reply, RetryBudgetConfig, TimeoutConfig,
 };
-use crate::breaker::{BreakerBuilder, MAX_COUNT};
+use crate::breaker::{
+    BreakDuration, BreakerBuilder, FailureRate, MAX_BUCKETS, MAX_COUNT, MAX_WINDOW_CALLS,
+};
 use crate::limit::{MAX_PERMITS, Semaphore};
 use crate::rate::Quota;
 use crate::retry::{MAX_RETRY_PERCENT, RetryBudgetBuilder, RetryPolicy, RetryPolicyBuilder};
@@ -55,6 +57,86 @@ fn u32_count(u: &mut Unstructured<'_>) -> Result<u32> {
     Ok(u32::try_from(count(u, u64::from(MAX_COUNT))?).unwrap_or(MAX_COUNT))
 }
 
+/// A duration longer than zero where behaviour happens (see [`duration`]).
+fn nonzero_duration(u: &mut Unstructured<'_>) -> Result<Duration> {
+    Ok(match duration(u)? {
+        Duration::ZERO => Duration::from_nanos(1),
+        other => other,
+    })
+}
+
+/// A ratio in (0, 1]: a round one most of the time (whole percents, ½, 1), sometimes the
+/// smallest positive `f64`, where one failure in any window is already too many.
+fn ratio(u: &mut Unstructured<'_>) -> Result<f64> {
+    Ok(match u.int_in_range(0..=15u8)? {
+        0 => f64::MIN_POSITIVE,
+        1 => 1.0,
+        2..=5 => 0.5,
+        _ => f64::from(u.int_in_range(1..=100u8)?) / 100.0,
+    })
+}
+
+/// A policy that always builds: a window of the last 1 to [`MAX_WINDOW_CALLS`] calls
+/// (mostly 1 to 5) or of a time span (mostly milliseconds to a second, in 1 to
+/// [`MAX_BUCKETS`] buckets, at most one per nanosecond of the span), a minimum number of
+/// calls within what the window can hold (or the default), a failure ratio, and half the
+/// time slow calls (longer than zero, with their ratio).
+impl<'a> Arbitrary<'a> for FailureRate {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        let mut rate = if u.arbitrary()? {
+            let calls =
+                u32::try_from(count(u, u64::from(MAX_WINDOW_CALLS))?).unwrap_or(MAX_WINDOW_CALLS);
+            let rate = FailureRate::over_calls(calls);
+            if u.arbitrary()? {
+                // At most the window's size.
+                let minimum = u32::try_from(count(u, u64::from(calls))?).unwrap_or(calls);
+                rate.minimum_calls(minimum)
+            } else {
+                rate
+            }
+        } else {
+            let span = nonzero_duration(u)?;
+            // One nanosecond a bucket at the least.
+            let most = u64::from(MAX_BUCKETS).min(duration_to_nanos(span));
+            let buckets = u32::try_from(count(u, most)?).unwrap_or(MAX_BUCKETS);
+            let rate = FailureRate::over_time(span).buckets(buckets);
+            if u.arbitrary()? { rate.minimum_calls(u32_count(u)?) } else { rate }
+        };
+        rate = rate.threshold(ratio(u)?);
+        if u.arbitrary()? {
+            rate = rate.slow_calls(nonzero_duration(u)?, ratio(u)?);
+        }
+        Ok(rate)
+    }
+
+    fn size_hint(_depth: usize) -> (usize, Option<usize>) {
+        (4, Some(38))
+    }
+}
+
+/// A break duration that always builds: fixed (any duration, zero and [`Duration::MAX`]
+/// included) or exponential (from a start longer than zero to a cap at or above it),
+/// jittered half the time, with the seed drawn from the bytes.
+impl<'a> Arbitrary<'a> for BreakDuration {
+    fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+        let breaks = if u.arbitrary()? {
+            BreakDuration::fixed(duration(u)?)
+        } else {
+            let initial = nonzero_duration(u)?;
+            BreakDuration::exponential(initial, initial.saturating_add(duration(u)?))
+        };
+        Ok(if u.arbitrary()? { breaks.jitter(ratio(u)?, u.arbitrary()?) } else { breaks })
+    }
+
+    fn size_hint(_depth: usize) -> (usize, Option<usize>) {
+        (3, Some(38))
+    }
+}
+
+/// A configuration that always builds, under every policy: consecutive failures (half the
+/// time) or a [`FailureRate`], a fixed `recovery_timeout` (half the time) or a
+/// [`BreakDuration`], and any `half_open_max_wait` longer than zero. The plain fields are
+/// drawn whatever the policies, so an input decodes the same way whichever it picks.
 impl<'a> Arbitrary<'a> for BreakerConfig {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         Ok(BreakerConfig {
@@ -62,11 +144,14 @@ impl<'a> Arbitrary<'a> for BreakerConfig {
             recovery_timeout: duration(u)?,
             half_open_max_calls: u32_count(u)?,
             success_threshold: u32_count(u)?,
+            trip_on: if u.arbitrary()? { Some(FailureRate::arbitrary(u)?) } else { None },
+            break_duration: if u.arbitrary()? { Some(BreakDuration::arbitrary(u)?) } else { None },
+            half_open_max_wait: nonzero_duration(u)?,
         })
     }
 
     fn size_hint(_depth: usize) -> (usize, Option<usize>) {
-        (4, Some(24))
+        (7, Some(24 + 2 + 38 + 38 + 9))
     }
 }
 

@@ -3,15 +3,25 @@
 
 use core::time::Duration;
 
-use crate::breaker::{BreakerBuilder, BreakerError, CircuitBreaker, DEFAULT_RECOVERY_TIMEOUT};
+use crate::breaker::{
+    BreakDuration, BreakerBuilder, BreakerError, CircuitBreaker, DEFAULT_HALF_OPEN_MAX_WAIT,
+    DEFAULT_RECOVERY_TIMEOUT, FailureRate,
+};
 use crate::limit::{LimitError, Semaphore};
 use crate::rate::{Quota, QuotaError, RateLimiter};
 use crate::retry::{RetryBudget, RetryBudgetBuilder, RetryError};
 use crate::time::Clock;
 
-/// A circuit breaker's configuration as plain values: the fields of
+/// A circuit breaker's configuration as plain values: the settings of
 /// [`BreakerBuilder`], which validates them when built. With the `arbitrary` feature a
-/// fuzzer generates only valid ones.
+/// fuzzer generates only valid ones, under every policy: consecutive failures or a
+/// [`FailureRate`] (over calls or over time, with or without slow calls), a fixed or
+/// growing, jittered [`BreakDuration`], and any `half_open_max_wait`.
+///
+/// The struct is `#[non_exhaustive]`: start from [`default`](BreakerConfig::default)
+/// (kompoz's defaults) and set fields. The two policies are optional fields beside the
+/// plain settings they replace, as on the builder: `trip_on` replaces
+/// `failure_threshold`, and `break_duration` replaces `recovery_timeout`.
 ///
 /// ```
 /// use core::time::Duration;
@@ -32,43 +42,119 @@ use crate::time::Clock;
 /// );
 /// # Ok::<(), BreakerError>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// Policies:
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::ManualClock;
+/// use kompoz::breaker::{BreakDuration, BreakerError, CircuitState, FailureRate};
+/// use kompoz::sim::BreakerConfig;
+///
+/// let mut config = BreakerConfig::default();
+/// config.trip_on = Some(FailureRate::over_calls(4).threshold(0.5));
+/// config.break_duration = Some(
+///     BreakDuration::exponential(Duration::from_secs(1), Duration::from_secs(8)).jitter(0.1, 7),
+/// );
+/// config.half_open_max_wait = Duration::from_secs(5);
+/// let breaker = config.build_with(ManualClock::new())?;
+/// for _ in 0..2 {
+///     breaker.try_acquire().unwrap().success();
+///     breaker.try_acquire().unwrap().failure();
+/// }
+/// assert_eq!(breaker.state(), CircuitState::Open, "two failures in four calls");
+/// assert_eq!(breaker.half_open_max_wait(), Duration::from_secs(5));
+///
+/// config.half_open_max_wait = Duration::ZERO;
+/// assert_eq!(
+///     config.build_with(ManualClock::new()).unwrap_err(),
+///     BreakerError::ZeroDuration { field: "half_open_max_wait" },
+/// );
+/// # Ok::<(), BreakerError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct BreakerConfig {
-    /// Consecutive failures in the closed state that open the circuit.
+    /// Consecutive failures in the closed state that open the circuit (when `trip_on` is
+    /// `None`).
     pub failure_threshold: u32,
-    /// How long the circuit stays open before it lets a probe in.
+    /// How long the circuit stays open before it lets a probe in (when `break_duration`
+    /// is `None`).
     pub recovery_timeout: Duration,
     /// Probes let in at once while half-open.
     pub half_open_max_calls: u32,
     /// Successful probes that close the circuit.
     pub success_threshold: u32,
+    /// Trip on a failure (and slow-call) rate instead of on `failure_threshold`
+    /// consecutive failures ([`BreakerBuilder::trip_on`]); `None`: consecutive failures.
+    pub trip_on: Option<FailureRate>,
+    /// How long each opening lasts, instead of a fixed `recovery_timeout`
+    /// ([`BreakerBuilder::break_duration`]); `None`: every break is `recovery_timeout`.
+    pub break_duration: Option<BreakDuration>,
+    /// How long a half-open probe may hold its slot before it is presumed hung
+    /// ([`BreakerBuilder::half_open_max_wait`]).
+    pub half_open_max_wait: Duration,
 }
 
 impl BreakerConfig {
-    /// A [`BreakerBuilder`] with this configuration.
+    /// A [`BreakerBuilder`] with this configuration: `trip_on` given instead of
+    /// `failure_threshold` when it is set, `break_duration` instead of
+    /// `recovery_timeout`.
+    ///
+    /// ```
+    /// use kompoz::ManualClock;
+    /// use kompoz::breaker::FailureRate;
+    /// use kompoz::sim::BreakerConfig;
+    ///
+    /// let mut config = BreakerConfig::default();
+    /// config.trip_on = Some(FailureRate::over_calls(10));
+    /// let breaker = config.builder().build_with(ManualClock::new())?;
+    /// assert_eq!(breaker.stats().window_calls, 0);
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn builder(&self) -> BreakerBuilder {
-        BreakerBuilder::new()
-            .failure_threshold(self.failure_threshold)
-            .recovery_timeout(self.recovery_timeout)
+        let builder = match self.trip_on {
+            Some(rate) => BreakerBuilder::new().trip_on(rate),
+            None => BreakerBuilder::new().failure_threshold(self.failure_threshold),
+        };
+        let builder = match self.break_duration {
+            Some(breaks) => builder.break_duration(breaks),
+            None => builder.recovery_timeout(self.recovery_timeout),
+        };
+        builder
             .half_open_max_calls(self.half_open_max_calls)
             .success_threshold(self.success_threshold)
+            .half_open_max_wait(self.half_open_max_wait)
     }
 
     /// Builds a breaker with this configuration on `clock`.
+    ///
+    /// ```
+    /// use kompoz::ManualClock;
+    /// use kompoz::breaker::CircuitState;
+    /// use kompoz::sim::BreakerConfig;
+    ///
+    /// let breaker = BreakerConfig::default().build_with(ManualClock::new())?;
+    /// assert_eq!(breaker.state(), CircuitState::Closed);
+    /// # Ok::<(), kompoz::breaker::BreakerError>(())
+    /// ```
     pub fn build_with<C: Clock>(&self, clock: C) -> Result<CircuitBreaker<C>, BreakerError> {
         self.builder().build_with(clock)
     }
 }
 
 impl Default for BreakerConfig {
-    /// kompoz's defaults: 5 failures, 30 s, 1 probe, 1 success.
+    /// kompoz's defaults: 5 consecutive failures, a fixed 30 s break, 1 probe, 1 success,
+    /// probes presumed hung after a minute.
     fn default() -> Self {
         BreakerConfig {
             failure_threshold: 5,
             recovery_timeout: DEFAULT_RECOVERY_TIMEOUT,
             half_open_max_calls: 1,
             success_threshold: 1,
+            trip_on: None,
+            break_duration: None,
+            half_open_max_wait: DEFAULT_HALF_OPEN_MAX_WAIT,
         }
     }
 }

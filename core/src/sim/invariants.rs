@@ -398,6 +398,58 @@ impl Admission<'_> {
     pub fn times_opened(&self) -> u64 {
         self.times_opened
     }
+
+    /// For a probe, its claim on its half-open slot, to ask later (from anywhere, while
+    /// the probe runs) whether the breaker still counts it; `None` for a call admitted
+    /// while closed.
+    pub fn probe_slot(&self) -> Option<ProbeSlot> {
+        self.probe.then_some(ProbeSlot { generation: self.generation })
+    }
+}
+
+/// A running probe's claim on its half-open slot, from [`Admission::probe_slot`]: a plain
+/// value a watch can keep for each probe in flight and ask
+/// [`held_in`](ProbeSlot::held_in) later. The breaker *forgets* its probes on `reset`,
+/// when they have all held their slots for `half_open_max_wait` (presumed hung), and
+/// after 63 transitions in a row with a probe in flight; a forgotten probe no longer
+/// holds a slot, so the breaker may let another probe in while it still runs.
+///
+/// ```
+/// use core::time::Duration;
+/// use kompoz::ManualClock;
+/// use kompoz::sim::{BreakerConfig, BreakerWatch};
+///
+/// let clock = ManualClock::new();
+/// let mut config = BreakerConfig::default();
+/// config.failure_threshold = 1;
+/// config.recovery_timeout = Duration::ZERO;
+/// config.half_open_max_wait = Duration::from_secs(5);
+/// let breaker = config.build_with(clock.clone())?;
+/// let watch = BreakerWatch::new(config.half_open_max_calls);
+/// breaker.try_acquire()?.failure();
+///
+/// let probe = breaker.try_acquire()?; // a probe that hangs
+/// let admission = watch.admitted(&breaker);
+/// let slot = admission.probe_slot().expect("admitted while half-open");
+/// assert!(slot.held_in(&breaker));
+/// clock.advance(Duration::from_secs(5));
+/// let next = breaker.try_acquire()?; // the hung probe is presumed hung, and forgotten
+/// assert!(next.is_probe() && !slot.held_in(&breaker));
+/// # drop((probe, next));
+/// # Ok::<(), Box<dyn core::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProbeSlot {
+    generation: u64,
+}
+
+impl ProbeSlot {
+    /// Whether `breaker` (the one that admitted the probe) still counts the probe in
+    /// flight against `half_open_max_calls`: `false` once it was forgotten. Meaningful
+    /// while the probe runs.
+    pub fn held_in<C: Clock>(&self, breaker: &CircuitBreaker<C>) -> bool {
+        breaker.holds_probe_slot(self.generation)
+    }
 }
 
 impl Drop for Admission<'_> {

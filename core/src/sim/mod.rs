@@ -24,9 +24,12 @@
 //!   within `max_attempts` and the deadline, never through an open circuit, never before a
 //!   rate limiter said it would admit, within the retry budget), and, once idle,
 //!   [`semaphore_idle`] and [`breaker_idle`] (every permit and probe slot returned). Each
-//!   failure is a [`Violation`] that says what broke.
+//!   failure is a [`Violation`] that says what broke. A probe's [`ProbeSlot`] tells a
+//!   watch of the user's own whether the breaker still counts it, or forgot it.
 //! * With the `arbitrary` feature, `Arbitrary` for [`Op`], [`Reply`], the configurations,
-//!   [`BreakerBuilder`](crate::breaker::BreakerBuilder), [`Semaphore`](crate::Semaphore),
+//!   [`BreakerBuilder`](crate::breaker::BreakerBuilder) and the breaker's policies
+//!   ([`FailureRate`](crate::breaker::FailureRate),
+//!   [`BreakDuration`](crate::breaker::BreakDuration)), [`Semaphore`](crate::Semaphore),
 //!   [`Quota`](crate::rate::Quota), [`RetryPolicy`](crate::retry::RetryPolicy) and its
 //!   builder, and [`RetryBudgetBuilder`](crate::retry::RetryBudgetBuilder): a fuzzer's
 //!   bytes decode into valid values only.
@@ -88,7 +91,7 @@ pub use backend::{Backend, BackendError, BackendStats};
 pub use config::{BreakerConfig, LimitConfig, RateLimitConfig, RetryBudgetConfig, TimeoutConfig};
 pub use executor::{DEFAULT_POLL_LIMIT, Sim, Spawner};
 pub use invariants::{
-    Admission, BreakerWatch, Inside, LimitWatch, Violation, breaker_idle, semaphore_idle,
+    Admission, BreakerWatch, Inside, LimitWatch, ProbeSlot, Violation, breaker_idle, semaphore_idle,
 };
 pub use ops::{Op, Reply};
 pub use rate_watch::RateWatch;

@@ -196,7 +196,7 @@ impl<'a> Client<'a> {
     async fn guarded(&self, reply: Reply, retry: bool) -> Result<(), FetchError> {
         // First thing after the breaker let the call in, before any await.
         let admission = self.watches.breaker.admitted(self.breaker);
-        let probe = self.watches.outage.admitted(&admission);
+        let probe = self.watches.outage.admitted(&admission, self.breaker);
         // The semaphore's own lifetime, so its permits may live in `in_flight`.
         let limit: &'a Semaphore = self.limit;
         let limited = async {

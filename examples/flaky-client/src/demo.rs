@@ -135,7 +135,7 @@ pub fn run_demo(scenario: &DemoScenario) -> Result<DemoSummary, Failure> {
     let timed = with_timeout_on(clock.clone(), pooled, TIME_LIMIT);
     let watched = async_rule(async |admitted: &mut Option<AdmittedAs>| {
         let admission = breaker_watch.admitted(&breaker);
-        let probe = outage.admitted(&admission);
+        let probe = outage.admitted(&admission, &breaker);
         *admitted = Some(AdmittedAs::of(&admission));
         let outcome = timed.run_detailed(admitted).await;
         probe.finished();

@@ -126,6 +126,9 @@ pub struct Summary {
     pub requests: u64,
     /// Times the circuit opened.
     pub times_opened: u64,
+    /// Probes the breaker forgot while they still ran (presumed hung after
+    /// `half_open_max_wait`, or by `reset`).
+    pub forgotten_probes: u64,
     /// The simulation's fingerprint at the end.
     pub fingerprint: u64,
 }
@@ -233,6 +236,7 @@ pub fn run(scenario: &Scenario, variant: Variant) -> Result<Summary, Failure> {
     summary.rate_limited = limiter.as_ref().map_or(0, |limiter| limiter.stats().rejected);
     summary.retries = watches.retry.retries();
     summary.times_opened = breaker.stats().times_opened;
+    summary.forgotten_probes = watches.outage.forgotten_probes();
     summary.fingerprint = sim.fingerprint();
     Ok(summary)
 }

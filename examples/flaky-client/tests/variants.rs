@@ -43,9 +43,19 @@ fn scenarios() -> impl Iterator<Item = Scenario> {
 fn the_correct_client_keeps_every_invariant_and_its_property() {
     let (mut opened, mut rejected, mut timed_out, mut cancelled, mut requests) = (0, 0, 0, 0, 0);
     let (mut rate_limited, mut retries) = (0, 0);
+    // Every breaker policy is exercised: openings under a failure rate, and under breaks
+    // that grow; probes presumed hung and forgotten.
+    let (mut opened_on_rate, mut opened_with_growing_breaks, mut forgotten) = (0, 0, 0);
     for scenario in scenarios() {
         match run(&scenario, Variant::Correct) {
             Ok(summary) => {
+                if scenario.breaker.trip_on.is_some() {
+                    opened_on_rate += summary.times_opened;
+                }
+                if scenario.breaker.break_duration.is_some() {
+                    opened_with_growing_breaks += summary.times_opened;
+                }
+                forgotten += summary.forgotten_probes;
                 opened += summary.times_opened;
                 rejected += summary.rejected;
                 timed_out += summary.timed_out;
@@ -69,6 +79,12 @@ fn the_correct_client_keeps_every_invariant_and_its_property() {
     ] {
         assert!(count > 1_000, "only {count} {what}");
     }
+    assert!(
+        opened_on_rate > 1_000 && opened_with_growing_breaks > 1_000,
+        "only {opened_on_rate} openings on a failure rate, {opened_with_growing_breaks} with \
+         growing breaks"
+    );
+    assert!(forgotten > 100, "only {forgotten} probes forgotten");
 }
 
 #[test]
