@@ -500,9 +500,16 @@ mod tests {
         assert_eq!(totals.rejected, threads * 1_000);
         assert_eq!((totals.failures, totals.abandoned), (threads * 100, threads * 100));
         assert_eq!(totals.last_failure, Some(Instant::from_nanos(990)));
-        // Every thread's clock moved a millisecond at each success: each was stamped.
+        // Each thread's clock moved a millisecond at each success, but threads that share
+        // a shard (the shared one, or a cell) share its stamp stride, and their clocks
+        // differ: a thread reading a time behind the shard's stamp takes the clock for
+        // standing still and lengthens the stride. What the docs promise still holds: at
+        // most 15 successes of a thread go unstamped, so the latest stamp is within 15 ms
+        // of the last thread's last success. (Asserting the exact last success failed
+        // about 1 run in 15, when the last thread wrote to a shared shard.)
         let last = (threads - 1) * 10_000_000 + 1_000 * 1_000_000;
-        assert_eq!(totals.last_success, Some(Instant::from_nanos(last)));
+        let stamped = totals.last_success.expect("stamped").as_nanos();
+        assert!((last - 15 * 1_000_000..=last).contains(&stamped), "{stamped} vs {last}");
     }
 
     #[test]

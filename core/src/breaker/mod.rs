@@ -248,8 +248,9 @@ pub struct BreakerStats {
     pub last_failure_time: Option<Instant>,
     /// When the latest success was recorded, from the clock's coarse reading
     /// ([`Clock::now_coarse`](crate::Clock::now_coarse): on `StdClock` under Linux, up to
-    /// a couple of kernel ticks early). To keep the clock off the closed path, each thread
-    /// reads it on its first success, then once per `stride` successes, where the stride
+    /// a couple of kernel ticks early). To keep the clock off the closed path, each
+    /// counter shard (the owner thread's, or one that contending threads share) reads it
+    /// on its first success, then once per `stride` successes, where the stride
     /// doubles (up to 16) while successive readings are less than the clock's
     /// [`coarse_lag`](crate::Clock::coarse_lag) (at least a millisecond) apart, and falls
     /// back to 1 as soon as they are further apart: in a steady stream of calls this is
