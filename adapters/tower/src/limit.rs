@@ -81,7 +81,7 @@ impl LimitLayer {
     /// use kompoz_tower::LimitLayer;
     ///
     /// let layer = LimitLayer::named("front", 64)?.shed();
-    /// assert_eq!(layer.semaphore().name(), "front");
+    /// assert_eq!(layer.semaphore().name(), Some("front"));
     /// # Ok::<(), kompoz::limit::LimitError>(())
     /// ```
     pub fn named(

@@ -225,7 +225,8 @@ impl Semaphore {
     /// use kompoz::limit::Semaphore;
     ///
     /// let pool = Semaphore::new(10)?.with_name("db_pool");
-    /// assert_eq!(pool.name(), "db_pool");
+    /// assert_eq!(pool.name(), Some("db_pool"));
+    /// assert_eq!(Semaphore::new(1)?.name(), None);
     /// assert!(format!("{pool:?}").contains("db_pool"));
     /// # Ok::<(), kompoz::limit::LimitError>(())
     /// ```
@@ -234,9 +235,9 @@ impl Semaphore {
         self
     }
 
-    /// The semaphore's name (empty if it has none).
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The semaphore's name, if it has one (as for breakers and rate limiters).
+    pub fn name(&self) -> Option<&str> {
+        (!self.name.is_empty()).then_some(&*self.name)
     }
 
     /// A semaphore with no permits, in a `const` context (for fixed registries).
