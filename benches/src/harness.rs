@@ -321,12 +321,14 @@ pub fn poll_ready<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// Tests that run runners share `MEASURING`: one at a time, in every test module of the
+/// crate (the cases' test runs every contender, which raises it too).
+#[cfg(test)]
+pub(crate) static SERIAL: Mutex<()> = Mutex::new(());
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Tests that run runners share `MEASURING`: one at a time.
-    static SERIAL: Mutex<()> = Mutex::new(());
 
     #[test]
     fn single_runs_n_times_and_lowers_the_flag() {

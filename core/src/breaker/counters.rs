@@ -218,7 +218,11 @@ impl<'a> Counters<'a> {
     fn writer(self) -> Writer<'a> {
         #[cfg(all(feature = "std", not(loom)))]
         if let Some(token) = thread_token::current() {
-            let owner = self.index.owner.load(Ordering::Relaxed);
+            // Acquire, paired with the owner's AcqRel take-over: a thread that reads an
+            // owner's token then also sees that owner's slot taken in the token table, so
+            // `is_live` cannot read the slot as it was before (and hand a live owner's shard
+            // to a second writer: lost counts on weakly ordered CPUs; miri found it).
+            let owner = self.index.owner.load(Ordering::Acquire);
             if owner == token {
                 return Writer::Owner(self.home);
             }
@@ -233,12 +237,13 @@ impl<'a> Counters<'a> {
     #[inline(never)]
     fn other_writer(self, token: u64, owner: u64) -> Writer<'a> {
         // `is_live` loads with Acquire: if the owner has exited, its last plain stores are
-        // visible before this thread takes over.
+        // visible before this thread takes over. The take-over is also Release: whoever
+        // reads this thread's token in `owner` (Acquire, in `writer`) sees its slot taken.
         if (owner == 0 || !thread_token::is_live(owner))
             && self
                 .index
                 .owner
-                .compare_exchange(owner, token, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(owner, token, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
             return Writer::Owner(self.home);

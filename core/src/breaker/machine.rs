@@ -218,6 +218,11 @@ impl Machine {
         self.state == CircuitState::HalfOpen && self.probes >= limits.half_open_max_calls
     }
 
+    /// Whether another probe may be let in: fewer probes counted than `half_open_max_calls`.
+    fn probe_slot_free(self, limits: &Limits) -> bool {
+        self.probes < limits.half_open_max_calls
+    }
+
     /// Whether `ticket`'s probe slot is still counted: it was admitted since the last
     /// forget.
     pub(crate) fn counts(self, ticket: Ticket) -> bool {
@@ -251,10 +256,12 @@ impl Machine {
         match event {
             Event::Admit { recovered, probes_expired } => match self.state {
                 Closed => self.stay(Effect::Admitted(Ticket::new(self.generation, false))),
-                Open if recovered && !self.forced && self.probes < limits.half_open_max_calls => {
+                // (An open circuit that may recover always has a free slot, see below: the
+                // check is a guard for that argument, written once for both arms.)
+                Open if recovered && !self.forced && self.probe_slot_free(limits) => {
                     self.half_open(false, 0)
                 }
-                HalfOpen if self.probes < limits.half_open_max_calls => {
+                HalfOpen if self.probe_slot_free(limits) => {
                     let next = Machine { probes: self.probes + 1, ..self };
                     let ticket = Ticket::new(self.generation, true);
                     Machine::go(next, Effect::Admitted(ticket))
