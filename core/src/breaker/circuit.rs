@@ -650,6 +650,18 @@ impl<C: Clock> CircuitBreaker<C> {
         self.hot.cell.set_ready(opened.generation);
     }
 
+    /// For [`BreakerMap`](super::BreakerMap)'s sweeps, which run under a shard's spin lock:
+    /// the state and the latest success and failure stamps, reading no clock (`stats()`
+    /// reads it for a time window, and a clock is user code).
+    #[cfg(target_has_atomic = "ptr")]
+    pub(crate) fn state_and_last_activity(
+        &self,
+    ) -> (CircuitState, Option<Instant>, Option<Instant>) {
+        let machine = self.hot.cell.machine(self.hot.cell.word());
+        let totals = self.counters().totals();
+        (machine.state, totals.last_success, totals.last_failure)
+    }
+
     /// For the simulation kit's [`BreakerWatch`](crate::sim::BreakerWatch): the current
     /// generation, which a call admitted now was admitted in.
     #[cfg(feature = "sim")]

@@ -41,11 +41,12 @@ impl<C: Clock> Entry<C> {
         if Arc::strong_count(&self.breaker) != 1 {
             return false;
         }
-        let stats = self.breaker.stats();
-        if stats.state != CircuitState::Closed {
+        // Under the shard's lock: nothing here may read the clock (user code).
+        let (state, last_success, last_failure) = self.breaker.state_and_last_activity();
+        if state != CircuitState::Closed {
             return false;
         }
-        let stamps = [stats.last_success_time, stats.last_failure_time];
+        let stamps = [last_success, last_failure];
         let last = stamps.into_iter().flatten().map(Instant::as_nanos).fold(self.created, u64::max);
         now.saturating_sub(last) >= idle_after
     }
@@ -450,6 +451,40 @@ mod tests {
             .idle_after(60 * SECOND)
             .build_with(clock.clone())
             .unwrap()
+    }
+
+    /// A manual clock that counts its readings.
+    #[derive(Clone, Default)]
+    struct CountedClock {
+        inner: ManualClock,
+        reads: Arc<core::sync::atomic::AtomicUsize>,
+    }
+
+    impl Clock for CountedClock {
+        fn now(&self) -> Instant {
+            self.reads.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            self.inner.now()
+        }
+    }
+
+    #[test]
+    fn a_sweep_reads_the_clock_once_outside_the_locks_whatever_the_policy() {
+        // A clock is user code, and sweeps run under a shard's lock: the map reads the
+        // clock once, before, even for time-window breakers (whose `stats()` reads it).
+        let clock = CountedClock::default();
+        let m = BreakerMapBuilder::new(
+            BreakerBuilder::new().trip_on(crate::breaker::FailureRate::over_time(SECOND * 10)),
+        )
+        .idle_after(60 * SECOND)
+        .build_with(clock.clone())
+        .unwrap();
+        for key in 0..3u64 {
+            m.get(&key).try_acquire().unwrap().success();
+        }
+        clock.inner.advance(60 * SECOND);
+        let before = clock.reads.load(core::sync::atomic::Ordering::Relaxed);
+        assert_eq!(m.evict_idle(), 3);
+        assert_eq!(clock.reads.load(core::sync::atomic::Ordering::Relaxed) - before, 1);
     }
 
     #[test]
