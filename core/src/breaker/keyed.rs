@@ -523,7 +523,10 @@ mod tests {
     fn making_new_keys_drops_idle_ones_so_memory_follows_the_active_keys() {
         let clock = ManualClock::new();
         let m = map(&clock);
-        for key in 0..10_000u64 {
+        // Fewer keys under miri (safe code here; 10,000 breakers take minutes there): 600
+        // are still live at the end, after more than three lifetimes of keys.
+        let keys = if cfg!(miri) { 2_000 } else { 10_000u64 };
+        for key in 0..keys {
             m.get(&key).try_acquire().unwrap().success();
             clock.advance(SECOND / 10); // each key is active for 60 s, then idle
         }
