@@ -172,7 +172,12 @@ impl StateCell {
     pub(crate) fn commit(&self, seen: u64, next: Machine, keep_ready: bool) -> Result<(), u64> {
         let keep = FIXED | if keep_ready { READY } else { 0 };
         let word = pack(next, seen & keep);
-        self.word.compare_exchange_weak(seen, word, Ordering::AcqRel, Ordering::Acquire)?;
+        // Strong: a commit fails only if the word changed. A spurious failure (weak
+        // compare-exchange on LL/SC CPUs; miri simulates them) sent a hung probe's
+        // replacement round the loop, where its own raise of `last_probe_at` made the
+        // hung probe look fresh: the call was refused and recovery waited one more
+        // `half_open_max_wait`.
+        self.word.compare_exchange(seen, word, Ordering::AcqRel, Ordering::Acquire)?;
         if next.generation & GENERATION_MASK != (seen >> GENERATION_SHIFT) & GENERATION_MASK {
             self.epoch.fetch_max(next.generation, Ordering::Release);
         }
