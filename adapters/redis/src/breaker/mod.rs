@@ -651,17 +651,22 @@ impl<C: Clock + Send + Sync> SharedBreaker<C> {
     }
 
     /// The round trip for a probe lease, while the view is open: boxed, so that the
-    /// closed path's futures stay small.
+    /// closed path's futures stay small. It answers with the fleet's decision, a few
+    /// words, not with a guard: the guard is made by [`decided`](Self::decided), inlined
+    /// beside the closed path's, so that both answers stay in registers (a guard that
+    /// came back from the boxed future through memory would share its stack slot with
+    /// the closed path's, which would then write it there too).
     #[cold]
     #[inline(never)]
-    fn probing(&self) -> Probing<'_, C> {
-        Box::pin(self.admit_open())
+    fn probing(&self) -> Probing<'_> {
+        Box::pin(self.shared.decide_open())
     }
 
-    #[cold]
-    async fn admit_open(&self) -> Admission<'_, C> {
+    /// The admission for the fleet's decision while the view was open.
+    #[inline(always)]
+    fn decided(&self, decision: Result<OpenDecision, CircuitOpen>) -> Admission<'_, C> {
         let shared = &*self.shared;
-        Ok(match shared.decide_open().await? {
+        Ok(match decision? {
             OpenDecision::Closed { generation } => {
                 let guard = shared.local.try_acquire()?;
                 SharedGuard::local(shared, guard, generation)
@@ -700,7 +705,7 @@ impl<C: Clock + Send + Sync> SharedBreaker<C> {
         }
         let admission = match self.admit_flagged(word) {
             Some(admission) => admission,
-            None => self.probing().await,
+            None => self.decided(self.probing().await),
         };
         let guard = admission.map_err(CallError::Rejected)?;
         let result = future.await;
@@ -771,14 +776,15 @@ impl<C: Clock + Send + Sync> Drop for ProbeInFlight<'_, C> {
 pub struct TryAcquire<'a, C: Clock + Send + Sync> {
     breaker: &'a SharedBreaker<C>,
     /// The round trip for a probe lease, once the view was found open.
-    probing: Option<Probing<'a, C>>,
+    probing: Option<Probing<'a>>,
     /// The admission was handed out.
     done: bool,
 }
 
 type Admission<'a, C> = Result<SharedGuard<'a, C>, CircuitOpen>;
-type Probing<'a, C> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Admission<'a, C>> + Send + 'a>>;
+type Probing<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<OpenDecision, CircuitOpen>> + Send + 'a>,
+>;
 
 impl<'a, C: Clock + Send + Sync> std::future::Future for TryAcquire<'a, C> {
     type Output = Admission<'a, C>;
@@ -802,10 +808,10 @@ impl<'a, C: Clock + Send + Sync> std::future::Future for TryAcquire<'a, C> {
         }
         match &mut this.probing {
             Some(future) => {
-                let admission = std::task::ready!(future.as_mut().poll(cx));
+                let decision = std::task::ready!(future.as_mut().poll(cx));
                 this.probing = None;
                 this.done = true;
-                std::task::Poll::Ready(admission)
+                std::task::Poll::Ready(this.breaker.decided(decision))
             }
             // Polled after it completed: it has nothing more to give.
             None => std::task::Poll::Pending,
