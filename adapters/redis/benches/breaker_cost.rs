@@ -42,7 +42,7 @@ async fn shared_calls(shared: &SharedBreaker, n: u64) {
 }
 
 #[inline(never)]
-fn local_guards(local: &CircuitBreaker<StdClock>, n: u64) {
+async fn local_guards(local: &CircuitBreaker<StdClock>, n: u64) {
     for _ in 0..n {
         black_box(local).try_acquire().unwrap().success();
     }
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
     match case.as_str() {
         "local-call" => futures::executor::block_on(local_calls(&local, n)),
         "shared-call" => futures::executor::block_on(shared_calls(&shared, n)),
-        "local-guard" => local_guards(&local, n),
+        "local-guard" => futures::executor::block_on(local_guards(&local, n)),
         "shared-guard" => futures::executor::block_on(shared_guards(&shared, n)),
         other => {
             eprintln!("no case {other:?}");

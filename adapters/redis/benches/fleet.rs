@@ -3,6 +3,8 @@
 //!
 //! ```sh
 //! cargo bench -p kompoz-redis --bench fleet
+//! # the breaker case alone
+//! cargo bench -p kompoz-redis --bench fleet -- breaker
 //! ```
 //!
 //! It starts its own `redis-server` (persistence off) on a free loopback port. Each case
@@ -103,8 +105,10 @@ async fn shared_calls(shared: &kompoz_redis::SharedBreaker) -> f64 {
     started.elapsed().as_nanos() as f64 / f64::from(CALLS)
 }
 
+// An `async fn` like the shared guard's loop (which must `.await` its admission), run
+// the same way, so that only the admission and the verdict differ.
 #[inline(never)]
-fn local_guards(local: &CircuitBreaker<kompoz::StdClock>) -> f64 {
+async fn local_guards(local: &CircuitBreaker<kompoz::StdClock>) -> f64 {
     let started = Instant::now();
     for _ in 0..CALLS {
         black_box(local).try_acquire().unwrap().success();
@@ -122,92 +126,95 @@ async fn shared_guards(shared: &kompoz_redis::SharedBreaker) -> f64 {
 }
 
 fn main() {
+    let breaker_only = std::env::args().any(|arg| arg == "breaker");
     let Some(server) = RedisServer::start() else { return };
     let url = server.url();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let fleet = Fleet::builder(&url).build().unwrap();
-        println!("kompoz-redis on a loopback redis-server ({}), {RUN:?} per case, 2 tokio workers", url);
-        println!("\n| case | tasks | kompoz-redis ops/s | round trips/op | naive ops/s | round trips/op | ratio |");
-        println!("|---|---:|---:|---:|---:|---:|---:|");
-        for (round, tasks) in [1usize, 16].into_iter().enumerate() {
-            // Permits are plentiful: this measures the cost of taking and giving one back.
-            let limit = fleet.limit(format!("bench-{round}"), 1_000).degradation(Degradation::FailClosed).build().unwrap();
-            let (ours, our_trips) = measure(&url, tasks, {
-                let limit = limit.clone();
-                move || {
+        if !breaker_only {
+            println!("kompoz-redis on a loopback redis-server ({}), {RUN:?} per case, 2 tokio workers", url);
+            println!("\n| case | tasks | kompoz-redis ops/s | round trips/op | naive ops/s | round trips/op | ratio |");
+            println!("|---|---:|---:|---:|---:|---:|---:|");
+            for (round, tasks) in [1usize, 16].into_iter().enumerate() {
+                // Permits are plentiful: this measures the cost of taking and giving one back.
+                let limit = fleet.limit(format!("bench-{round}"), 1_000).degradation(Degradation::FailClosed).build().unwrap();
+                let (ours, our_trips) = measure(&url, tasks, {
                     let limit = limit.clone();
-                    async move {
-                        match limit.try_acquire().await {
-                            Ok(permit) => {
-                                permit.release().await;
-                                true
+                    move || {
+                        let limit = limit.clone();
+                        async move {
+                            match limit.try_acquire().await {
+                                Ok(permit) => {
+                                    permit.release().await;
+                                    true
+                                }
+                                Err(_) => false,
                             }
-                            Err(_) => false,
                         }
                     }
-                }
-            })
-            .await;
-            let client = redis::Client::open(url.as_str()).unwrap();
-            let connection = client.get_multiplexed_async_connection().await.unwrap();
-            let key = format!("naive-{round}");
-            let (naive, naive_trips) = measure(&url, tasks, move || {
-                let (mut connection, key) = (connection.clone(), key.clone());
-                async move {
-                    // The naive limiter: INCR to take, DECR to give back (or to undo a
-                    // take beyond the capacity). No leases: a crash leaks its permits.
-                    let held: i64 = connection.incr(&key, 1).await.unwrap();
-                    let _: i64 = connection.decr(&key, 1).await.unwrap();
-                    held <= 1_000
-                }
-            })
-            .await;
-            println!(
-                "| fleet limit: try_acquire + release | {tasks} | {ours:.0} | {our_trips:.2} | {naive:.0} | {naive_trips:.2} | {:.2}x |",
-                ours / naive
-            );
-        }
+                })
+                .await;
+                let client = redis::Client::open(url.as_str()).unwrap();
+                let connection = client.get_multiplexed_async_connection().await.unwrap();
+                let key = format!("naive-{round}");
+                let (naive, naive_trips) = measure(&url, tasks, move || {
+                    let (mut connection, key) = (connection.clone(), key.clone());
+                    async move {
+                        // The naive limiter: INCR to take, DECR to give back (or to undo a
+                        // take beyond the capacity). No leases: a crash leaks its permits.
+                        let held: i64 = connection.incr(&key, 1).await.unwrap();
+                        let _: i64 = connection.decr(&key, 1).await.unwrap();
+                        held <= 1_000
+                    }
+                })
+                .await;
+                println!(
+                    "| fleet limit: try_acquire + release | {tasks} | {ours:.0} | {our_trips:.2} | {naive:.0} | {naive_trips:.2} | {:.2}x |",
+                    ours / naive
+                );
+            }
 
-        for (round, tasks) in [1usize, 16].into_iter().enumerate() {
-            // A quota far above what a loopback Redis serves: every check is admitted.
-            let limiter = fleet
-                .rate_limit(format!("bench-rate-{round}"), kompoz::rate::Quota::per_second(1_000_000_000).unwrap())
-                .degradation(Degradation::FailClosed)
-                .build()
-                .unwrap();
-            let (ours, our_trips) = measure(&url, tasks, {
-                let limiter = limiter.clone();
-                move || {
+            for (round, tasks) in [1usize, 16].into_iter().enumerate() {
+                // A quota far above what a loopback Redis serves: every check is admitted.
+                let limiter = fleet
+                    .rate_limit(format!("bench-rate-{round}"), kompoz::rate::Quota::per_second(1_000_000_000).unwrap())
+                    .degradation(Degradation::FailClosed)
+                    .build()
+                    .unwrap();
+                let (ours, our_trips) = measure(&url, tasks, {
                     let limiter = limiter.clone();
-                    async move { limiter.check().await.is_ok() }
-                }
-            })
-            .await;
-            let client = redis::Client::open(url.as_str()).unwrap();
-            let connection = client.get_multiplexed_async_connection().await.unwrap();
-            let key = format!("naive-rate-{round}");
-            let (naive, naive_trips) = measure(&url, tasks, move || {
-                let (mut connection, key) = (connection.clone(), key.clone());
-                async move {
-                    // The naive rate limiter: a fixed one-second window, INCR and EXPIRE in
-                    // one pipeline (up to twice the quota across a window's edge).
-                    let (count,): (i64,) = redis::pipe()
-                        .incr(&key, 1)
-                        .expire(&key, 1)
-                        .ignore()
-                        .query_async(&mut connection)
-                        .await
-                        .unwrap();
-                    count <= 1_000_000_000
-                }
-            })
-            .await;
-            println!(
-                "| fleet rate limit: check (GCRA script) vs INCR+EXPIRE fixed window | {tasks} | {ours:.0} | {our_trips:.2} | {naive:.0} | {naive_trips:.2} | {:.2}x |",
-                ours / naive
-            );
+                    move || {
+                        let limiter = limiter.clone();
+                        async move { limiter.check().await.is_ok() }
+                    }
+                })
+                .await;
+                let client = redis::Client::open(url.as_str()).unwrap();
+                let connection = client.get_multiplexed_async_connection().await.unwrap();
+                let key = format!("naive-rate-{round}");
+                let (naive, naive_trips) = measure(&url, tasks, move || {
+                    let (mut connection, key) = (connection.clone(), key.clone());
+                    async move {
+                        // The naive rate limiter: a fixed one-second window, INCR and EXPIRE in
+                        // one pipeline (up to twice the quota across a window's edge).
+                        let (count,): (i64,) = redis::pipe()
+                            .incr(&key, 1)
+                            .expire(&key, 1)
+                            .ignore()
+                            .query_async(&mut connection)
+                            .await
+                            .unwrap();
+                        count <= 1_000_000_000
+                    }
+                })
+                .await;
+                println!(
+                    "| fleet rate limit: check (GCRA script) vs INCR+EXPIRE fixed window | {tasks} | {ours:.0} | {our_trips:.2} | {naive:.0} | {naive_trips:.2} | {:.2}x |",
+                    ours / naive
+                );
+            }
         }
 
         // The shared breaker's closed path beside the local breaker's, in one thread.
@@ -216,13 +223,13 @@ fn main() {
         let local = CircuitBreaker::builder().build().unwrap();
         let cases: [(&str, Vec<f64>, Vec<f64>); 2] = [
             ("closed: `call` around a ready future (the async face of both)", Vec::new(), Vec::new()),
-            ("closed: try_acquire + success (local: sync guard; shared: `.await`ed guard)", Vec::new(), Vec::new()),
+            ("closed: try_acquire + success (shared: `.await`ed guard; both loops in a future)", Vec::new(), Vec::new()),
         ];
         let mut cases = cases;
         for _ in 0..21 {
             cases[0].1.push(futures::executor::block_on(local_calls(&local)));
             cases[0].2.push(futures::executor::block_on(shared_calls(&shared)));
-            cases[1].1.push(local_guards(&local));
+            cases[1].1.push(futures::executor::block_on(local_guards(&local)));
             cases[1].2.push(futures::executor::block_on(shared_guards(&shared)));
         }
         let median = |values: &mut Vec<f64>| {
