@@ -98,6 +98,35 @@ async fn failures_are_counted_fleet_wide_and_the_opening_reaches_every_process()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_face_counts_failures_fleet_wide_and_a_dropped_guard_counts_nothing() {
+    let Some(server) = RedisServer::start() else { return };
+    let (one, two) = (fleet(&server), fleet(&server));
+    let build = |fleet: &Fleet| {
+        fleet
+            .breaker("guard-face")
+            .failure_threshold(100)
+            .fleet_failure_threshold(2)
+            .recovery_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(&one), build(&two));
+    // Dropped without a verdict (a cancelled call): neither a success nor a failure.
+    drop(a.try_acquire().await.unwrap());
+    let stats = a.local().stats();
+    assert_eq!((stats.success_count, stats.total_failures, stats.abandoned_calls), (0, 0, 1));
+    a.try_acquire().await.unwrap().failure();
+    // The reporter answers the read after it has sent the failure: one of two, closed (the
+    // dropped guard sent nothing, or this would be the second).
+    assert_eq!(a.refresh().await, CircuitState::Closed);
+    a.try_acquire().await.unwrap().failure();
+    let seen = eventually(SOON, || async { b.state() == CircuitState::Open }).await;
+    assert!(seen.is_some(), "b learned of the opening without a failure of its own");
+    assert!(b.try_acquire().await.is_err());
+    assert_eq!(a.local().stats().total_failures, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_opening_is_published_and_probes_are_limited_fleet_wide() {
     let Some(server) = RedisServer::start() else { return };
     let (one, two) = (fleet(&server), fleet(&server));

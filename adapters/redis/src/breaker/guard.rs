@@ -88,6 +88,8 @@ impl<'a, C: Clock + Send + Sync> SharedGuard<'a, C> {
     pub fn record(self, verdict: Verdict) {
         // Not dropped: the verdict replaces the drop's "no verdict", and if recording
         // panics (the local breaker's state callback), nothing records the call twice.
+        // Nothing here takes the guard's address (the slow path gets its fields by
+        // value), so that the guard stays in registers from admission to verdict.
         let mut this = ManuallyDrop::new(self);
         let (breaker, generation, pass) = (this.breaker, this.generation, this.pass.take());
         match pass {
