@@ -6,7 +6,9 @@
 //! rate limits, one quota or one per key such as the client's address
 //! ([`RateLimitLayer`], [`KeyedRateLimitLayer`]), a circuit breaker with a classifier over
 //! the whole response ([`BreakerLayer`]), and retries under a kompoz retry policy and
-//! budget ([`RetryLayer`]).
+//! budget ([`RetryLayer`]). A whole kompoz
+//! [`Pipeline`](kompoz::pipeline::Pipeline) goes around a service as one layer, with one
+//! flat error ([`PipelineLayer`], made by [`pipeline_layer!`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -37,8 +39,9 @@
 //! * **What `poll_ready` reserves.** [`LimitService`] reserves one permit in `poll_ready`
 //!   (waiting for it as its policy says) and keeps it in that service value until the next
 //!   `call` moves it into the response future. [`TimeoutService`], [`BreakerService`],
-//!   [`RateLimitService`] and [`RetryService`] reserve nothing (a rate limit takes its cell
-//!   in `call`): the time limit starts with the response future, the
+//!   [`RateLimitService`], [`RetryService`] and [`PipelineService`] reserve nothing (a rate
+//!   limit takes its cell in `call`, a pipeline its guards when its response future first
+//!   runs): the time limit starts with the response future, the
 //!   breaker admits a request (taking a half-open probe slot) in `call`, when it is really
 //!   sent, and a retry makes a clone of the inner service ready before each attempt after
 //!   the first.
@@ -55,7 +58,8 @@
 //!   fails only with the inner service's own error. A `call` without `poll_ready` (a
 //!   breach of tower's contract) is not a panic: the limit takes a free permit if there
 //!   is one and rejects otherwise.
-//! * **Cost.** On the happy path no layer allocates: the response futures are plain
+//! * **Cost.** On the happy path no layer allocates but [`PipelineLayer`] (its future is
+//!   boxed; see there): the response futures are plain
 //!   structs, the permit and the breaker's admission are atomics, and the timer is
 //!   created only if the response is not ready at its first poll. Only a request that
 //!   waits in line for a permit allocates its (pinned) place in the line.
@@ -63,7 +67,8 @@
 //! # Errors
 //!
 //! Each layer has one error type, generic over the inner service's error, so that a
-//! rejection never allocates: [`TimeoutError`], [`ConcurrencyError`], and the breaker's
+//! rejection never allocates: [`TimeoutError`], [`ConcurrencyError`], [`PipelineError`]
+//! (kompoz's one flat error, for the whole pipeline), and the breaker's
 //! [`CallError`](kompoz::breaker::CallError). Each implements [`std::error::Error`] when the
 //! inner error does, and so converts into [`tower::BoxError`](https://docs.rs/tower/0.5/tower/type.BoxError.html). Stacked layers nest their
 //! errors (`CallError<TimeoutError<ConcurrencyError<E>>>`); [`rejection`] walks an error's
@@ -76,6 +81,7 @@ extern crate alloc;
 
 mod breaker;
 mod limit;
+mod pipeline;
 mod rate;
 mod rejection;
 mod retry;
@@ -85,6 +91,9 @@ pub use breaker::{BreakerFuture, BreakerLayer, BreakerService};
 pub use limit::{
     ConcurrencyError, LimitFuture, LimitLayer, LimitService, MaxWait, Shed, WaitAtMost,
     WaitForPermit, WaitPolicy,
+};
+pub use pipeline::{
+    Attempt, Attempts, PipelineError, PipelineFuture, PipelineLayer, PipelineService, Runner,
 };
 pub use rate::{
     KeyedRateLimitLayer, KeyedRateLimitService, RateLimitError, RateLimitFuture, RateLimitLayer,
