@@ -269,7 +269,12 @@ where
             make: Box::new(move || -> Attempt<T, E> {
                 let request = request.clone();
                 match services.take_ready() {
-                    Some(mut ready) => Attempt { future: Box::pin(ready.call(request)) },
+                    Some(mut ready) => {
+                        let future = Box::pin(ready.call(request));
+                        // Called: later attempts clone it (the clone is made ready first).
+                        services.keep_as_template(ready);
+                        Attempt { future }
+                    }
                     None => {
                         let mut service = services.clone_template();
                         let future = Box::pin(async move {
@@ -292,17 +297,19 @@ where
 struct Services<S> {
     /// The value `poll_ready` made ready, until the first attempt takes it.
     ready: Mutex<Option<S>>,
-    /// What later attempts clone: the first attempt's service, before it was called.
+    /// What later attempts clone: the first attempt's service, once called.
     template: Mutex<Option<S>>,
 }
 
 impl<S: Clone> Services<S> {
-    /// The ready service, for the first attempt; keeps a clone of it for the later ones.
+    /// The ready service, for the first attempt.
     fn take_ready(&self) -> Option<S> {
-        let ready = lock(&self.ready).take()?;
-        let template = ready.clone();
-        *lock(&self.template) = Some(template);
-        Some(ready)
+        lock(&self.ready).take()
+    }
+
+    /// Keeps the first attempt's service, once called, for later attempts to clone.
+    fn keep_as_template(&self, service: S) {
+        *lock(&self.template) = Some(service);
     }
 
     /// A clone of the service for a later attempt (not ready yet).
@@ -329,12 +336,13 @@ impl<S: Clone> Services<S> {
 }
 
 /// Attempts are made one at a time, by the request's own future, and the template is put
-/// back even when a clone of it panics: a later attempt finds it, unless the first clone
-/// (in `take_ready`) panicked and the request's future is polled again after that panic.
+/// back even when a clone of it panics: a later attempt finds it, unless the first
+/// attempt's `call` panicked and the request's future is polled again after that panic.
 #[cold]
 fn no_template() -> ! {
     panic!(
-        "kompoz-tower: a retry found no service to send the request to (a clone of the service panicked earlier in this request)"
+        "kompoz-tower: a retry found no service to send the request to (the service \
+         panicked earlier in this request)"
     )
 }
 
