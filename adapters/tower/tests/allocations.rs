@@ -1,5 +1,6 @@
-//! The layers allocate nothing per request on the happy path, nor when they reject:
-//! checked with a global allocator that counts the allocations made by the test thread.
+//! The layers allocate nothing per request on the happy path, nor when they reject (all
+//! but the whole pipeline as one layer, whose count is pinned here too): checked with a
+//! global allocator that counts the allocations made by the test thread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -128,4 +129,22 @@ fn rejections_allocate_nothing() {
         assert_eq!(allocations_in(|| assert!(request(&mut refused).is_err())), 0);
         assert_eq!(allocations_in(|| assert!(request(&mut shed).is_err())), 0);
     }
+}
+
+/// The exception, stated: the whole pipeline as one layer boxes what makes a request's
+/// attempts, the pipeline's future, and each attempt's future (see `PipelineLayer`).
+#[test]
+fn the_pipeline_layer_allocates_three_times_per_request_and_twice_per_refusal() {
+    let permits = Arc::new(kompoz::limit::Semaphore::new(1).unwrap());
+    let pipeline =
+        kompoz::pipeline::Pipeline::<u32, std::io::Error, _>::with_timer(ManualClock::new())
+            .timeout(Duration::from_secs(1))
+            .limit(permits.clone())
+            .max_wait(Duration::ZERO);
+    let mut service = kompoz_tower::pipeline_layer!(pipeline)
+        .layer(service_fn(|n: u32| std::future::ready(Ok::<_, std::io::Error>(n))));
+    request(&mut service).unwrap(); // warm
+    assert_eq!(allocations_in(|| assert_eq!(request(&mut service).unwrap(), 7)), 3);
+    let _held = permits.try_acquire().unwrap();
+    assert_eq!(allocations_in(|| assert!(request(&mut service).is_err())), 2);
 }
