@@ -9,8 +9,7 @@ use super::stack::{GuardedCall, Layer, Layers};
 use crate::breaker::{BreakerGuard, Verdict};
 use crate::combinator::{AsBreaker, Rejection};
 use crate::error::Error;
-use crate::retry::fill;
-use crate::time::Clock;
+use crate::retry::Slot;
 
 /// How a pipeline's breaker counts an outcome: any `Fn(&Result<T, Error<E>>) -> Verdict`,
 /// or [`DefaultClassifier`].
@@ -68,7 +67,13 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        Guarded { call: None, stage: Stage::Fresh, layer: self, run: move || rest.run(call) }
+        Guarded {
+            call: Slot::empty(),
+            guard: Slot::empty(),
+            fresh: true,
+            layer: self,
+            run: move || rest.run(call),
+        }
     }
 }
 
@@ -83,25 +88,19 @@ where
     }
 }
 
-/// Where a guarded call stands.
-enum Stage<'a, C: Clock> {
-    /// Not polled yet: not admitted.
-    Fresh,
-    /// Admitted: the guard settles the call, or gives its slot back if dropped.
-    Admitted(BreakerGuard<'a, C>),
-    /// Finished (the finished call is kept in `Guarded::call`), or rejected.
-    Done,
-}
-
 /// The future of a [`BreakerLayer`]: asks the breaker for admission when first polled,
 /// makes and runs the rest of the stack, then records the classifier's verdict. Dropped
 /// while running (cancelled), or if the classifier panics, the guard is dropped unsettled
-/// and counts nothing.
+/// and counts nothing. Once finished (or rejected) it holds nothing, so dropping it then
+/// costs nothing.
 struct Guarded<'a, B: AsBreaker, K, Run, Fut> {
-    /// Structurally pinned. Declared before `stage`, so that a cancelled call is dropped
-    /// before its guard.
-    call: Option<Fut>,
-    stage: Stage<'a, B::Clock>,
+    /// Structurally pinned; empty until admitted and once finished. Declared before
+    /// `guard`, so that a cancelled call is dropped before its guard.
+    call: Slot<Fut>,
+    /// The admitted call's guard: it settles the call, or gives its slot back if dropped.
+    guard: Slot<BreakerGuard<'a, B::Clock>>,
+    /// Not polled yet: not admitted.
+    fresh: bool,
     layer: &'a BreakerLayer<B, K>,
     /// Makes the rest of the stack.
     run: Run,
@@ -118,37 +117,43 @@ where
 
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `call` is structurally pinned and nothing else is: it is never moved out
-        // of `self` (only replaced in place with `Pin::set`), `Guarded` has no `Drop` impl,
-        // and it is `Unpin` only when the call is (the auto trait).
+        // SAFETY: `call` is structurally pinned and nothing else is: its value is never
+        // moved out of `self` (`Slot` drops it in place), `Guarded` has no `Drop` impl, and
+        // it is `Unpin` only when the call is (the auto trait). `guard` is not pinned: the
+        // guard is taken out by value (`Slot::take`; a guard is `Unpin`).
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: as above.
         let mut call = unsafe { Pin::new_unchecked(&mut this.call) };
-        match this.stage {
-            Stage::Fresh => match this.layer.breaker.as_breaker().try_acquire() {
+        if this.fresh {
+            this.fresh = false;
+            match this.layer.breaker.as_breaker().try_acquire() {
                 Ok(guard) => {
-                    this.stage = Stage::Admitted(guard);
-                    fill(call.as_mut(), (this.run)());
+                    // SAFETY: both slots are empty until admission (made so, and only
+                    // filled here, once): writing over them drops nothing.
+                    unsafe {
+                        core::ptr::write(&mut this.guard, Slot::new(guard));
+                        core::ptr::write(call.as_mut().get_unchecked_mut(), Slot::new((this.run)()));
+                    }
                 }
                 Err(open) => {
-                    this.stage = Stage::Done;
                     return Poll::Ready(Err(Error::Rejected(Rejection::Circuit(open))));
                 }
-            },
-            Stage::Admitted(_) => {}
-            // Polled after it completed: it has nothing more to give.
-            Stage::Done => return Poll::Pending,
+            }
         }
         let outcome = match call.as_mut().as_pin_mut() {
             Some(running) => core::task::ready!(running.poll(cx)),
+            // Polled after it completed (or was rejected): it has nothing more to give.
             None => return Poll::Pending,
         };
-        // The finished call is kept until the future is dropped: dropping it sooner would
-        // cost a call to its drop glue for nothing.
-        if let Stage::Admitted(guard) = core::mem::replace(&mut this.stage, Stage::Done) {
-            // If the classifier panics, the guard is dropped unsettled.
+        // The call finished: drop it where it ran before settling.
+        call.as_mut().clear();
+        if this.guard.is_some() {
+            // If the classifier panics, the guard is dropped unsettled (with the future),
+            // and counts nothing.
             let verdict = this.layer.classify.classify(&outcome);
-            guard.record(verdict);
+            if let Some(guard) = this.guard.take() {
+                guard.record(verdict);
+            }
         }
         Poll::Ready(outcome)
     }

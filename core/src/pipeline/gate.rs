@@ -9,7 +9,7 @@ use core::time::Duration;
 
 use crate::combinator::Rejection;
 use crate::error::Error;
-use crate::retry::end_variant;
+use crate::retry::{Slot, end_variant};
 
 /// What a gate's admission decides: what the call holds while it runs (a permit), or
 /// why it may not run.
@@ -30,28 +30,27 @@ impl Admission for () {
     }
 }
 
-/// Where a gated call stands. (A plain tag byte: one compare per variant.)
+/// Where a gated call stands, while it is not finished. (A plain tag byte: one compare per
+/// variant.)
 #[repr(u8)]
 enum Phase<A, Fut> {
     /// Being admitted (the admission is made with the future; it does nothing until
     /// polled).
     Admitting(A),
     /// Admitted: the rest of the stack runs while `Gated::held` holds what admission
-    /// gave. Once it finished, `held` is empty and the finished call is kept until the
-    /// future is dropped (dropping it sooner would cost a call to its drop glue for
-    /// nothing).
+    /// gave.
     Running(Fut),
-    /// Rejected.
-    Done,
 }
 
 /// Admits, then makes and runs the rest of the stack, holding what admission gave until
 /// it finishes. Nothing inside is made before admission, and if the call is cancelled,
-/// the inside is dropped before what it held.
+/// the inside is dropped before what it held. Once finished (or rejected) it holds
+/// nothing: the phase's slot is empty, so dropping it then costs nothing.
 pub(crate) struct Gated<A: Future<Output: Admission>, Run, Fut> {
-    /// Structurally pinned: the admission, then the call. Declared before `held`, so that
-    /// a cancelled call is dropped before its permit.
-    phase: Phase<A, Fut>,
+    /// Structurally pinned: the admission, then the call; empty once finished or
+    /// rejected. Declared before `held`, so that a cancelled call is dropped before its
+    /// permit.
+    phase: Slot<Phase<A, Fut>>,
     held: Option<<A::Output as Admission>::Held>,
     /// Makes the rest of the stack.
     run: Run,
@@ -61,7 +60,7 @@ impl<A: Future<Output: Admission>, Run, Fut> Gated<A, Run, Fut> {
     /// Admits with `admit`, then runs what `run` makes.
     #[inline(always)]
     pub(crate) fn new(admit: A, run: Run) -> Self {
-        Gated { phase: Phase::Admitting(admit), held: None, run }
+        Gated { phase: Slot::new(Phase::Admitting(admit)), held: None, run }
     }
 }
 
@@ -75,41 +74,53 @@ where
 
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `phase` is structurally pinned and nothing else is: it is never moved out
-        // of `self` (its variants end in place, through `end_variant`), `Gated` has no
-        // `Drop` impl, and it is `Unpin` only when the admission and the call are (the
-        // auto trait).
+        // SAFETY: `phase` is structurally pinned and nothing else is: its value is never
+        // moved out of `self` (its variants end in place, through `end_variant`, and the
+        // slot drops what is left in place), `Gated` has no `Drop` impl, and it is `Unpin`
+        // only when the admission and the call are (the auto trait).
         let this = unsafe { self.get_unchecked_mut() };
-        let phase: *mut Phase<A, Fut> = &mut this.phase;
+        // SAFETY: as above; everything written through `phase` below ends a variant in
+        // place.
+        let phase: *mut Option<Phase<A, Fut>> = unsafe { Pin::new_unchecked(&mut this.phase).place() };
         // SAFETY: `phase` points to the pinned phase, borrowed uniquely through `this`; the
         // field of its current variant is never moved out.
-        if let Phase::Admitting(admit) = unsafe { &mut *phase } {
+        if let Some(Phase::Admitting(admit)) = unsafe { &mut *phase } {
             let admit: *mut A = admit;
             // SAFETY: the admission lives in the pinned phase and is not moved.
             let decision = core::task::ready!(unsafe { Pin::new_unchecked(&mut *admit) }.poll(cx));
             match decision.admitted() {
                 Ok(held) => {
-                    this.held = Some(held);
+                    // SAFETY: `held` is empty until admission (it is emptied when the call
+                    // finishes, and the future is then done): writing over it drops
+                    // nothing, as the assignment would have checked at a cost.
+                    unsafe { core::ptr::write(&mut this.held, Some(held)) };
                     let call = (this.run)();
                     // SAFETY: `admit` is derived from `phase` and is the `Admitting`
                     // variant's only field.
-                    unsafe { end_variant(phase, admit, Phase::Running(call)) };
+                    unsafe { end_variant(phase, admit, Some(Phase::Running(call))) };
                 }
                 Err(rejection) => {
                     // SAFETY: as above.
-                    unsafe { end_variant(phase, admit, Phase::Done) };
+                    unsafe { end_variant(phase, admit, None) };
                     return Poll::Ready(Err(Error::Rejected(rejection)));
                 }
             }
         }
         // SAFETY: as above; the admission's borrow ended with its variant.
-        if let Phase::Running(call) = unsafe { &mut *phase } {
-            if this.held.is_some() {
-                // SAFETY: the call lives in the pinned phase and is not moved.
-                let output = core::task::ready!(unsafe { Pin::new_unchecked(call) }.poll(cx));
-                this.held = None;
-                return Poll::Ready(output);
-            }
+        if let Some(Phase::Running(call)) = unsafe { &mut *phase } {
+            let call: *mut Fut = call;
+            // SAFETY: the call lives in the pinned phase and is not moved.
+            let output = core::task::ready!(unsafe { Pin::new_unchecked(&mut *call) }.poll(cx));
+            // The call finished: drop it where it ran, then what it held.
+            // SAFETY: `call` is derived from `phase` and is the `Running` variant's only
+            // field.
+            unsafe { end_variant(phase, call, None) };
+            this.held = None;
+            // SAFETY: the phase is empty (just written by `end_variant`): writing `None`
+            // again drops nothing. It tells the compiler, after the release of what was
+            // held, that whoever drops this future next has nothing to drop.
+            unsafe { core::ptr::write(phase, None) };
+            return Poll::Ready(output);
         }
         // Polled after it completed: it has nothing more to give.
         Poll::Pending

@@ -8,7 +8,7 @@ use core::time::Duration;
 
 use super::stack::{GuardedCall, Layer, Layers, Map};
 use crate::error::Error;
-use crate::retry::fill;
+use crate::retry::Slot;
 use crate::time::Sleep;
 use crate::timeout::Elapsed;
 
@@ -32,19 +32,25 @@ impl<T, E, S: Sleep> Layer<T, E, S> for TimeoutLayer {
         Fut: Future<Output = Result<T, E>>,
     {
         let timer = call.timer();
-        TimeLimited { call: Some(rest.run(call)), sleep: None, timer, duration: self.duration }
+        TimeLimited {
+            call: Slot::new(rest.run(call)),
+            sleep: Slot::empty(),
+            timer,
+            duration: self.duration,
+        }
     }
 }
 
 /// The future of a [`TimeoutLayer`]: [`Timeout`](crate::timeout::Timeout)'s logic (poll
 /// the call first, start the timer only when it is pending), answering in the flat
 /// [`Error`] directly and compiled into its caller, so that a call ready at once costs a
-/// check and a branch.
+/// check and a branch. It empties both slots when it completes, so that dropping it then
+/// costs nothing.
 struct TimeLimited<'a, S: Sleep, Fut> {
-    /// Structurally pinned; `None` once the time limit passed (the call was dropped).
-    call: Option<Fut>,
+    /// Structurally pinned; empty once the call completed or the time limit passed.
+    call: Slot<Fut>,
     /// Structurally pinned; started on the first pending poll.
-    sleep: Option<S::Timer>,
+    sleep: Slot<S::Timer>,
     timer: &'a S,
     duration: Duration,
 }
@@ -57,9 +63,9 @@ where
 
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `call` and `sleep` are structurally pinned and nothing else is: neither
-        // is ever moved out (only replaced in place through `Pin::set`), `TimeLimited` has
-        // no `Drop` impl, and it is `Unpin` only when both are (the auto trait).
+        // SAFETY: `call` and `sleep` are structurally pinned and nothing else is: their
+        // values are never moved out (`Slot` drops them in place), `TimeLimited` has no
+        // `Drop` impl, and it is `Unpin` only when both are (the auto trait).
         let (mut call, mut sleep, timer, duration) = unsafe {
             let this = self.get_unchecked_mut();
             (
@@ -70,23 +76,33 @@ where
             )
         };
         match call.as_mut().as_pin_mut() {
-            // Polled again after the limit passed: keep reporting it.
-            None => return Poll::Ready(Err(Error::TimedOut(Elapsed::new()))),
+            // Polled again after it completed, or after the limit passed: nothing more to
+            // give (a call that timed out keeps reporting it).
+            None => {
+                return if sleep.is_some() {
+                    Poll::Ready(Err(Error::TimedOut(Elapsed::new())))
+                } else {
+                    Poll::Pending
+                };
+            }
             Some(running) => {
                 if let Poll::Ready(output) = running.poll(cx) {
+                    call.clear();
+                    sleep.clear();
                     return Poll::Ready(output);
                 }
             }
         }
         let timer = match sleep.as_mut().as_pin_mut() {
             Some(started) => started,
-            None => fill(sleep, timer.sleep(duration)),
+            None => sleep.as_mut().fill(timer.sleep(duration)),
         };
         if timer.poll(cx).is_pending() {
             return Poll::Pending;
         }
-        // Cancel the call now rather than when the future is dropped.
-        call.set(None);
+        // Cancel the call now rather than when the future is dropped. The fired timer is
+        // kept: it says the limit passed, if polled again.
+        call.clear();
         Poll::Ready(Err(Error::TimedOut(Elapsed::new())))
     }
 }

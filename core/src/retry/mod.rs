@@ -38,5 +38,5 @@ pub use run::Retry;
 
 pub use run::Progress;
 
-pub(crate) use pinned::{end_variant, fill};
+pub(crate) use pinned::{Slot, end_variant};
 pub(crate) use run::Attempts;

@@ -4,32 +4,11 @@
 //! nested state machines of a retry or a pipeline that glue is large, so the compiler
 //! calls it out of line even where the code has just seen that the place holds nothing
 //! (an empty slot) or which variant it holds. These helpers write without it, or with
-//! only the glue of the part that needs dropping, where that is sound.
+//! only the glue of the part that needs dropping, where that is sound; and [`Slot`] keeps
+//! the glue of whatever holds it to one check.
 
 use core::mem::ManuallyDrop;
 use core::pin::Pin;
-
-/// Puts `value` into an empty pinned slot without a call to `Option<T>`'s drop glue (if
-/// the slot is not empty, the old value is dropped as `Pin::set` would), and returns it
-/// pinned.
-#[inline(always)]
-pub(crate) fn fill<T>(slot: Pin<&mut Option<T>>, value: T) -> Pin<&mut T> {
-    // SAFETY: nothing is moved out of the slot: a `None` is overwritten (nothing to
-    // drop), a `Some` is replaced by assignment, which drops the old value in place; the
-    // value returned lives in the slot, which stays pinned.
-    unsafe {
-        let slot = slot.get_unchecked_mut();
-        match slot {
-            None => core::ptr::write(slot, Some(value)),
-            Some(_) => *slot = Some(value),
-        }
-        match slot {
-            Some(value) => Pin::new_unchecked(value),
-            // Just written; the compiler removes this arm.
-            None => unreachable!("a slot just filled is empty"),
-        }
-    }
-}
 
 /// Ends the current variant of the enum at `place`: drops its one field with drop glue,
 /// `field`, in place (that field's own drop glue, not the whole enum's), then writes
@@ -64,4 +43,136 @@ pub(crate) unsafe fn end_variant<T, F>(place: *mut T, field: *mut F, next: T) {
     // valid to drop in place.
     unsafe { core::ptr::drop_in_place(field) };
     drop(write);
+}
+
+/// A pinned place for at most one value (a future, a timer, a guard) whose drop glue is a
+/// single check: the value's own glue is called out of line, only when there is a value.
+///
+/// An `Option<T>` in a future inlines `T`'s glue into its own, and a nest of layers'
+/// futures nests their glue, which grows too large to be inlined where the call's future
+/// is dropped. A nest of `Slot`s has glue of one check per level, which the compiler
+/// inlines, and which it removes entirely where it has just seen the slot emptied: a
+/// layer that empties its slots when it completes (see [`Slot::clear`]) costs nothing
+/// more to drop.
+pub(crate) struct Slot<T> {
+    /// Structurally pinned: never moved out while `Some`, dropped in place by `clear` or by
+    /// `Slot`'s `Drop`.
+    value: ManuallyDrop<Option<T>>,
+}
+
+impl<T> Slot<T> {
+    /// An empty slot.
+    #[inline(always)]
+    pub(crate) const fn empty() -> Self {
+        Slot { value: ManuallyDrop::new(None) }
+    }
+
+    /// A slot holding `value`.
+    #[inline(always)]
+    pub(crate) const fn new(value: T) -> Self {
+        Slot { value: ManuallyDrop::new(Some(value)) }
+    }
+
+    /// Whether the slot holds a value.
+    #[inline(always)]
+    pub(crate) fn is_some(&self) -> bool {
+        self.value.is_some()
+    }
+
+    /// The value, pinned, if there is one.
+    #[inline(always)]
+    pub(crate) fn as_pin_mut(self: Pin<&mut Self>) -> Option<Pin<&mut T>> {
+        // SAFETY: the value is structurally pinned (never moved out while in the slot), so
+        // a pinned slot pins it.
+        unsafe { self.get_unchecked_mut().value.as_mut().map(|value| Pin::new_unchecked(value)) }
+    }
+
+    /// Takes the value out, leaving the slot empty: for a slot whose value is not pinned
+    /// (`T: Unpin`).
+    #[inline(always)]
+    pub(crate) fn take(&mut self) -> Option<T>
+    where
+        T: Unpin,
+    {
+        self.value.take()
+    }
+
+    /// The place of the `Option` inside, for [`end_variant`] over a value in the slot.
+    ///
+    /// # Safety
+    ///
+    /// Whatever is written there must respect the slot's pinning: a value in it is only
+    /// dropped in place, never moved out.
+    #[inline(always)]
+    pub(crate) unsafe fn place(self: Pin<&mut Self>) -> *mut Option<T> {
+        // SAFETY: the caller keeps the pinning contract through the pointer.
+        unsafe { &mut *self.get_unchecked_mut().value }
+    }
+
+    /// Puts `value` into the slot (dropping the one it held, if any, in place), and returns
+    /// it pinned.
+    #[inline(always)]
+    pub(crate) fn fill(mut self: Pin<&mut Self>, value: T) -> Pin<&mut T> {
+        self.as_mut().clear();
+        // SAFETY: the slot is empty: writing over it drops nothing and moves nothing; the
+        // value written is then pinned where it lies.
+        unsafe {
+            let slot = &mut *self.get_unchecked_mut().value;
+            core::ptr::write(slot, Some(value));
+            match slot {
+                Some(value) => Pin::new_unchecked(value),
+                // Just written; the compiler removes this arm.
+                None => unreachable!("a slot just filled is empty"),
+            }
+        }
+    }
+
+    /// Drops the value, if any, in place, and leaves the slot empty (also if that drop
+    /// panics). The value's glue is inlined here, where the code emptying the slot
+    /// usually knows the value's state (a finished layer's future holds only empty slots),
+    /// so that it folds away.
+    #[inline(always)]
+    pub(crate) fn clear(self: Pin<&mut Self>) {
+        // SAFETY: the value is dropped in place (the pinning contract's drop guarantee),
+        // once, and the slot written empty by `end_variant` (also if the drop panics); or it
+        // was empty already, and writing `None` over it drops nothing. (Written again after
+        // the drop, so that the compiler knows the slot empty wherever it is dropped next.)
+        unsafe {
+            let place: *mut Option<T> = &mut *self.get_unchecked_mut().value;
+            if let Some(value) = &mut *place {
+                let value: *mut T = value;
+                end_variant(place, value, None);
+            }
+            core::ptr::write(place, None);
+        }
+    }
+}
+
+impl<T> Drop for Slot<T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if core::mem::needs_drop::<T>() && self.value.is_some() {
+            // SAFETY: dropped in place, once: the slot itself is being dropped.
+            unsafe { drop_value(&mut self.value) }
+        }
+    }
+}
+
+/// Drops the value in `slot` in place and leaves `None` there (also if the drop panics):
+/// out of line, so that the glue of everything holding a slot stays one check.
+///
+/// # Safety
+///
+/// `slot` must hold a value that is dropped only here (never again, never moved out).
+#[cold]
+#[inline(never)]
+unsafe fn drop_value<T>(slot: &mut Option<T>) {
+    let place: *mut Option<T> = slot;
+    // SAFETY: `place` is valid; everything below is derived from it.
+    if let Some(value) = unsafe { &mut *place } {
+        let value: *mut T = value;
+        // SAFETY: `value` is the `Some` variant's only field, derived from `place` just now;
+        // the caller's contract makes this its only drop.
+        unsafe { end_variant(place, value, None) };
+    }
 }

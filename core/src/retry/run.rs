@@ -8,7 +8,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 use core::time::Duration;
 
-use super::pinned::fill;
+use super::pinned::Slot;
 use super::schedule::{Next, Schedule};
 use super::{Budget, NoBudget, NoHook, OnRetry, RetryAll, RetryIf, RetryPolicy};
 use crate::events::{Event, EventKind, Primitive, Source};
@@ -222,16 +222,16 @@ pub(crate) struct Attempts<Fut, T> {
     /// Where the call stands.
     stage: Stage,
     /// Structurally pinned: the running attempt.
-    attempt: Option<Fut>,
+    attempt: Slot<Fut>,
     /// Structurally pinned: the backoff's timer, while one is waited out.
-    backoff: Option<T>,
+    backoff: Slot<T>,
 }
 
 impl<Fut, T> Attempts<Fut, T> {
     /// A call not begun: the first attempt is made on the first poll.
     #[inline]
     pub(crate) const fn new() -> Self {
-        Attempts { stage: Stage::Fresh, attempt: None, backoff: None }
+        Attempts { stage: Stage::Fresh, attempt: Slot::empty(), backoff: Slot::empty() }
     }
 
     /// Attempts that failed so far.
@@ -279,7 +279,7 @@ impl<Fut, T> Attempts<Fut, T> {
     {
         // SAFETY: `attempt` and `backoff` are structurally pinned and `stage` is not:
         // neither slot's value is ever moved out of `self` (they are only filled, and
-        // emptied with `Pin::set`, which drops in place), `Attempts` has no `Drop` impl,
+        // emptied with `Slot::clear`, which drops in place), `Attempts` has no `Drop` impl,
         // and it is `Unpin` only when the attempt future and the timer are (the auto
         // trait).
         let (stage, mut attempt, mut backoff) = unsafe {
@@ -305,11 +305,11 @@ impl<Fut, T> Attempts<Fut, T> {
                 if waiting.poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                backoff.set(None);
+                backoff.as_mut().clear();
             }
             let running = match attempt.as_mut().as_pin_mut() {
                 Some(running) => running,
-                None => fill(attempt.as_mut(), make()),
+                None => attempt.as_mut().fill(make()),
             };
             let error = match running.poll(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -317,7 +317,7 @@ impl<Fut, T> Attempts<Fut, T> {
                     *stage = Stage::Finished;
                     // Dropped where it ran, now: it may hold something until dropped (a
                     // pooled connection) that its caller expects back with the value.
-                    attempt.set(None);
+                    attempt.as_mut().clear();
                     return Poll::Ready(Ok(value));
                 }
                 Poll::Ready(Err(error)) => error,
@@ -334,7 +334,7 @@ impl<Fut, T> Attempts<Fut, T> {
             // nothing) rather than left to forget this failure.
             *stage = Stage::GaveUp(progress.schedule.failed.saturating_add(1));
             // The attempt is finished: drop it before deciding.
-            attempt.set(None);
+            attempt.as_mut().clear();
             let wait = progress.after_failure(policy, timer, when, hook, budget, &error);
             match wait {
                 None => {
@@ -343,7 +343,7 @@ impl<Fut, T> Attempts<Fut, T> {
                 }
                 Some(Duration::ZERO) => {}
                 Some(delay) => {
-                    fill(backoff.as_mut(), timer.sleep(delay));
+                    backoff.as_mut().fill(timer.sleep(delay));
                 }
             }
             *stage = Stage::Failing(progress);
