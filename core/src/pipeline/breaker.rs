@@ -132,7 +132,10 @@ where
                     // filled here, once): writing over them drops nothing.
                     unsafe {
                         core::ptr::write(&mut this.guard, Slot::new(guard));
-                        core::ptr::write(call.as_mut().get_unchecked_mut(), Slot::new((this.run)()));
+                        core::ptr::write(
+                            call.as_mut().get_unchecked_mut(),
+                            Slot::new((this.run)()),
+                        );
                     }
                 }
                 Err(open) => {

@@ -81,7 +81,8 @@ where
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: as above; everything written through `phase` below ends a variant in
         // place.
-        let phase: *mut Option<Phase<A, Fut>> = unsafe { Pin::new_unchecked(&mut this.phase).place() };
+        let phase: *mut Option<Phase<A, Fut>> =
+            unsafe { Pin::new_unchecked(&mut this.phase).place() };
         // SAFETY: `phase` points to the pinned phase, borrowed uniquely through `this`; the
         // field of its current variant is never moved out.
         if let Some(Phase::Admitting(admit)) = unsafe { &mut *phase } {
