@@ -143,13 +143,12 @@ where
                 }
             }
         }
-        let outcome = match call.as_mut().as_pin_mut() {
-            Some(running) => core::task::ready!(running.poll(cx)),
+        // The call, dropped where it ran as soon as it finishes, before settling.
+        let outcome = match call.as_mut().poll_once(|running| running.poll(cx)) {
+            Some(polled) => core::task::ready!(polled),
             // Polled after it completed (or was rejected): it has nothing more to give.
             None => return Poll::Pending,
         };
-        // The call finished: drop it where it ran before settling.
-        call.as_mut().clear();
         if this.guard.is_some() {
             // If the classifier panics, the guard is dropped unsettled (with the future),
             // and counts nothing.
@@ -157,6 +156,14 @@ where
             if let Some(guard) = this.guard.take() {
                 guard.record(verdict);
             }
+        }
+        // SAFETY: both slots are empty (the call dropped by `poll_once`, the guard taken or
+        // never given, just above): writing them empty again drops nothing. It tells the compiler, after
+        // the breaker's bookkeeping, that whoever drops this future next has nothing to
+        // drop.
+        unsafe {
+            core::ptr::write(&mut this.guard, Slot::empty());
+            core::ptr::write(call.as_mut().get_unchecked_mut(), Slot::empty());
         }
         Poll::Ready(outcome)
     }

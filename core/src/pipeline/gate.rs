@@ -33,14 +33,17 @@ impl Admission for () {
 /// Where a gated call stands, while it is not finished. (A plain tag byte: one compare per
 /// variant.)
 #[repr(u8)]
-enum Phase<A, Fut> {
+enum Phase<A, Fut, H> {
     /// Being admitted (the admission is made with the future; it does nothing until
     /// polled).
     Admitting(A),
-    /// Admitted: the rest of the stack runs while `Gated::held` holds what admission
-    /// gave.
-    Running(Fut),
+    /// Admitted: the rest of the stack runs, holding what admission gave. (The call is
+    /// declared first, so that a cancelled call is dropped before what it held.)
+    Running(Fut, H),
 }
+
+/// What admission with `A` gives.
+type Held<A> = <<A as Future>::Output as Admission>::Held;
 
 /// Admits, then makes and runs the rest of the stack, holding what admission gave until
 /// it finishes. Nothing inside is made before admission, and if the call is cancelled,
@@ -48,10 +51,8 @@ enum Phase<A, Fut> {
 /// nothing: the phase's slot is empty, so dropping it then costs nothing.
 pub(crate) struct Gated<A: Future<Output: Admission>, Run, Fut> {
     /// Structurally pinned: the admission, then the call; empty once finished or
-    /// rejected. Declared before `held`, so that a cancelled call is dropped before its
-    /// permit.
-    phase: Slot<Phase<A, Fut>>,
-    held: Option<<A::Output as Admission>::Held>,
+    /// rejected.
+    phase: Slot<Phase<A, Fut, Held<A>>>,
     /// Makes the rest of the stack.
     run: Run,
 }
@@ -60,7 +61,7 @@ impl<A: Future<Output: Admission>, Run, Fut> Gated<A, Run, Fut> {
     /// Admits with `admit`, then runs what `run` makes.
     #[inline(always)]
     pub(crate) fn new(admit: A, run: Run) -> Self {
-        Gated { phase: Slot::new(Phase::Admitting(admit)), held: None, run }
+        Gated { phase: Slot::new(Phase::Admitting(admit)), run }
     }
 }
 
@@ -74,14 +75,15 @@ where
 
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `phase` is structurally pinned and nothing else is: its value is never
-        // moved out of `self` (its variants end in place, through `end_variant`, and the
-        // slot drops what is left in place), `Gated` has no `Drop` impl, and it is `Unpin`
-        // only when the admission and the call are (the auto trait).
+        // SAFETY: `phase` is structurally pinned and nothing else is: its admission and its
+        // call are never moved out of `self` (its variants end in place, through
+        // `end_variant`, and the slot drops what is left in place; only what admission
+        // gave, which is not pinned, is moved out), `Gated` has no `Drop` impl, and it is
+        // `Unpin` only when the admission and the call are (the auto trait).
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: as above; everything written through `phase` below ends a variant in
         // place.
-        let phase: *mut Option<Phase<A, Fut>> =
+        let phase: *mut Option<Phase<A, Fut, Held<A>>> =
             unsafe { Pin::new_unchecked(&mut this.phase).place() };
         // SAFETY: `phase` points to the pinned phase, borrowed uniquely through `this`; the
         // field of its current variant is never moved out.
@@ -91,14 +93,10 @@ where
             let decision = core::task::ready!(unsafe { Pin::new_unchecked(&mut *admit) }.poll(cx));
             match decision.admitted() {
                 Ok(held) => {
-                    // SAFETY: `held` is empty until admission (it is emptied when the call
-                    // finishes, and the future is then done): writing over it drops
-                    // nothing, as the assignment would have checked at a cost.
-                    unsafe { core::ptr::write(&mut this.held, Some(held)) };
                     let call = (this.run)();
                     // SAFETY: `admit` is derived from `phase` and is the `Admitting`
                     // variant's only field.
-                    unsafe { end_variant(phase, admit, Some(Phase::Running(call))) };
+                    unsafe { end_variant(phase, admit, Some(Phase::Running(call, held))) };
                 }
                 Err(rejection) => {
                     // SAFETY: as above.
@@ -108,15 +106,20 @@ where
             }
         }
         // SAFETY: as above; the admission's borrow ended with its variant.
-        if let Some(Phase::Running(call)) = unsafe { &mut *phase } {
+        if let Some(Phase::Running(call, held)) = unsafe { &mut *phase } {
             let call: *mut Fut = call;
+            let held: *mut Held<A> = held;
             // SAFETY: the call lives in the pinned phase and is not moved.
             let output = core::task::ready!(unsafe { Pin::new_unchecked(&mut *call) }.poll(cx));
             // The call finished: drop it where it ran, then what it held.
-            // SAFETY: `call` is derived from `phase` and is the `Running` variant's only
-            // field.
+            // SAFETY: what admission gave is not pinned; it is moved out here, once, and
+            // the variant it leaves is ended at once below without dropping it again.
+            let held = unsafe { core::ptr::read(held) };
+            // SAFETY: `call` is derived from `phase` and, with what admission gave moved
+            // out, is the only part of the `Running` variant left to drop. (If dropping it
+            // panics, `held` is dropped all the same, while unwinding.)
             unsafe { end_variant(phase, call, None) };
-            this.held = None;
+            drop(held);
             // SAFETY: the phase is empty (just written by `end_variant`): writing `None`
             // again drops nothing. It tells the compiler, after the release of what was
             // held, that whoever drops this future next has nothing to drop.

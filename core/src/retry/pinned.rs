@@ -9,6 +9,7 @@
 
 use core::mem::ManuallyDrop;
 use core::pin::Pin;
+use core::task::Poll;
 
 /// Ends the current variant of the enum at `place`: drops its one field with drop glue,
 /// `field`, in place (that field's own drop glue, not the whole enum's), then writes
@@ -124,6 +125,30 @@ impl<T> Slot<T> {
                 // Just written; the compiler removes this arm.
                 None => unreachable!("a slot just filled is empty"),
             }
+        }
+    }
+
+    /// Polls the value, if any, with `poll`, and drops it in place once it is ready,
+    /// leaving the slot empty (also if that drop panics): `None` if the slot was empty.
+    /// One check of the slot, where polling and then [`clear`](Slot::clear)ing would make
+    /// two (the second after the poll, when the compiler no longer knows the slot full).
+    #[inline(always)]
+    pub(crate) fn poll_once<R>(
+        self: Pin<&mut Self>,
+        poll: impl FnOnce(Pin<&mut T>) -> Poll<R>,
+    ) -> Option<Poll<R>> {
+        // SAFETY: the value is pinned where it lies (the slot is pinned) and, once ready,
+        // dropped in place, once, by `end_variant`, which leaves the slot empty; `value` is
+        // derived from `place`, which is used again only by `end_variant`. `poll` cannot
+        // reach the slot: it is borrowed here.
+        unsafe {
+            let place: *mut Option<T> = &mut *self.get_unchecked_mut().value;
+            let value: *mut T = (*place).as_mut()?;
+            let polled = poll(Pin::new_unchecked(&mut *value));
+            if polled.is_ready() {
+                end_variant(place, value, None);
+            }
+            Some(polled)
         }
     }
 

@@ -297,16 +297,19 @@ impl<Fut, T> Attempts<Fut, T> {
             }
             // Polled after it completed: it has nothing more to give.
             Stage::Finished | Stage::GaveUp(_) => return Poll::Pending,
-            Stage::Begun(_) | Stage::Failing(_) => {}
+            // Woken during a backoff: wait it out first. (A fresh call has none, and goes
+            // straight to its first attempt.)
+            Stage::Begun(_) | Stage::Failing(_) => {
+                if let Some(waiting) = backoff.as_mut().as_pin_mut() {
+                    if waiting.poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    backoff.as_mut().clear();
+                }
+            }
         }
         // One pass per attempt, straight through when the attempt is ready at once.
         loop {
-            if let Some(waiting) = backoff.as_mut().as_pin_mut() {
-                if waiting.poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                backoff.as_mut().clear();
-            }
             let running = match attempt.as_mut().as_pin_mut() {
                 Some(running) => running,
                 None => attempt.as_mut().fill(make()),
@@ -341,12 +344,16 @@ impl<Fut, T> Attempts<Fut, T> {
                     *stage = Stage::GaveUp(progress.schedule.failed);
                     return Poll::Ready(Err(error));
                 }
-                Some(Duration::ZERO) => {}
+                Some(Duration::ZERO) => *stage = Stage::Failing(progress),
                 Some(delay) => {
-                    backoff.as_mut().fill(timer.sleep(delay));
+                    let waiting = backoff.as_mut().fill(timer.sleep(delay));
+                    *stage = Stage::Failing(progress);
+                    if waiting.poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    backoff.as_mut().clear();
                 }
             }
-            *stage = Stage::Failing(progress);
         }
     }
 }
