@@ -32,12 +32,7 @@ impl<T, E, S: Sleep> Layer<T, E, S> for TimeoutLayer {
         Fut: Future<Output = Result<T, E>>,
     {
         let timer = call.timer();
-        TimeLimited {
-            call: Slot::new(rest.run(call)),
-            sleep: Slot::empty(),
-            timer,
-            duration: self.duration,
-        }
+        TimeLimited { call: Slot::new(rest.run(call)), sleep: Slot::empty(), timer, layer: self }
     }
 }
 
@@ -52,7 +47,8 @@ struct TimeLimited<'a, S: Sleep, Fut> {
     /// Structurally pinned; started on the first pending poll.
     sleep: Slot<S::Timer>,
     timer: &'a S,
-    duration: Duration,
+    /// The layer, for its duration (read only if the call is not ready at once).
+    layer: &'a TimeoutLayer,
 }
 
 impl<T, E, S: Sleep, Fut> Future for TimeLimited<'_, S, Fut>
@@ -66,13 +62,13 @@ where
         // SAFETY: `call` and `sleep` are structurally pinned and nothing else is: their
         // values are never moved out (`Slot` drops them in place), `TimeLimited` has no
         // `Drop` impl, and it is `Unpin` only when both are (the auto trait).
-        let (mut call, mut sleep, timer, duration) = unsafe {
+        let (mut call, mut sleep, timer, layer) = unsafe {
             let this = self.get_unchecked_mut();
             (
                 Pin::new_unchecked(&mut this.call),
                 Pin::new_unchecked(&mut this.sleep),
                 this.timer,
-                this.duration,
+                this.layer,
             )
         };
         // Read before the call runs (which cannot start it): on a first poll the compiler
@@ -106,7 +102,7 @@ where
         }
         let timer = match sleep.as_mut().as_pin_mut() {
             Some(started) => started,
-            None => sleep.as_mut().fill(timer.sleep(duration)),
+            None => sleep.as_mut().fill(timer.sleep(layer.duration)),
         };
         if timer.poll(cx).is_pending() {
             return Poll::Pending;
