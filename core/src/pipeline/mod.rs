@@ -59,7 +59,9 @@
 //!
 //! The stack is a nest of tuples, each layer a plain struct; a call is one future, each
 //! layer's part of it a small hand-written future that makes what is inside it only when
-//! it runs it and goes straight through when everything is ready at once: no boxing, no
+//! it runs it and goes straight through when everything is ready at once, and empties
+//! itself as soon as what it runs completes (the guarded call's future is dropped where
+//! it ran, and a finished call's future costs nothing to drop): no boxing, no
 //! dynamic dispatch, and no allocation for a call that succeeds first time (hedges, when
 //! they start, are boxed) or is refused. Shared pieces (a breaker, a semaphore, a rate
 //! limiter, a budget) are borrowed or held by `Arc`, so one breaker can guard several
