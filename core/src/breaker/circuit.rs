@@ -87,9 +87,10 @@ pub(crate) struct Pass {
 /// coarse clock reading ([`Clock::now_coarse`]) and the thread's rejection count; the
 /// precise clock is read only within [`Clock::coarse_lag`] of the recovery deadline (the
 /// lag is read once, when the breaker is built). A [`FailureRate`](super::FailureRate)
-/// policy adds, per call: for a count window full of fast successes, one load; otherwise,
-/// and for a time window, a short spin-locked update of the window (and a coarse clock
-/// reading for a time window or timed calls).
+/// policy adds, per call: for a count window full of fast successes, one load; for a time
+/// window, a coarse clock reading and a plain store on the calling thread's own tally while
+/// the bucket lasts; otherwise a short spin-locked update of the window (and a coarse clock
+/// reading for timed calls).
 ///
 /// A breaker with the default policy on [`StdClock`](crate::StdClock) takes 256 bytes and
 /// no heap: four cache lines, one read by every call and written only by transitions, one
@@ -527,19 +528,33 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// A success of an ordinary call that is not a no-op, or under a failure-rate policy.
+    /// A count window full of fast successes, with untimed calls, is settled here in a
+    /// load; everything else a window does is out of line.
     #[inline(never)]
     fn success_slow(&self, pass: Pass, word: u64) {
         match &self.cold.window {
             Some(window) if word & EXTERNAL != 0 => {
-                let now = self.window_now(window, word);
-                let slow = window.is_slow(pass.started, now);
-                if !slow && window.skip_success(pass.ticket.generation()) {
+                if word & TIMED == 0 && window.skip_success(pass.ticket.generation()) {
                     return;
                 }
-                self.record(window, pass.ticket, Outcome { failure: false, slow }, now);
+                self.window_success(window, pass, word);
             }
             _ => self.apply(Event::Success(pass.ticket)),
         }
+    }
+
+    /// A success under a failure-rate policy: timed if calls are, then skipped (a count
+    /// window full of fast successes), counted on the thread's tally (a time window), or
+    /// recorded.
+    #[inline(never)]
+    fn window_success(&self, window: &RateWindow, pass: Pass, word: u64) {
+        let now = self.window_now(window, word);
+        let slow = window.is_slow(pass.started, now);
+        let generation = pass.ticket.generation();
+        if !slow && (window.skip_success(generation) || window.tally_success(generation, now)) {
+            return;
+        }
+        self.record(window, pass.ticket, Outcome { failure: false, slow }, now);
     }
 
     /// The coarse time at which a window records an outcome (and times the call): read only
@@ -550,7 +565,7 @@ impl<C: Clock> CircuitBreaker<C> {
 
     /// Records an outcome in the window and trips the circuit if the window says so.
     fn record(&self, window: &RateWindow, ticket: Ticket, outcome: Outcome, now: u64) {
-        if window.record(ticket.generation(), outcome, now, self.counters().is_owner()) {
+        if window.record(ticket.generation(), outcome, now) {
             self.apply(Event::Trip(ticket));
         }
     }

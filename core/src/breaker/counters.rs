@@ -207,13 +207,6 @@ impl<'a> Counters<'a> {
         None
     }
 
-    /// Whether the calling thread owns the home shard (and so may keep other single-writer
-    /// tallies of the breaker's).
-    #[inline]
-    pub(crate) fn is_owner(self) -> bool {
-        self.owned().is_some()
-    }
-
     #[inline]
     fn writer(self) -> Writer<'a> {
         #[cfg(all(feature = "std", not(loom)))]

@@ -14,22 +14,29 @@
 //! outcome.
 //!
 //! The window's contents are guarded by a small spin lock ([`SpinMutex`]), held for a few
-//! arithmetic operations and never across user code. The healthy case skips it: while a
-//! count window is full of fast successes, one more fast success changes nothing (the last
-//! `n` calls are still `n` successes), and the window says so in one atomic word
-//! ([`RateWindow::skip_success`]), read without the lock. A success skipped this way while
-//! a failure is being recorded is ordered before that failure, which gives the same window.
-//! A time window counts every call (its throughput decides `minimum_calls`), so every
-//! outcome takes the lock.
+//! arithmetic operations and never across user code. The healthy case skips it:
+//!
+//! * while a count window is full of fast successes, one more fast success changes nothing
+//!   (the last `n` calls are still `n` successes), and the window says so in one atomic
+//!   word ([`RateWindow::skip_success`]), read without the lock. A success skipped this
+//!   way while a failure is being recorded is ordered before that failure, which gives the
+//!   same window.
+//! * a time window counts every call (its throughput decides `minimum_calls`), but a fast
+//!   success within the bucket it recorded in last is counted on the calling thread's own
+//!   tally ([`tallies`]), on a cache line no other thread writes, and summed into the
+//!   window only when a failure needs the ratio ([`RateWindow::tally_success`]).
 
 use super::policy::{RateConfig, WindowConfig};
 use crate::sync::{AtomicU64, Ordering, SpinMutex};
 
+use alloc::boxed::Box;
+
 mod count;
+mod tallies;
 mod time;
 
 use count::CountWindow;
-use time::{OwnerTally, TimeWindow};
+use time::{Shared, TimeWindow};
 
 /// How one call ended, as a window sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +61,9 @@ pub(crate) struct Tally {
 
 enum Kind {
     Count(SpinMutex<CountWindow>),
-    Time { window: SpinMutex<TimeWindow>, owner: OwnerTally, bucket: u64 },
+    /// The shared part is boxed: its tallies take a cache line each, which a count window
+    /// does not need.
+    Time { window: SpinMutex<TimeWindow>, shared: Box<Shared> },
 }
 
 /// A [`FailureRate`](super::FailureRate) at work.
@@ -75,8 +84,7 @@ impl RateWindow {
             WindowConfig::Calls(calls) => Kind::Count(SpinMutex::new(CountWindow::new(calls))),
             WindowConfig::Time { bucket, buckets } => Kind::Time {
                 window: SpinMutex::new(TimeWindow::new(bucket, buckets)),
-                owner: OwnerTally::new(),
-                bucket,
+                shared: Box::new(Shared::new(bucket)),
             },
         };
         RateWindow {
@@ -111,11 +119,21 @@ impl RateWindow {
         self.clean.load(Ordering::Acquire) == (generation << 1 | 1)
     }
 
+    /// A time window's fast path: counts a fast success of a call admitted in
+    /// `generation`, ending at `now`, on the calling thread's tally, if it holds one for
+    /// that generation and the window's latest bucket, and `now` falls in that bucket; no
+    /// lock, no shared write. `false` (and nothing counted): [`record`](Self::record) it.
+    #[inline]
+    pub(crate) fn tally_success(&self, generation: u64, now: u64) -> bool {
+        match &self.kind {
+            Kind::Time { shared, .. } => shared.bump(generation, now),
+            Kind::Count(_) => false,
+        }
+    }
+
     /// Records `outcome` of a call admitted in `generation`, ending at `now` (nanoseconds,
-    /// for a time window); returns whether it trips the circuit. `owned`: the calling
-    /// thread owns the breaker's counters (a time window's fast successes then skip the
-    /// lock).
-    pub(crate) fn record(&self, generation: u64, outcome: Outcome, now: u64, owned: bool) -> bool {
+    /// for a time window); returns whether it trips the circuit.
+    pub(crate) fn record(&self, generation: u64, outcome: Outcome, now: u64) -> bool {
         let tally = match &self.kind {
             Kind::Count(window) => window.with(|w| {
                 let tally = w.record(generation, outcome)?;
@@ -123,14 +141,8 @@ impl RateWindow {
                 self.clean.store(generation << 1 | u64::from(clean), Ordering::Release);
                 Some(tally)
             }),
-            Kind::Time { window, owner, bucket } => {
-                if owned
-                    && !outcome.bad()
-                    && owner.bump(generation, TimeWindow::raw_index(*bucket, now))
-                {
-                    return false;
-                }
-                window.with(|w| w.record(generation, outcome, now, outcome.bad(), owner, owned))
+            Kind::Time { window, shared } => {
+                window.with(|w| w.record(generation, outcome, now, outcome.bad(), shared))
             }
         };
         match tally {
@@ -154,7 +166,7 @@ impl RateWindow {
     pub(crate) fn tally(&self, generation: u64, now: u64) -> Tally {
         match &self.kind {
             Kind::Count(window) => window.with(|w| w.tally(generation)),
-            Kind::Time { window, owner, .. } => window.with(|w| w.tally(generation, now, owner)),
+            Kind::Time { window, shared } => window.with(|w| w.tally(generation, now, shared)),
         }
     }
 }
@@ -177,33 +189,33 @@ mod tests {
     fn a_count_window_needs_its_minimum_then_trips_at_the_threshold() {
         let w = window(FailureRate::over_calls(10).minimum_calls(5).threshold(0.5));
         for _ in 0..4 {
-            assert!(!w.record(0, FAILED, 0, false), "fewer calls than the minimum");
+            assert!(!w.record(0, FAILED, 0), "fewer calls than the minimum");
         }
-        assert!(w.record(0, FAILED, 0, false));
+        assert!(w.record(0, FAILED, 0));
         let w = window(FailureRate::over_calls(10).minimum_calls(5).threshold(0.5));
         for _ in 0..5 {
-            assert!(!w.record(0, OK, 0, false), "a success never trips");
+            assert!(!w.record(0, OK, 0), "a success never trips");
         }
         for _ in 0..4 {
-            assert!(!w.record(0, FAILED, 0, false));
+            assert!(!w.record(0, FAILED, 0));
         }
-        assert!(w.record(0, FAILED, 0, false), "five failures of ten calls");
+        assert!(w.record(0, FAILED, 0), "five failures of ten calls");
         assert_eq!(w.tally(0, 0), Tally { calls: 10, failures: 5, slow: 0 });
     }
 
     #[test]
     fn old_outcomes_leave_a_full_count_window_and_late_ones_never_enter() {
         let w = window(FailureRate::over_calls(3).threshold(1.0));
-        assert!(!w.record(5, FAILED, 0, false));
-        assert!(!w.record(5, FAILED, 0, false));
-        assert!(!w.record(5, OK, 0, false));
-        assert!(!w.record(5, FAILED, 0, false), "the first failure left: 2 of 3");
-        assert!(!w.record(4, FAILED, 0, false), "late: not recorded");
+        assert!(!w.record(5, FAILED, 0));
+        assert!(!w.record(5, FAILED, 0));
+        assert!(!w.record(5, OK, 0));
+        assert!(!w.record(5, FAILED, 0), "the first failure left: 2 of 3");
+        assert!(!w.record(4, FAILED, 0), "late: not recorded");
         assert_eq!(w.tally(5, 0), Tally { calls: 3, failures: 2, slow: 0 });
-        assert!(!w.record(5, FAILED, 0, false), "the success is still in the window");
-        assert!(w.record(5, FAILED, 0, false), "3 of 3");
+        assert!(!w.record(5, FAILED, 0), "the success is still in the window");
+        assert!(w.record(5, FAILED, 0), "3 of 3");
         // A newer generation starts empty; the old one reads as empty.
-        assert!(!w.record(7, FAILED, 0, false));
+        assert!(!w.record(7, FAILED, 0));
         assert_eq!(w.tally(7, 0), Tally { calls: 1, failures: 1, slow: 0 });
         assert_eq!(w.tally(5, 0), Tally::default());
     }
@@ -214,14 +226,14 @@ mod tests {
         assert!(!w.skip_success(0));
         for _ in 0..3 {
             assert!(!w.skip_success(0));
-            w.record(0, OK, 0, false);
+            w.record(0, OK, 0);
         }
         assert!(w.skip_success(0));
         assert!(!w.skip_success(1), "another generation's window");
-        w.record(0, SLOW, 0, false);
+        w.record(0, SLOW, 0);
         assert!(!w.skip_success(0), "a slow call in the window");
         for _ in 0..3 {
-            w.record(0, OK, 0, false);
+            w.record(0, OK, 0);
         }
         assert!(w.skip_success(0), "the slow call left");
     }
@@ -233,10 +245,10 @@ mod tests {
         let w = window(rate);
         assert!(w.timed());
         assert!(w.is_slow(0, 100_000_000) && !w.is_slow(0, 99_999_999) && !w.is_slow(5, 0));
-        w.record(0, OK, 0, false);
-        w.record(0, SLOW, 0, false);
-        w.record(0, OK, 0, false);
-        assert!(w.record(0, Outcome { failure: true, slow: true }, 0, false), "2 slow of 4");
+        w.record(0, OK, 0);
+        w.record(0, SLOW, 0);
+        w.record(0, OK, 0);
+        assert!(w.record(0, Outcome { failure: true, slow: true }, 0), "2 slow of 4");
         assert!(!window(FailureRate::over_calls(4)).timed());
     }
 
@@ -245,57 +257,111 @@ mod tests {
         let second = 1_000_000_000;
         let rate = FailureRate::over_time(Duration::from_secs(10)).minimum_calls(2).threshold(0.6);
         let w = window(rate);
-        assert!(!w.record(0, FAILED, 0, false), "one call: below the minimum");
+        assert!(!w.record(0, FAILED, 0), "one call: below the minimum");
         // 9.999 s later the failure is still in the window (same 10 s, bucket by bucket).
-        assert!(w.record(0, FAILED, 9 * second + 999_999_999, false));
+        assert!(w.record(0, FAILED, 9 * second + 999_999_999));
         let w = window(rate);
-        w.record(0, FAILED, 500_000_000, false);
-        w.record(0, OK, second, false);
+        w.record(0, FAILED, 500_000_000);
+        w.record(0, OK, second);
         // At 10.5 s the bucket of 0.5 s is out (its whole second is more than 10 s ago).
-        assert!(!w.record(0, FAILED, 10 * second + 500_000_000, false), "1 failure of 2");
+        assert!(!w.record(0, FAILED, 10 * second + 500_000_000), "1 failure of 2");
         assert_eq!(w.tally(0, 10 * second + 500_000_000), Tally { calls: 2, failures: 1, slow: 0 });
         assert_eq!(w.tally(0, 11 * second), Tally { calls: 1, failures: 1, slow: 0 });
         assert_eq!(w.tally(0, 100 * second), Tally::default());
     }
 
+    /// A fast success as the breaker records it: on the thread's tally if it can, else
+    /// under the lock; whether the tally took it.
+    fn succeed(w: &RateWindow, generation: u64, now: u64) -> bool {
+        if w.tally_success(generation, now) {
+            return true;
+        }
+        assert!(!w.record(generation, OK, now), "a success never trips");
+        false
+    }
+
+    #[cfg(feature = "std")]
     #[test]
-    fn the_owners_fast_successes_count_like_any_others_and_fold_into_the_ring() {
+    fn fast_successes_count_on_the_threads_tally_and_fold_into_the_ring() {
         let second = 1_000_000_000;
         let rate = FailureRate::over_time(Duration::from_secs(3)).buckets(3).minimum_calls(4);
         let w = window(rate.threshold(0.5));
-        // The owner's successes in bucket 0 (the first takes the lock, the rest do not).
-        for _ in 0..3 {
-            assert!(!w.record(1, OK, 0, true));
-        }
+        // Bucket 0: the first success tags this thread's tally under the lock, the rest
+        // skip it.
+        assert!(!succeed(&w, 1, 0));
+        assert!(succeed(&w, 1, 0) && succeed(&w, 1, second - 1));
         assert_eq!(w.tally(1, 0), Tally { calls: 3, failures: 0, slow: 0 });
-        // Another thread's failure, judged with the owner's successes: 1 of 4.
-        assert!(!w.record(1, FAILED, 0, false));
-        // The owner moves to bucket 1: its tally of bucket 0 is folded into the ring.
-        assert!(!w.record(1, OK, second, true));
-        assert!(!w.record(1, OK, second, true));
+        // Another thread's failure, judged with this thread's tally: 1 of 4.
+        std::thread::scope(|s| s.spawn(|| assert!(!w.record(1, FAILED, 0))).join().unwrap());
+        // Bucket 1: the tally of bucket 0 is folded into the ring.
+        assert!(!succeed(&w, 1, second));
+        assert!(succeed(&w, 1, second));
         assert_eq!(w.tally(1, second), Tally { calls: 6, failures: 1, slow: 0 });
-        // At 3 s bucket 0 has left the window, the owner's tally of bucket 1 has not.
+        // At 3 s bucket 0 has left the window, the tally of bucket 1 has not.
         assert_eq!(w.tally(1, 3 * second), Tally { calls: 2, failures: 0, slow: 0 });
         // Two failures at 3 s: 2 of 4.
-        assert!(!w.record(1, FAILED, 3 * second, false));
-        assert!(w.record(1, FAILED, 3 * second, true));
-        // A newer generation: the owner's old tally no longer counts.
-        assert!(!w.record(2, FAILED, 3 * second, false));
+        assert!(!w.record(1, FAILED, 3 * second));
+        assert!(w.record(1, FAILED, 3 * second));
+        assert!(!succeed(&w, 1, 2 * second), "the window recorded in a later bucket");
+        // A newer generation: the old tally no longer counts, nor do late successes.
+        assert!(!w.record(2, FAILED, 3 * second));
         assert_eq!(w.tally(2, 3 * second), Tally { calls: 1, failures: 1, slow: 0 });
-        assert!(!w.record(1, OK, 3 * second, true), "late, on the stale tally");
-        assert_eq!(w.tally(2, 3 * second), Tally { calls: 1, failures: 1, slow: 0 });
+        assert!(succeed(&w, 1, 3 * second), "late, on the stale tally: not counted");
+        assert!(!w.record(1, OK, 3 * second), "late, under the lock: not recorded");
+        assert!(!succeed(&w, 2, 3 * second));
+        assert_eq!(w.tally(2, 3 * second), Tally { calls: 2, failures: 1, slow: 0 });
+        assert!(!w.record(3, FAILED, 3 * second));
+        assert!(succeed(&w, 2, 3 * second), "late, on the stale tally");
+        assert_eq!(w.tally(3, 3 * second), Tally { calls: 1, failures: 1, slow: 0 });
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn threads_beyond_the_tallies_record_under_the_lock_and_exited_writers_hand_theirs_on() {
+        let rate = FailureRate::over_time(Duration::from_secs(10)).minimum_calls(1);
+        let w = window(rate);
+        let held = std::sync::Barrier::new(tallies::WRITERS + 1);
+        std::thread::scope(|s| {
+            // Every tally taken by a live thread.
+            for _ in 0..tallies::WRITERS {
+                s.spawn(|| {
+                    assert!(!succeed(&w, 0, 5) && succeed(&w, 0, 5));
+                    held.wait();
+                    held.wait();
+                });
+            }
+            held.wait();
+            s.spawn(|| {
+                for _ in 0..3 {
+                    assert!(!succeed(&w, 0, 5), "no tally free: under the lock");
+                }
+            })
+            .join()
+            .unwrap();
+            held.wait();
+        });
+        let all = 2 * tallies::WRITERS as u32 + 3;
+        assert_eq!(w.tally(0, 5), Tally { calls: all, failures: 0, slow: 0 });
+        // Their writers have exited: a new thread takes a tally over, and its count goes on.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(!succeed(&w, 0, 5), "claims an exited writer's tally");
+                assert!(succeed(&w, 0, 5));
+            });
+        });
+        assert_eq!(w.tally(0, 5), Tally { calls: all + 2, failures: 0, slow: 0 });
     }
 
     #[test]
     fn a_time_window_counts_an_outcome_from_a_clock_set_back_in_the_latest_bucket() {
         let second = 1_000_000_000;
         let w = window(FailureRate::over_time(Duration::from_secs(10)).minimum_calls(3));
-        w.record(3, OK, 20 * second, false);
-        w.record(3, FAILED, 0, false);
+        w.record(3, OK, 20 * second);
+        w.record(3, FAILED, 0);
         assert_eq!(w.tally(3, 0), Tally { calls: 2, failures: 1, slow: 0 });
         assert_eq!(w.tally(3, 29 * second), Tally { calls: 2, failures: 1, slow: 0 });
         assert_eq!(w.tally(3, 30 * second), Tally::default());
-        assert!(!w.record(2, FAILED, 30 * second, false), "late");
-        assert!(w.record(3, FAILED, 20 * second, false), "2 failures of 3");
+        assert!(!w.record(2, FAILED, 30 * second), "late");
+        assert!(w.record(3, FAILED, 20 * second), "2 failures of 3");
     }
 }

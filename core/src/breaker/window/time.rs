@@ -1,57 +1,18 @@
 //! A time window: the outcomes of the last `buckets × bucket` nanoseconds, counted per
 //! bucket in a ring of buckets.
 //!
-//! The breaker's owner thread (the one that owns its counters) keeps the fast successes of
-//! its current bucket in an [`OwnerTally`] outside the lock, counting with plain loads and
-//! stores; it takes the lock only when its bucket or the generation changes, to fold the
-//! tally into the ring and start a new one. Everyone else, and every failed or slow call,
-//! records under the lock, and sums include the owner's tally when it belongs to the
-//! window's generation.
+//! Fast successes are counted on the recording thread's own [`Tallies`] entry, outside the
+//! lock, while they fall in the bucket the window recorded in last; the lock is taken when
+//! a thread's bucket or generation changes (to fold its tally into the ring and start a
+//! new one), for every failed or slow call, and by threads without a tally. Sums include
+//! the tallies that belong to the window's generation and buckets.
 
 use alloc::boxed::Box;
 use alloc::vec;
 
+use super::tallies::Tallies;
 use super::{Outcome, Tally};
 use crate::sync::{AtomicU64, Ordering};
-
-/// The owner thread's fast successes in its current bucket. `generation` and `bucket` are
-/// written by the owner under the window's lock (so read consistently under it, and by the
-/// owner itself at any time); `count` by the owner alone, without the lock.
-pub(crate) struct OwnerTally {
-    generation: AtomicU64,
-    bucket: AtomicU64,
-    count: AtomicU64,
-    /// The window's latest bucket recorded in (written under the lock): the owner's fast
-    /// path must not count in an older one (a clock set back).
-    latest: AtomicU64,
-}
-
-impl OwnerTally {
-    pub(crate) fn new() -> OwnerTally {
-        OwnerTally {
-            generation: AtomicU64::new(u64::MAX),
-            bucket: AtomicU64::new(EMPTY),
-            count: AtomicU64::new(0),
-            latest: AtomicU64::new(0),
-        }
-    }
-
-    /// The owner's fast path: one more fast success, if its tally is for `generation` and
-    /// the bucket `index`, and no one has recorded in a later bucket since (the clock set
-    /// back); `false` if the lock must be taken instead.
-    #[inline]
-    pub(crate) fn bump(&self, generation: u64, index: u64) -> bool {
-        if self.generation.load(Ordering::Relaxed) != generation
-            || self.bucket.load(Ordering::Relaxed) != index
-            || self.latest.load(Ordering::Relaxed) != index
-        {
-            return false;
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        self.count.store(count + 1, Ordering::Release);
-        true
-    }
-}
 
 /// No bucket recorded in this slot (for this generation).
 const EMPTY: u64 = u64::MAX;
@@ -61,6 +22,29 @@ struct Bucket {
     /// Which bucket of time (`now / bucket`), or `EMPTY`.
     index: u64,
     tally: Tally,
+}
+
+/// What a time window shares outside its lock: the first nanosecond of the bucket it
+/// recorded in last (written under the lock, read by the tallies' fast path), its bucket
+/// width, and the per-thread tallies.
+pub(super) struct Shared {
+    pub(super) latest: AtomicU64,
+    pub(super) width: u64,
+    pub(super) tallies: Tallies,
+}
+
+impl Shared {
+    pub(super) fn new(width: u64) -> Shared {
+        // Generation 0's window starts at bucket 0.
+        Shared { latest: AtomicU64::new(0), width, tallies: Tallies::new() }
+    }
+
+    /// The fast path: a fast success of `generation` at `now` counted on the calling
+    /// thread's tally, without the lock.
+    #[inline]
+    pub(super) fn bump(&self, generation: u64, now: u64) -> bool {
+        self.tallies.bump(generation, now, &self.latest, self.width)
+    }
 }
 
 /// The buckets of one generation (guarded by the window's lock).
@@ -90,19 +74,6 @@ impl TimeWindow {
         (now / self.bucket).max(self.latest)
     }
 
-    /// The bucket `now` falls in, as the owner's fast path compares it.
-    pub(super) fn raw_index(bucket: u64, now: u64) -> u64 {
-        now / bucket
-    }
-
-    /// The owner's tally, if it is for this window's generation: `(bucket, successes)`.
-    fn owner_part(&self, owner: &OwnerTally) -> Option<(u64, u32)> {
-        (owner.generation.load(Ordering::Relaxed) == self.generation).then(|| {
-            let count = owner.count.load(Ordering::Acquire);
-            (owner.bucket.load(Ordering::Relaxed), u32::try_from(count).unwrap_or(u32::MAX))
-        })
-    }
-
     /// Adds `tally` to the bucket `index`, unless the ring has moved past it.
     fn add(&mut self, index: u64, tally: Tally) {
         let len = self.ring.len() as u64;
@@ -129,8 +100,7 @@ impl TimeWindow {
         outcome: Outcome,
         now: u64,
         judge: bool,
-        owner: &OwnerTally,
-        owned: bool,
+        shared: &Shared,
     ) -> Option<Tally> {
         if generation != self.generation {
             if generation < self.generation {
@@ -138,50 +108,75 @@ impl TimeWindow {
             }
             self.generation = generation;
             self.latest = 0;
-            owner.latest.store(0, Ordering::Relaxed);
             self.ring.iter_mut().for_each(|b| b.index = EMPTY);
         }
         let index = self.index(now);
         self.latest = index;
-        owner.latest.store(index, Ordering::Relaxed);
-        let one =
-            Tally { calls: 1, failures: u32::from(outcome.failure), slow: u32::from(outcome.slow) };
-        if owned && !outcome.failure && !outcome.slow {
-            // The owner's fast success that missed its tally: fold the old tally into the
-            // ring, and start one for this bucket with this success.
-            if let Some((bucket, successes)) = self.owner_part(owner) {
-                self.add(bucket, Tally { calls: successes, ..Tally::default() });
-            }
-            owner.generation.store(generation, Ordering::Relaxed);
-            owner.bucket.store(index, Ordering::Relaxed);
-            owner.count.store(1, Ordering::Release);
-        } else {
-            // Saturating: four billion calls in one bucket are plenty to judge by.
-            self.add(index, one);
+        // At most `now`: no overflow.
+        let start = index * self.bucket;
+        if shared.latest.load(Ordering::Relaxed) != start {
+            shared.latest.store(start, Ordering::Relaxed);
         }
-        Some(if judge { self.sum(index, owner) } else { Tally::default() })
+        let fast = !outcome.failure && !outcome.slow;
+        match if fast { shared.tallies.mine() } else { None } {
+            Some(mine) => {
+                // A fast success that missed its tally's fast path: count it on the tally,
+                // after folding the tally's old bucket into the ring if it must move.
+                let (tagged, at, count) = mine.read();
+                if (tagged, at) == (generation, start) {
+                    mine.bump();
+                } else {
+                    if tagged == self.generation {
+                        self.add(at / self.bucket, successes(count));
+                    }
+                    mine.retag(generation, start, 1);
+                }
+            }
+            None => self.add(
+                index,
+                Tally {
+                    calls: 1,
+                    failures: u32::from(outcome.failure),
+                    slow: u32::from(outcome.slow),
+                },
+            ),
+        }
+        Some(if judge { self.sum(index, shared) } else { Tally::default() })
     }
 
-    /// The buckets (and the owner's tally) within the window that ends with bucket
-    /// `index`.
-    fn sum(&self, index: u64, owner: &OwnerTally) -> Tally {
+    /// The buckets (and the tallies) within the window that ends with bucket `index`.
+    fn sum(&self, index: u64, shared: &Shared) -> Tally {
         let len = self.ring.len() as u64;
         let within = |at: u64| at != EMPTY && at <= index && index - at < len;
-        let owned = self.owner_part(owner).filter(|(bucket, _)| within(*bucket)).map_or(
-            Tally::default(),
-            |(_, successes)| Tally { calls: successes, ..Tally::default() },
-        );
-        self.ring.iter().filter(|b| within(b.index)).fold(owned, |sum, b| Tally {
-            calls: sum.calls.saturating_add(b.tally.calls),
-            failures: sum.failures.saturating_add(b.tally.failures),
-            slow: sum.slow.saturating_add(b.tally.slow),
-        })
+        let tallied = shared
+            .tallies
+            .iter()
+            .map(|t| t.read())
+            .filter(|&(generation, start, _)| {
+                generation == self.generation && within(start / self.bucket)
+            })
+            .fold(Tally::default(), |sum, (_, _, count)| add(sum, successes(count)));
+        self.ring.iter().filter(|b| within(b.index)).fold(tallied, |sum, b| add(sum, b.tally))
     }
 
-    pub(super) fn tally(&self, generation: u64, now: u64, owner: &OwnerTally) -> Tally {
+    pub(super) fn tally(&self, generation: u64, now: u64, shared: &Shared) -> Tally {
         if generation != self.generation {
             return Tally::default();
         }
-        self.sum(self.index(now), owner)
+        self.sum(self.index(now), shared)
+    }
+}
+
+/// `count` fast successes, saturated: four billion calls in one bucket are plenty to judge
+/// by.
+fn successes(count: u64) -> Tally {
+    Tally { calls: u32::try_from(count).unwrap_or(u32::MAX), ..Tally::default() }
+}
+
+fn add(a: Tally, b: Tally) -> Tally {
+    Tally {
+        calls: a.calls.saturating_add(b.calls),
+        failures: a.failures.saturating_add(b.failures),
+        slow: a.slow.saturating_add(b.slow),
     }
 }
