@@ -276,3 +276,35 @@ fn a_time_window_counts_concurrent_outcomes_exactly() {
         assert_eq!((stats.window_calls, stats.failure_count), (2, 1));
     });
 }
+
+/// Two threads count fast successes of a time window on their own tallies (the first under
+/// the lock, claiming the tally, the next without it) while one of them then records a
+/// failure under the lock: the failure's sum and the window afterwards count every success
+/// exactly once.
+#[test]
+fn a_time_windows_tallies_count_concurrent_successes_exactly() {
+    model(|| {
+        let rate = FailureRate::over_time(SECOND).minimum_calls(5).threshold(0.4);
+        let breaker = rate_breaker(rate);
+        let succeeding = thread::spawn(move || {
+            for _ in 0..2 {
+                breaker.try_acquire().unwrap().success();
+            }
+        });
+        let failing = thread::spawn(move || {
+            breaker.try_acquire().unwrap().success();
+            breaker.try_acquire().unwrap().failure();
+        });
+        succeeding.join().unwrap();
+        failing.join().unwrap();
+        let stats = breaker.stats();
+        assert_eq!(
+            (stats.state, stats.window_calls, stats.failure_count),
+            (CircuitState::Closed, 4, 1)
+        );
+        // 2 failures of 5 calls: open. (One success lost: below the minimum; one counted
+        // twice: 2 of 6.)
+        breaker.try_acquire().unwrap().failure();
+        assert_eq!(breaker.state(), CircuitState::Open);
+    });
+}

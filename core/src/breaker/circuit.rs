@@ -549,9 +549,8 @@ impl<C: Clock> CircuitBreaker<C> {
     #[inline(never)]
     fn window_success(&self, window: &RateWindow, pass: Pass, word: u64) {
         let now = self.window_now(window, word);
-        let slow = window.is_slow(pass.started, now);
-        let generation = pass.ticket.generation();
-        if !slow && (window.skip_success(generation) || window.tally_success(generation, now)) {
+        let slow = word & TIMED != 0 && window.is_slow(pass.started, now);
+        if !slow && window.success_unlocked(pass.ticket.generation(), now) {
             return;
         }
         self.record(window, pass.ticket, Outcome { failure: false, slow }, now);

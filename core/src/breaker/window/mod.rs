@@ -24,12 +24,10 @@
 //! * a time window counts every call (its throughput decides `minimum_calls`), but a fast
 //!   success within the bucket it recorded in last is counted on the calling thread's own
 //!   tally ([`tallies`]), on a cache line no other thread writes, and summed into the
-//!   window only when a failure needs the ratio ([`RateWindow::tally_success`]).
+//!   window only when a failure needs the ratio ([`RateWindow::success_unlocked`]).
 
 use super::policy::{RateConfig, WindowConfig};
 use crate::sync::{AtomicU64, Ordering, SpinMutex};
-
-use alloc::boxed::Box;
 
 mod count;
 mod tallies;
@@ -61,9 +59,7 @@ pub(crate) struct Tally {
 
 enum Kind {
     Count(SpinMutex<CountWindow>),
-    /// The shared part is boxed: its tallies take a cache line each, which a count window
-    /// does not need.
-    Time { window: SpinMutex<TimeWindow>, shared: Box<Shared> },
+    Time { window: SpinMutex<TimeWindow>, shared: Shared },
 }
 
 /// A [`FailureRate`](super::FailureRate) at work.
@@ -84,7 +80,7 @@ impl RateWindow {
             WindowConfig::Calls(calls) => Kind::Count(SpinMutex::new(CountWindow::new(calls))),
             WindowConfig::Time { bucket, buckets } => Kind::Time {
                 window: SpinMutex::new(TimeWindow::new(bucket, buckets)),
-                shared: Box::new(Shared::new(bucket)),
+                shared: Shared::new(bucket),
             },
         };
         RateWindow {
@@ -119,15 +115,16 @@ impl RateWindow {
         self.clean.load(Ordering::Acquire) == (generation << 1 | 1)
     }
 
-    /// A time window's fast path: counts a fast success of a call admitted in
-    /// `generation`, ending at `now`, on the calling thread's tally, if it holds one for
-    /// that generation and the window's latest bucket, and `now` falls in that bucket; no
-    /// lock, no shared write. `false` (and nothing counted): [`record`](Self::record) it.
+    /// A fast success of a call admitted in `generation`, ending at `now`, settled without
+    /// the lock: a count window full of fast successes skips it; a time window counts it on
+    /// the calling thread's tally, if it holds one for that generation and the window's
+    /// latest bucket, and `now` falls in that bucket (no shared write). `false` (and
+    /// nothing counted): [`record`](Self::record) it.
     #[inline]
-    pub(crate) fn tally_success(&self, generation: u64, now: u64) -> bool {
+    pub(crate) fn success_unlocked(&self, generation: u64, now: u64) -> bool {
         match &self.kind {
             Kind::Time { shared, .. } => shared.bump(generation, now),
-            Kind::Count(_) => false,
+            Kind::Count(_) => self.skip_success(generation),
         }
     }
 
@@ -273,7 +270,7 @@ mod tests {
     /// A fast success as the breaker records it: on the thread's tally if it can, else
     /// under the lock; whether the tally took it.
     fn succeed(w: &RateWindow, generation: u64, now: u64) -> bool {
-        if w.tally_success(generation, now) {
+        if w.success_unlocked(generation, now) {
             return true;
         }
         assert!(!w.record(generation, OK, now), "a success never trips");
