@@ -126,8 +126,7 @@ impl Tallies {
     /// thread has no identity.
     pub(super) fn mine(&self) -> Option<&Tally> {
         let me = identity::token()?;
-        if let Some(tally) = self.tallies.iter().find(|t| t.writer.load(Ordering::Relaxed) == me)
-        {
+        if let Some(tally) = self.tallies.iter().find(|t| t.writer.load(Ordering::Relaxed) == me) {
             return Some(tally);
         }
         self.tallies.iter().find(|t| {
