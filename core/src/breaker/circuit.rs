@@ -548,6 +548,17 @@ impl<C: Clock> CircuitBreaker<C> {
     /// recorded.
     #[inline(never)]
     fn window_success(&self, window: &RateWindow, pass: Pass, word: u64) {
+        if word & TIMED == 0 {
+            // A time window's tally, looked up before the clock is read: the lookup's loads
+            // overlap the reading.
+            if let Some(ready) = window.ready_tally(pass.ticket.generation()) {
+                let now = self.clock.now_coarse().as_nanos();
+                if !ready.count(now) {
+                    self.record(window, pass.ticket, Outcome { failure: false, slow: false }, now);
+                }
+                return;
+            }
+        }
         let now = self.window_now(window, word);
         let slow = word & TIMED != 0 && window.is_slow(pass.started, now);
         if !slow && window.success_unlocked(pass.ticket.generation(), now) {

@@ -34,6 +34,7 @@ mod tallies;
 mod time;
 
 use count::CountWindow;
+pub(crate) use tallies::Ready;
 use time::{Shared, TimeWindow};
 
 /// How one call ended, as a window sees it.
@@ -125,6 +126,17 @@ impl RateWindow {
         match &self.kind {
             Kind::Time { shared, .. } => shared.bump(generation, now),
             Kind::Count(_) => self.skip_success(generation),
+        }
+    }
+
+    /// A time window's fast path, first half, before the clock is read: the calling
+    /// thread's tally, if it is tagged for `generation` and the window's latest bucket
+    /// ([`Ready::count`] is the second half). `None` for a count window.
+    #[inline]
+    pub(crate) fn ready_tally(&self, generation: u64) -> Option<Ready<'_>> {
+        match &self.kind {
+            Kind::Time { shared, .. } => shared.ready(generation),
+            Kind::Count(_) => None,
         }
     }
 

@@ -105,20 +105,25 @@ impl Tallies {
     /// `false`: take the lock instead.
     #[inline]
     pub(super) fn bump(&self, generation: u64, now: u64, latest: &AtomicU64, width: u64) -> bool {
+        self.ready(generation, latest, width).is_some_and(|ready| ready.count(now))
+    }
+
+    /// The first half of the fast path, before the clock is read (so that its loads overlap
+    /// the reading): the calling thread's tally, if it is tagged with `generation` and the
+    /// bucket from `latest`.
+    #[inline]
+    pub(super) fn ready(
+        &self,
+        generation: u64,
+        latest: &AtomicU64,
+        width: u64,
+    ) -> Option<Ready<'_>> {
         let me = identity::peek();
-        let Some(tally) = self.tallies.iter().find(|t| t.writer.load(Ordering::Relaxed) == me)
-        else {
-            return false;
-        };
+        let tally = self.tallies.iter().find(|t| t.writer.load(Ordering::Relaxed) == me)?;
         let start = tally.start.load(Ordering::Relaxed);
-        if tally.generation.load(Ordering::Relaxed) != generation
-            || now.wrapping_sub(start) >= width
-            || latest.load(Ordering::Relaxed) != start
-        {
-            return false;
-        }
-        tally.bump();
-        true
+        (tally.generation.load(Ordering::Relaxed) == generation
+            && latest.load(Ordering::Relaxed) == start)
+            .then_some(Ready { tally, start, width })
     }
 
     /// Under the window's lock: the calling thread's tally, claiming a free one (never
@@ -137,6 +142,26 @@ impl Tallies {
                     .compare_exchange(writer, me, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
         })
+    }
+}
+
+/// A tally ready to count a fast success in its bucket (see [`Tallies::ready`]).
+pub(crate) struct Ready<'a> {
+    tally: &'a Tally,
+    start: u64,
+    width: u64,
+}
+
+impl Ready<'_> {
+    /// The second half of the fast path: counts the success if `now` falls in the tally's
+    /// bucket (a subtraction, no division); `false`: take the lock instead.
+    #[inline]
+    pub(crate) fn count(self, now: u64) -> bool {
+        if now.wrapping_sub(self.start) >= self.width {
+            return false;
+        }
+        self.tally.bump();
+        true
     }
 }
 

@@ -10,7 +10,7 @@
 use alloc::boxed::Box;
 use alloc::vec;
 
-use super::tallies::Tallies;
+use super::tallies::{Ready, Tallies};
 use super::{Outcome, Tally};
 use crate::sync::{AtomicU64, Ordering};
 
@@ -45,6 +45,12 @@ impl Shared {
     #[inline]
     pub(super) fn bump(&self, generation: u64, now: u64) -> bool {
         self.tallies.bump(generation, now, &self.latest, self.width)
+    }
+
+    /// The calling thread's tally, if it is tagged for `generation` and the latest bucket.
+    #[inline]
+    pub(super) fn ready(&self, generation: u64) -> Option<Ready<'_>> {
+        self.tallies.ready(generation, &self.latest, self.width)
     }
 }
 
