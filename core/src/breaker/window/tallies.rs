@@ -31,16 +31,17 @@
 //! Threads beyond [`WRITERS`] at once, and builds without thread identity (no `std`),
 //! record every outcome under the lock, as failures always are.
 
+use alloc::boxed::Box;
+
 use crate::sync::{AtomicU64, Ordering};
 
 /// Threads that can each hold a tally of one time window at once.
 pub(crate) const WRITERS: usize = 2;
 
-/// One writer's fast successes in one bucket of one generation.
+/// One writer's fast successes in one bucket of one generation, on a cache line that only
+/// its writer writes.
 #[repr(C, align(64))]
 pub(super) struct Tally {
-    /// The writer's token; 0 while unclaimed.
-    writer: AtomicU64,
     /// `u64::MAX` (no window's generation) until first tagged.
     generation: AtomicU64,
     /// The first nanosecond of the bucket counted in.
@@ -51,7 +52,6 @@ pub(super) struct Tally {
 impl Tally {
     fn new() -> Tally {
         Tally {
-            writer: AtomicU64::new(0),
             // No window is ever in this generation.
             generation: AtomicU64::new(u64::MAX),
             start: AtomicU64::new(0),
@@ -86,12 +86,26 @@ impl Tally {
 
 /// The tallies of one time window.
 pub(super) struct Tallies {
-    tallies: [Tally; WRITERS],
+    /// Each tally's writer's token (0: unclaimed), apart from the tallies' lines: a thread
+    /// looking for its own tally reads no line that another writer writes (the window keeps
+    /// this on its read-mostly line; it changes only when a tally is claimed).
+    writers: [AtomicU64; WRITERS],
+    /// Boxed: a cache line each, which a count window does not need.
+    tallies: Box<[Tally; WRITERS]>,
 }
 
 impl Tallies {
     pub(super) fn new() -> Tallies {
-        Tallies { tallies: core::array::from_fn(|_| Tally::new()) }
+        Tallies {
+            writers: core::array::from_fn(|_| AtomicU64::new(0)),
+            tallies: Box::new(core::array::from_fn(|_| Tally::new())),
+        }
+    }
+
+    /// The index of the calling thread's tally (`me`), if it holds one.
+    #[inline]
+    fn find(&self, me: u64) -> Option<usize> {
+        self.writers.iter().position(|w| w.load(Ordering::Relaxed) == me)
     }
 
     /// Every tally, for sums under the lock.
@@ -119,7 +133,7 @@ impl Tallies {
         width: u64,
     ) -> Option<Ready<'_>> {
         let me = identity::peek();
-        let tally = self.tallies.iter().find(|t| t.writer.load(Ordering::Relaxed) == me)?;
+        let tally = &self.tallies[self.find(me)?];
         let start = tally.start.load(Ordering::Relaxed);
         (tally.generation.load(Ordering::Relaxed) == generation
             && latest.load(Ordering::Relaxed) == start)
@@ -131,17 +145,16 @@ impl Tallies {
     /// thread has no identity.
     pub(super) fn mine(&self) -> Option<&Tally> {
         let me = identity::token()?;
-        if let Some(tally) = self.tallies.iter().find(|t| t.writer.load(Ordering::Relaxed) == me) {
-            return Some(tally);
+        if let Some(index) = self.find(me) {
+            return Some(&self.tallies[index]);
         }
-        self.tallies.iter().find(|t| {
+        let index = self.writers.iter().position(|w| {
             // Acquire (here, or in `is_live`): an exited writer's last writes are visible.
-            let writer = t.writer.load(Ordering::Acquire);
+            let writer = w.load(Ordering::Acquire);
             identity::claimable(writer)
-                && t.writer
-                    .compare_exchange(writer, me, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-        })
+                && w.compare_exchange(writer, me, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        })?;
+        Some(&self.tallies[index])
     }
 }
 

@@ -26,18 +26,17 @@ struct Bucket {
 
 /// What a time window shares outside its lock: the first nanosecond of the bucket it
 /// recorded in last (written under the lock, read by the tallies' fast path), its bucket
-/// width, and the per-thread tallies (boxed: a cache line each, which a count window does
-/// not need).
+/// width, and the per-thread tallies.
 pub(super) struct Shared {
     pub(super) latest: AtomicU64,
     pub(super) width: u64,
-    pub(super) tallies: Box<Tallies>,
+    pub(super) tallies: Tallies,
 }
 
 impl Shared {
     pub(super) fn new(width: u64) -> Shared {
         // Generation 0's window starts at bucket 0.
-        Shared { latest: AtomicU64::new(0), width, tallies: Box::new(Tallies::new()) }
+        Shared { latest: AtomicU64::new(0), width, tallies: Tallies::new() }
     }
 
     /// The fast path: a fast success of `generation` at `now` counted on the calling
