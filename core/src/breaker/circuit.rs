@@ -111,7 +111,10 @@ impl Pass {
 /// then (see [`BreakerStats::last_success_time`]). Rejection while open is four loads, a
 /// coarse clock reading ([`Clock::now_coarse`]) and the thread's rejection count; the
 /// precise clock is read only within [`Clock::coarse_lag`] of the recovery deadline (the
-/// lag is read once, when the breaker is built). A [`FailureRate`](super::FailureRate)
+/// lag is read once, when the breaker is built). These paths are inlined into the caller,
+/// `call`'s future included (a call costs what a guard does), and everything else is out
+/// of line. (The plain store is the counters' owner's, the first thread that counts; other
+/// threads count with a read-modify-write.) A [`FailureRate`](super::FailureRate)
 /// policy adds, per call: for a count window full of fast successes, one load; otherwise,
 /// and for a time window, a short spin-locked update of the window (and a coarse clock
 /// reading for a time window or timed calls).
@@ -500,8 +503,9 @@ impl<C: Clock> CircuitBreaker<C> {
         Duration::from_nanos(self.shards.home.extra.load(Ordering::Relaxed))
     }
 
-    /// Admission when the circuit is not closed and not simply rejecting (`word` has been
-    /// through `rejects_while_open`).
+    /// Admission when the circuit is not closed and not simply rejecting: `word` is
+    /// half-open, or open and past its recovery deadline (as `rejects_while_open` or
+    /// `admit_near_recovery` found).
     #[cold]
     fn admit_slow(&self, mut word: u64) -> Result<Pass, CircuitOpen> {
         loop {
