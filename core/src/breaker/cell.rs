@@ -76,6 +76,20 @@ pub(crate) fn state_bits(word: u64) -> u64 {
     word & STATE_MASK
 }
 
+/// Whether `word` is an open circuit, not forced, whose break has been timed: the one
+/// open word that the fast rejection handles (one mask and one compare).
+#[inline(always)]
+pub(crate) fn open_and_timed(word: u64) -> bool {
+    word & (STATE_MASK | FORCED | READY) == OPEN_BITS | READY
+}
+
+/// The ticket of an ordinary call admitted under `word`, a closed word loaded after
+/// `epoch` (see the module docs).
+#[inline(always)]
+pub(crate) fn closed_ticket(word: u64, epoch: u64) -> Ticket {
+    Ticket::ordinary(generation(word, epoch))
+}
+
 /// Packs `m`, with `flags` (the fixed flags, and `READY` if asked) from the caller.
 fn pack(m: Machine, flags: u64) -> u64 {
     let (state, second) = match m.state {
@@ -148,16 +162,17 @@ impl StateCell {
         self.word.load(Ordering::Acquire)
     }
 
-    /// Admission's read: the epoch, then the word. A closed word gives its ticket at once;
-    /// any other is handed back for the slow path.
-    #[inline]
-    pub(crate) fn admit_closed(&self) -> Result<(Ticket, u64), u64> {
+    /// Admission's read: the epoch, then the word. The word of a closed circuit whose calls
+    /// are not timed (one mask and one compare) gives an ordinary call's ticket at once;
+    /// any other is handed back, with the epoch, for the other paths.
+    #[inline(always)]
+    pub(crate) fn admit_closed(&self) -> Result<Ticket, (u64, u64)> {
         let epoch = self.epoch.load(Ordering::Acquire);
         let word = self.word.load(Ordering::Acquire);
-        if word & STATE_MASK == CLOSED_BITS {
-            Ok((Ticket::new(generation(word, epoch), false), word))
+        if word & (STATE_MASK | TIMED) == CLOSED_BITS {
+            Ok(closed_ticket(word, epoch))
         } else {
-            Err(word)
+            Err((word, epoch))
         }
     }
 
@@ -301,13 +316,13 @@ mod tests {
     #[test]
     fn a_ticket_from_2_pow_24_transitions_ago_is_late() {
         let cell = StateCell::new(false, false);
-        let old = cell.admit_closed().unwrap().0;
+        let old = cell.admit_closed().unwrap();
         cell.skip_generations(1 << GENERATION_BITS);
         let word = cell.word();
         assert_eq!(word, clean_closed(old.generation()), "the same packed word");
         let now = cell.machine(word);
         assert_eq!(now.generation, old.generation() + (1 << GENERATION_BITS));
         assert_ne!(now.generation, old.generation());
-        assert_eq!(cell.admit_closed().unwrap().0.generation(), now.generation);
+        assert_eq!(cell.admit_closed().unwrap().generation(), now.generation);
     }
 }

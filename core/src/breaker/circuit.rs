@@ -10,7 +10,7 @@ use super::breaks::Breaks;
 use super::builder::Config;
 use super::call::{Call, Classify, ErrIsFailure};
 use super::cell::{self, CLOSED_BITS, EXTERNAL, FORCED, OPEN_BITS, READY, StateCell, TIMED};
-use super::counters::{Counters, Index, Shard};
+use super::counters::{Counters, Index, Shards};
 use super::extras::Extras;
 use super::guard::BreakerGuard;
 use super::machine::{Effect, Event, Limits, Machine, Rule, Ticket};
@@ -25,6 +25,31 @@ use crate::time::{Clock, Instant};
 pub(crate) struct Pass {
     pub(crate) ticket: Ticket,
     pub(crate) started: u64,
+}
+
+impl Pass {
+    /// A refusal in a pass's place, for the out-of-line admission paths: a `Pass` comes
+    /// back in two registers, a `Result<Pass, CircuitOpen>` through memory, and the
+    /// inlined closed path, which joins it, went through memory too.
+    fn refusal(result: Result<Pass, CircuitOpen>) -> Pass {
+        match result {
+            Ok(pass) => pass,
+            Err(open) => Pass {
+                ticket: Ticket::REFUSED,
+                started: u64::from(open.state == CircuitState::HalfOpen),
+            },
+        }
+    }
+
+    /// The admission that [`refusal`](Pass::refusal) encoded.
+    #[inline(always)]
+    fn admission(self) -> Result<Pass, CircuitOpen> {
+        if self.ticket != Ticket::REFUSED {
+            return Ok(self);
+        }
+        let state = if self.started == 0 { CircuitState::Open } else { CircuitState::HalfOpen };
+        Err(CircuitOpen { state })
+    }
 }
 
 /// A circuit breaker whose whole state lives in atomics: no lock anywhere on the call
@@ -86,7 +111,10 @@ pub(crate) struct Pass {
 /// then (see [`BreakerStats::last_success_time`]). Rejection while open is four loads, a
 /// coarse clock reading ([`Clock::now_coarse`]) and the thread's rejection count; the
 /// precise clock is read only within [`Clock::coarse_lag`] of the recovery deadline (the
-/// lag is read once, when the breaker is built). A [`FailureRate`](super::FailureRate)
+/// lag is read once, when the breaker is built). These paths are inlined into the caller,
+/// `call`'s future included (a call costs what a guard does), and everything else is out
+/// of line. (The plain store is the counters' owner's, the first thread that counts; other
+/// threads count with a read-modify-write.) A [`FailureRate`](super::FailureRate)
 /// policy adds, per call: for a count window full of fast successes, one load; for a time
 /// window, a coarse clock reading and a plain store on the calling thread's own tally while
 /// the bucket lasts; otherwise a short spin-locked update of the window (and a coarse clock
@@ -124,11 +152,10 @@ pub(crate) struct Pass {
 pub struct CircuitBreaker<C> {
     /// Read by every call; written by transitions only.
     hot: Hot,
-    /// The counters of the thread that owns them. `extra`: `half_open_max_wait`, in
-    /// nanoseconds.
-    home: Shard,
-    /// Every other thread's counters. `extra`: how many times the circuit opened.
-    shared: Shard,
+    /// The counters of the thread that owns them (`home`; its `extra`:
+    /// `half_open_max_wait`, in nanoseconds) and every other thread's (`shared`; its
+    /// `extra`: how many times the circuit opened), a cache line each.
+    shards: Shards,
     pub(super) cold: Cold,
     clock: C,
 }
@@ -171,8 +198,7 @@ impl<C: Clock> CircuitBreaker<C> {
                 index: Index::new(),
                 limits,
             },
-            home: Shard::new(nanos(half_open_max_wait)),
-            shared: Shard::new(0),
+            shards: Shards::new(nanos(half_open_max_wait), 0),
             cold: Cold {
                 extras: extras.boxed(),
                 coarse_lag: nanos(clock.coarse_lag()),
@@ -185,7 +211,7 @@ impl<C: Clock> CircuitBreaker<C> {
 
     #[inline]
     fn counters(&self) -> Counters<'_> {
-        Counters { index: &self.hot.index, home: &self.home, shared: &self.shared }
+        Counters { index: &self.hot.index, shards: &self.shards }
     }
 
     /// Asks to make a call. On success the returned guard records the call's outcome
@@ -208,25 +234,66 @@ impl<C: Clock> CircuitBreaker<C> {
         self.admit().map(|pass| BreakerGuard::new(self, pass))
     }
 
-    /// Admission: two loads while closed (and a coarse clock reading if calls are timed).
+    /// Admission: two loads while closed (calls not timed: the default policy). The two
+    /// common cases are inlined, each after a mask and a compare of the word: a closed
+    /// circuit, and an open one whose recovery time is not near (three loads and a coarse
+    /// clock reading, then the thread's rejection count). Everything else is out of line.
     #[inline(always)]
     pub(super) fn admit(&self) -> Result<Pass, CircuitOpen> {
         match self.hot.cell.admit_closed() {
-            Ok((ticket, word)) => Ok(Pass { ticket, started: self.started(word) }),
-            // The common case while open, inlined: rejected before the recovery time, after
-            // three loads and a coarse clock reading, without running the machine.
-            Err(word) if self.rejects_while_open(word) => {
-                self.counters().rejected();
-                self.rejected(CircuitState::Open);
-                Err(CircuitOpen { state: CircuitState::Open })
+            Ok(ticket) => Ok(Pass { ticket, started: 0 }),
+            Err((word, _)) if cell::open_and_timed(word) => {
+                let deadline = self.hot.open_until.load(Ordering::Acquire);
+                let coarse = self.clock.now_coarse().as_nanos();
+                // More than `coarse_lag` ahead of the coarse time: the precise time cannot
+                // have reached it.
+                if deadline.checked_sub(coarse).is_some_and(|ahead| ahead > self.cold.coarse_lag) {
+                    return Err(self.reject_open());
+                }
+                self.admit_near_recovery(word, deadline, coarse).admission()
             }
-            Err(word) => self.admit_slow(word),
+            Err((word, epoch)) => self.admit_other(word, epoch).admission(),
         }
+    }
+
+    /// Counts and reports a rejection by an open circuit.
+    #[inline(always)]
+    fn reject_open(&self) -> CircuitOpen {
+        self.counters().rejected();
+        self.rejected(CircuitState::Open);
+        CircuitOpen { state: CircuitState::Open }
+    }
+
+    /// Admission by an open circuit (not forced, its break timed) whose recovery
+    /// `deadline` is within the clock's `coarse_lag` of the `coarse` time read for it, or
+    /// past: the coarse time decides if it is past, else the precise time.
+    #[inline(never)]
+    fn admit_near_recovery(&self, word: u64, deadline: u64, coarse: u64) -> Pass {
+        Pass::refusal(if coarse < deadline && self.clock.now().as_nanos() < deadline {
+            Err(self.reject_open())
+        } else {
+            self.admit_slow(word)
+        })
+    }
+
+    /// Admission off the fast paths: a timed call in a closed circuit (a slow-call policy),
+    /// an open circuit that is forced or whose break is not timed yet, a half-open one.
+    #[inline(never)]
+    fn admit_other(&self, word: u64, epoch: u64) -> Pass {
+        Pass::refusal(if cell::state_bits(word) == CLOSED_BITS {
+            // Slow calls count: the call starts now.
+            let ticket = cell::closed_ticket(word, epoch);
+            Ok(Pass { ticket, started: self.clock.now_coarse().as_nanos() })
+        } else if self.rejects_while_open(word) {
+            Err(self.reject_open())
+        } else {
+            self.admit_slow(word)
+        })
     }
 
     /// Whether `word` is an open circuit that still rejects: forced, its break not timed
     /// yet, or its break not over.
-    #[inline(always)]
+    #[inline]
     fn rejects_while_open(&self, word: u64) -> bool {
         cell::state_bits(word) == OPEN_BITS
             && (word & (FORCED | READY) != READY || !self.recovery_due())
@@ -353,7 +420,7 @@ impl<C: Clock> CircuitBreaker<C> {
             abandoned_calls: totals.abandoned,
             rejected_calls: totals.rejected,
             total_calls: totals.successes + totals.failures + totals.abandoned + totals.rejected,
-            times_opened: self.shared.extra.load(Ordering::Relaxed),
+            times_opened: self.shards.shared.extra.load(Ordering::Relaxed),
         }
     }
 
@@ -434,11 +501,12 @@ impl<C: Clock> CircuitBreaker<C> {
     /// # Ok::<(), kompoz::breaker::BreakerError>(())
     /// ```
     pub fn half_open_max_wait(&self) -> Duration {
-        Duration::from_nanos(self.home.extra.load(Ordering::Relaxed))
+        Duration::from_nanos(self.shards.home.extra.load(Ordering::Relaxed))
     }
 
-    /// Admission when the circuit is not closed and not simply rejecting (`word` has been
-    /// through `rejects_while_open`).
+    /// Admission when the circuit is not closed and not simply rejecting: `word` is
+    /// half-open, or open and past its recovery deadline (as `rejects_while_open` or
+    /// `admit_near_recovery` found).
     #[cold]
     fn admit_slow(&self, mut word: u64) -> Result<Pass, CircuitOpen> {
         loop {
@@ -477,16 +545,14 @@ impl<C: Clock> CircuitBreaker<C> {
             }
             // The word moved on: it may be an open circuit again.
             if self.rejects_while_open(word) {
-                self.counters().rejected();
-                self.rejected(CircuitState::Open);
-                return Err(CircuitOpen { state: CircuitState::Open });
+                return Err(self.reject_open());
             }
         }
     }
 
     /// Whether `deadline` has passed: the coarse clock decides when it is clear either
     /// way, the precise clock only near the deadline.
-    #[inline(always)]
+    #[inline]
     fn passed(&self, deadline: Instant) -> bool {
         let coarse = self.clock.now_coarse().as_nanos();
         if coarse >= deadline.as_nanos() {
@@ -499,7 +565,7 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// Whether the published recovery deadline has passed.
-    #[inline(always)]
+    #[inline]
     fn recovery_due(&self) -> bool {
         self.passed(Instant::from_nanos(self.hot.open_until.load(Ordering::Acquire)))
     }
@@ -637,7 +703,7 @@ impl<C: Clock> CircuitBreaker<C> {
                     }
                     if step.next.state == CircuitState::Open && machine.state != CircuitState::Open
                     {
-                        self.shared.extra.fetch_add(1, Ordering::Relaxed);
+                        self.shards.shared.extra.fetch_add(1, Ordering::Relaxed);
                     }
                     self.report(machine.state, step.next.state);
                     return;
@@ -738,7 +804,7 @@ impl<C: fmt::Debug> fmt::Debug for CircuitBreaker<C> {
             .field("success_threshold", &self.hot.limits.success_threshold)
             .field(
                 "half_open_max_wait",
-                &Duration::from_nanos(self.home.extra.load(Ordering::Relaxed)),
+                &Duration::from_nanos(self.shards.home.extra.load(Ordering::Relaxed)),
             )
             .field("clock", &self.clock)
             .finish_non_exhaustive()

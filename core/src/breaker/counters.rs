@@ -94,6 +94,22 @@ impl Shard {
     }
 }
 
+/// The home and the shared shard, side by side (so that [`Counters`] is two pointers,
+/// passed in registers to the out-of-line paths instead of through the stack).
+#[repr(C)]
+pub(crate) struct Shards {
+    /// The owner's counters. `extra`: the breaker's `half_open_max_wait`.
+    pub(crate) home: Shard,
+    /// Every other thread's counters. `extra`: how many times the circuit opened.
+    pub(crate) shared: Shard,
+}
+
+impl Shards {
+    pub(crate) fn new(home_extra: u64, shared_extra: u64) -> Shards {
+        Shards { home: Shard::new(home_extra), shared: Shard::new(shared_extra) }
+    }
+}
+
 /// The cells added on contention.
 #[cfg(all(feature = "std", not(loom)))]
 struct Cells([Shard; CELLS]);
@@ -125,6 +141,7 @@ impl Index {
     }
 
     #[cfg(all(feature = "std", not(loom)))]
+    #[inline]
     fn cells(&self) -> Option<&Cells> {
         // SAFETY: a non-null pointer came from `Box::into_raw` in `grow` and is freed only
         // by `Drop`, which has `&mut self`; `Acquire` pairs with the publishing CAS.
@@ -176,13 +193,13 @@ enum Writer<'a> {
     Cell(&'a Shard),
 }
 
-/// The counters of one breaker: a view over its home and shared shards and its [`Index`].
+/// The counters of one breaker: a view over its shards and its [`Index`]. Two pointers, so
+/// that it travels in registers into the out-of-line paths.
 #[derive(Clone, Copy)]
 pub(crate) struct Counters<'a> {
     #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
     pub(crate) index: &'a Index,
-    pub(crate) home: &'a Shard,
-    pub(crate) shared: &'a Shard,
+    pub(crate) shards: &'a Shards,
 }
 
 /// Totals summed over the shards.
@@ -202,7 +219,7 @@ impl<'a> Counters<'a> {
     fn owned(self) -> Option<&'a Shard> {
         #[cfg(all(feature = "std", not(loom)))]
         if thread_token::peek() == self.index.owner.load(Ordering::Relaxed) {
-            return Some(self.home);
+            return Some(&self.shards.home);
         }
         None
     }
@@ -217,17 +234,17 @@ impl<'a> Counters<'a> {
             // to a second writer: lost counts on weakly ordered CPUs; miri found it).
             let owner = self.index.owner.load(Ordering::Acquire);
             if owner == token {
-                return Writer::Owner(self.home);
+                return Writer::Owner(&self.shards.home);
             }
             return self.other_writer(token, owner);
         }
-        Writer::Shared(self.shared)
+        Writer::Shared(&self.shards.shared)
     }
 
     /// A thread that is not the home shard's owner: it takes the home shard if nobody
     /// owns it or its owner has exited, else counts on a cell or the shared shard.
     #[cfg(all(feature = "std", not(loom)))]
-    #[inline(never)]
+    #[inline]
     fn other_writer(self, token: u64, owner: u64) -> Writer<'a> {
         // `is_live` loads with Acquire: if the owner has exited, its last plain stores are
         // visible before this thread takes over. The take-over is also Release: whoever
@@ -239,44 +256,51 @@ impl<'a> Counters<'a> {
                 .compare_exchange(owner, token, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
-            return Writer::Owner(self.home);
+            return Writer::Owner(&self.shards.home);
         }
         match self.index.cells() {
             Some(cells) => Writer::Cell(&cells.0[(token as usize) % CELLS]),
-            None => Writer::Shared(self.shared),
+            None => Writer::Shared(&self.shards.shared),
         }
     }
 
-    /// Counts one more on `counter` and returns the new count.
+    /// Counts one more on `counter`.
     #[inline]
-    fn bump(self, writer: &Writer<'_>, counter: &AtomicU64) -> u64 {
+    fn bump(self, writer: &Writer<'_>, counter: &AtomicU64) {
+        self.bump_from(writer, counter, counter.load(Ordering::Relaxed));
+    }
+
+    /// Counts one more on `counter`, which was `seen` (loaded by this thread) a moment ago:
+    /// the owner and the shared shard's compare-exchange count from `seen` without loading
+    /// it again.
+    #[inline]
+    fn bump_from(self, writer: &Writer<'_>, counter: &AtomicU64, seen: u64) {
         match writer {
-            // Sole writer: a plain load and store cannot lose an update. Release: a reader
-            // who sees the count sees the stamp stored before it.
+            // Sole writer: a plain store cannot lose an update (`seen` is the count: nobody
+            // else writes it). Release: a reader who sees the count sees the stamp stored
+            // before it.
             #[cfg(all(feature = "std", not(loom)))]
-            Writer::Owner(_) => {
-                let n = counter.load(Ordering::Relaxed).wrapping_add(1);
-                counter.store(n, Ordering::Release);
-                n
-            }
+            Writer::Owner(_) => counter.store(seen.wrapping_add(1), Ordering::Release),
             Writer::Shared(_) => {
-                let seen = counter.load(Ordering::Relaxed);
-                match counter.compare_exchange(
-                    seen,
-                    seen.wrapping_add(1),
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => seen.wrapping_add(1),
-                    Err(_) => {
-                        #[cfg(all(feature = "std", not(loom)))]
-                        self.index.grow();
-                        counter.fetch_add(1, Ordering::Release).wrapping_add(1)
-                    }
+                if counter
+                    .compare_exchange(
+                        seen,
+                        seen.wrapping_add(1),
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+                {
+                    // Another thread wrote it since (or at once): contention.
+                    #[cfg(all(feature = "std", not(loom)))]
+                    self.index.grow();
+                    counter.fetch_add(1, Ordering::Release);
                 }
             }
             #[cfg(all(feature = "std", not(loom)))]
-            Writer::Cell(_) => counter.fetch_add(1, Ordering::Release).wrapping_add(1),
+            Writer::Cell(_) => {
+                counter.fetch_add(1, Ordering::Release);
+            }
         }
     }
 
@@ -310,7 +334,7 @@ impl<'a> Counters<'a> {
             // who sees the count sees the stamp stored before it.
             let n = home.successes.load(Ordering::Relaxed).wrapping_add(1);
             if n >= home.stamp_due.load(Ordering::Relaxed) >> STRIDE_BITS {
-                self.stamp_owned(n, clock);
+                Self::stamp_owned(home, n, clock);
             }
             home.successes.store(n, Ordering::Release);
         } else {
@@ -318,33 +342,41 @@ impl<'a> Counters<'a> {
         }
     }
 
+    /// The owner's stamp (takes the home shard alone: nothing to pass through the stack).
     #[cold]
     #[inline(never)]
-    fn stamp_owned(self, n: u64, clock: &impl Clock) {
+    fn stamp_owned(home: &Shard, n: u64, clock: &impl Clock) {
         #[cfg(all(feature = "std", not(loom)))]
         Self::stamp_success(
-            &Writer::Owner(self.home),
-            self.home,
+            &Writer::Owner(home),
+            home,
             n,
-            self.home.stamp_due.load(Ordering::Relaxed),
+            home.stamp_due.load(Ordering::Relaxed),
             clock,
         );
         #[cfg(not(all(feature = "std", not(loom))))]
-        let _ = (n, clock);
+        let _ = (home, n, clock);
     }
 
     #[inline(never)]
     fn success_other(self, clock: &impl Clock) {
         let writer = self.writer();
         let shard = Self::shard(&writer);
-        // The count this success will have (exact for the owner; for the shared shard and
-        // the cells, only the sampling is approximate).
-        let n = shard.successes.load(Ordering::Relaxed).wrapping_add(1);
+        // The count this success will have (exact for the owner and, unless another thread
+        // writes at once, for the shared shard; for the cells only the sampling depends
+        // on it, and that may be approximate).
+        let seen = shard.successes.load(Ordering::Relaxed);
+        let n = seen.wrapping_add(1);
         let due = shard.stamp_due.load(Ordering::Relaxed);
         if n >= due >> STRIDE_BITS {
             Self::stamp_success(&writer, shard, n, due, clock);
+            // The stamp read the clock: count from a fresh load, so that the shared shard's
+            // compare-exchange fails only if another thread really wrote at about the same
+            // time (not during a clock reading).
+            self.bump(&writer, &shard.successes);
+        } else {
+            self.bump_from(&writer, &shard.successes, seen);
         }
-        self.bump(&writer, &shard.successes);
     }
 
     #[cold]
@@ -408,8 +440,8 @@ impl<'a> Counters<'a> {
             last_success = latest(last_success, successes, &shard.last_success);
             last_failure = latest(last_failure, failures, &shard.last_failure);
         };
-        add(self.home);
-        add(self.shared);
+        add(&self.shards.home);
+        add(&self.shards.shared);
         #[cfg(all(feature = "std", not(loom)))]
         if let Some(cells) = self.index.cells() {
             cells.0.iter().for_each(&mut add);
@@ -454,16 +486,15 @@ mod tests {
 
     struct Owned {
         index: Index,
-        home: Shard,
-        shared: Shard,
+        shards: Shards,
     }
 
     impl Owned {
         fn new() -> Owned {
-            Owned { index: Index::new(), home: Shard::new(0), shared: Shard::new(0) }
+            Owned { index: Index::new(), shards: Shards::new(0, 0) }
         }
         fn counters(&self) -> Counters<'_> {
-            Counters { index: &self.index, home: &self.home, shared: &self.shared }
+            Counters { index: &self.index, shards: &self.shards }
         }
     }
 
@@ -626,7 +657,11 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert_eq!(owned.shared.successes.load(Ordering::Relaxed), 0, "not the shared shard");
+        assert_eq!(
+            owned.shards.shared.successes.load(Ordering::Relaxed),
+            0,
+            "not the shared shard"
+        );
         let totals = owned.counters().totals();
         assert_eq!((totals.successes, totals.failures), (11, 10));
         assert_eq!(totals.last_success, Some(Instant::from_nanos(9)));

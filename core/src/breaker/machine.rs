@@ -88,6 +88,18 @@ impl Ticket {
         Ticket(generation & !PROBE | if probe { PROBE } else { 0 })
     }
 
+    /// Not a ticket: the atomic layer's mark of a refused admission where it returns a
+    /// ticket (no call is admitted in generation 2^63 - 1).
+    pub(crate) const REFUSED: Ticket = Ticket(u64::MAX);
+
+    /// An ordinary call's ticket: the generation as it is (no mask to apply: generations
+    /// count transitions and never get near 2^63).
+    #[inline(always)]
+    pub(crate) const fn ordinary(generation: u64) -> Ticket {
+        debug_assert!(generation & PROBE == 0);
+        Ticket(generation)
+    }
+
     /// The generation the call was admitted in.
     #[inline(always)]
     pub(crate) const fn generation(self) -> u64 {

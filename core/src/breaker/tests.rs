@@ -570,3 +570,32 @@ fn each_path_reads_the_clock_only_as_often_as_it_must() {
     assert_eq!(clock.take(), (0, 1), "every slot taken: one coarse look at their age");
     drop((first, second));
 }
+
+#[test]
+fn a_refusal_names_the_state_that_refused_on_every_path_and_both_faces() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock, 1);
+    let call = || futures::executor::block_on(b.call(async { Ok::<_, ()>(()) }));
+    let refused = |state| Err(CallError::Rejected(CircuitOpen { state }));
+    fail(&b);
+    // Open, far from its recovery time: the inlined rejection.
+    assert_eq!(b.try_acquire().unwrap_err().state, CircuitState::Open);
+    assert_eq!(call(), refused(CircuitState::Open));
+    // A nanosecond before it (no lag on this clock: the out-of-line path decides).
+    clock.advance(10 * SECOND - Duration::from_nanos(1));
+    assert_eq!(b.try_acquire().unwrap_err().state, CircuitState::Open);
+    assert_eq!(call(), refused(CircuitState::Open));
+    clock.advance(Duration::from_nanos(1));
+    let probe = b.try_acquire().unwrap();
+    assert!(probe.is_probe());
+    // Half-open, its one probe slot taken: refused out of line, as half-open.
+    assert_eq!(b.try_acquire().unwrap_err().state, CircuitState::HalfOpen);
+    assert_eq!(call(), refused(CircuitState::HalfOpen));
+    drop(probe);
+    // Forced open: out of line too.
+    b.force_open();
+    assert_eq!(b.try_acquire().unwrap_err().state, CircuitState::Open);
+    assert_eq!(call(), refused(CircuitState::Open));
+    let stats = b.stats();
+    assert_eq!((stats.rejected_calls, stats.abandoned_calls), (8, 1));
+}
