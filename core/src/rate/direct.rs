@@ -4,6 +4,7 @@
 use alloc::borrow::Cow;
 use alloc::boxed::Box;
 use core::fmt;
+use core::num::NonZeroU64;
 
 use super::machine::{Decision, Gcra};
 use super::queue::Line;
@@ -119,15 +120,20 @@ impl<C: Clock> RateLimiter<C> {
     /// Decided on [`Clock::now_coarse`] (see the [module documentation](super) for what
     /// that means for precision); a cell is refused while tasks wait in line unless it
     /// conforms after all of theirs.
-    #[inline]
+    ///
+    /// Inlined whole into the caller (the rare paths, a line of waiting tasks or a
+    /// refusal near its edge, are calls out of line): the decision and the rejection stay
+    /// in registers instead of travelling through memory.
+    #[inline(always)]
     pub fn check(&self) -> Result<(), RateLimited> {
         match self.decide(self.clock.now_coarse(), 1) {
             Ok(()) => {
                 self.tally.admitted(1);
                 Ok(())
             }
-            Err(limited) => {
+            Err(refusal) => {
                 self.tally.rejected();
+                let limited = refusal.limited();
                 super::report_refusal(&self.name, limited);
                 Err(limited)
             }
@@ -165,8 +171,9 @@ impl<C: Clock> RateLimiter<C> {
                 self.tally.admitted(cells);
                 Ok(())
             }
-            Err(limited) => {
+            Err(refusal) => {
                 self.tally.rejected();
+                let limited = refusal.limited();
                 super::report_refusal(&self.name, limited);
                 Err(limited.into())
             }
@@ -219,9 +226,40 @@ impl<C: Clock> RateLimiter<C> {
 
     /// Decides on the coarse reading `coarse` for `cells` (1 to `burst`) cells, behind
     /// the waiting tasks; admits by compare-exchange. Counts nothing.
-    #[inline]
-    pub(super) fn decide(&self, coarse: Instant, cells: u32) -> Result<(), RateLimited> {
+    ///
+    /// The common case, nobody waiting, is inlined: one load of the line's cells, one of
+    /// the TAT, the 64-bit GCRA step and the compare-exchange.
+    #[inline(always)]
+    fn decide(&self, coarse: Instant, cells: u32) -> Result<(), Refusal> {
+        // The line first, then the TAT (see `queued`).
         let ahead = self.queued.load(Ordering::SeqCst);
+        if ahead != 0 {
+            return self.decide_behind(coarse, ahead, cells);
+        }
+        let now = coarse.as_nanos();
+        let mut tat = self.tat.load(Ordering::SeqCst);
+        loop {
+            match self.gcra.step_alone(tat, now, cells) {
+                Decision::Conform { tat: next } => {
+                    match self.tat.compare_exchange_weak(
+                        tat,
+                        next,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    ) {
+                        Ok(_) => return Ok(()),
+                        Err(actual) => tat = actual,
+                    }
+                }
+                Decision::Wait { earliest } => return self.refused_on_coarse(coarse, earliest, cells),
+            }
+        }
+    }
+
+    /// [`decide`](RateLimiter::decide) behind `ahead` (> 0) cells of waiting tasks.
+    #[cold]
+    #[inline(never)]
+    fn decide_behind(&self, coarse: Instant, ahead: u64, cells: u32) -> Result<(), Refusal> {
         let mut tat = self.tat.load(Ordering::SeqCst);
         loop {
             match self.gcra.step(tat, coarse.as_nanos(), ahead, cells) {
@@ -236,22 +274,37 @@ impl<C: Clock> RateLimiter<C> {
                         Err(actual) => tat = actual,
                     }
                 }
-                // A refusal on the coarse reading is final if `earliest` lies beyond the
-                // coarse lag: the precise time cannot have reached it.
-                Decision::Wait { earliest }
-                    if earliest > coarse.as_nanos().saturating_add(self.lag) =>
-                {
-                    return Err(RateLimited::at(earliest, coarse));
-                }
-                Decision::Wait { .. } => return self.decide_precisely(cells),
+                Decision::Wait { earliest } => return self.refused_on_coarse(coarse, earliest, cells),
             }
+        }
+    }
+
+    /// A refusal on the coarse reading: final if `earliest` lies beyond the coarse lag
+    /// (the precise time cannot have reached it), otherwise decided again on the precise
+    /// clock.
+    #[inline(always)]
+    fn refused_on_coarse(
+        &self,
+        coarse: Instant,
+        earliest: u64,
+        cells: u32,
+    ) -> Result<(), Refusal> {
+        if earliest > coarse.as_nanos().saturating_add(self.lag) {
+            Err(Refusal::new(earliest, coarse))
+        } else {
+            self.decide_precisely(cells)
         }
     }
 
     /// A refusal near its edge on the coarse reading: decided again on the precise clock.
     #[cold]
-    fn decide_precisely(&self, cells: u32) -> Result<(), RateLimited> {
-        self.decide_at(self.clock.now(), self.queued.load(Ordering::SeqCst), cells).map(|_| ())
+    #[inline(never)]
+    fn decide_precisely(&self, cells: u32) -> Result<(), Refusal> {
+        let now = self.clock.now();
+        match self.decide_at(now, self.queued.load(Ordering::SeqCst), cells) {
+            Ok(_) => Ok(()),
+            Err(limited) => Err(Refusal::new(limited.earliest.as_nanos(), now)),
+        }
     }
 
     /// Decides at `now` behind `ahead` queued cells; admits by compare-exchange. Returns
@@ -301,6 +354,31 @@ impl<C: Clock> RateLimiter<C> {
 
     pub(super) fn tat(&self) -> u64 {
         self.tat.load(Ordering::Acquire)
+    }
+}
+
+/// A refusal as the decision returns it: the instant the cells would conform and the
+/// reading it was decided on. Sixteen bytes with a niche (a refusal's `earliest` lies after
+/// its reading, so it is never 0), so that `Result<(), Refusal>` travels in two registers
+/// even out of the rare paths' calls; the caller makes the [`RateLimited`] (its wait is a
+/// division) once, in place.
+#[derive(Clone, Copy)]
+struct Refusal {
+    earliest: NonZeroU64,
+    at: Instant,
+}
+
+impl Refusal {
+    #[inline(always)]
+    fn new(earliest: u64, at: Instant) -> Refusal {
+        debug_assert!(earliest > at.as_nanos() || earliest == u64::MAX);
+        // `earliest > at >= 0`, or the end of time: never 0.
+        Refusal { earliest: NonZeroU64::new(earliest).unwrap_or(NonZeroU64::MAX), at }
+    }
+
+    #[inline(always)]
+    fn limited(self) -> RateLimited {
+        RateLimited::at(self.earliest.get(), self.at)
     }
 }
 
