@@ -126,18 +126,7 @@ impl<C: Clock> RateLimiter<C> {
     /// in registers instead of travelling through memory.
     #[inline(always)]
     pub fn check(&self) -> Result<(), RateLimited> {
-        match self.decide(self.clock.now_coarse(), 1) {
-            Ok(()) => {
-                self.tally.admitted(1);
-                Ok(())
-            }
-            Err(refusal) => {
-                self.tally.rejected();
-                let limited = refusal.limited();
-                super::report_refusal(&self.name, limited);
-                Err(limited)
-            }
-        }
+        self.take(self.clock.now_coarse(), 1)
     }
 
     /// Admits `cells` cells now, all or none, or says why not. A batch larger than the
@@ -166,18 +155,7 @@ impl<C: Clock> RateLimiter<C> {
         if cells == 0 {
             return Ok(());
         }
-        match self.decide(self.clock.now_coarse(), cells) {
-            Ok(()) => {
-                self.tally.admitted(cells);
-                Ok(())
-            }
-            Err(refusal) => {
-                self.tally.rejected();
-                let limited = refusal.limited();
-                super::report_refusal(&self.name, limited);
-                Err(limited.into())
-            }
-        }
+        Ok(self.take(self.clock.now_coarse(), cells)?)
     }
 
     /// A snapshot of the counters, the line of waiting tasks, and the wait a one-cell
@@ -225,41 +203,59 @@ impl<C: Clock> RateLimiter<C> {
     }
 
     /// Decides on the coarse reading `coarse` for `cells` (1 to `burst`) cells, behind
-    /// the waiting tasks; admits by compare-exchange. Counts nothing.
+    /// the waiting tasks; admits by compare-exchange. Counts the admission or the refusal
+    /// (and reports the refusal).
     ///
-    /// The common case, nobody waiting, is inlined: one load of the line's cells, one of
-    /// the TAT, the 64-bit GCRA step and the compare-exchange.
+    /// The common cases, nobody waiting and a refusal beyond the coarse lag, are inlined:
+    /// one load of the line's cells, one of the TAT, the 64-bit GCRA step, then either
+    /// the compare-exchange or the rejection, and the count. The rest are calls out of
+    /// line that return a [`Refusal`] in registers.
     #[inline(always)]
-    fn decide(&self, coarse: Instant, cells: u32) -> Result<(), Refusal> {
+    fn take(&self, coarse: Instant, cells: u32) -> Result<(), RateLimited> {
         // The line first, then the TAT (see `queued`).
         let ahead = self.queued.load(Ordering::SeqCst);
-        if ahead != 0 {
-            return self.decide_behind(coarse, ahead, cells);
-        }
-        let now = coarse.as_nanos();
-        let mut tat = self.tat.load(Ordering::SeqCst);
-        loop {
-            match self.gcra.step_alone(tat, now, cells) {
-                Decision::Conform { tat: next } => {
-                    match self.tat.compare_exchange_weak(
-                        tat,
-                        next,
-                        Ordering::SeqCst,
-                        Ordering::SeqCst,
-                    ) {
-                        Ok(_) => return Ok(()),
-                        Err(actual) => tat = actual,
+        let slow = 'fast: {
+            if ahead != 0 {
+                break 'fast self.take_behind(coarse, ahead, cells);
+            }
+            let now = coarse.as_nanos();
+            let mut tat = self.tat.load(Ordering::SeqCst);
+            loop {
+                match self.gcra.step_alone(tat, now, cells) {
+                    Decision::Conform { tat: next } => {
+                        match self.tat.compare_exchange_weak(
+                            tat,
+                            next,
+                            Ordering::SeqCst,
+                            Ordering::SeqCst,
+                        ) {
+                            Ok(_) => {
+                                self.tally.admitted(cells);
+                                return Ok(());
+                            }
+                            Err(actual) => tat = actual,
+                        }
+                    }
+                    Decision::Wait { earliest } => {
+                        // A refusal's `earliest` lies after the reading it was decided on.
+                        let wait = earliest - now;
+                        // Final beyond the coarse lag: the precise time cannot have
+                        // reached it.
+                        if wait > self.lag {
+                            return Err(self.refused(RateLimited::after(earliest, wait)));
+                        }
+                        break 'fast self.take_precisely(cells);
                     }
                 }
-                Decision::Wait { earliest } => return self.refused_on_coarse(coarse, earliest, cells),
             }
-        }
+        };
+        slow.map_err(Refusal::limited)
     }
 
-    /// [`decide`](RateLimiter::decide) behind `ahead` (> 0) cells of waiting tasks.
+    /// [`take`](RateLimiter::take) behind `ahead` (> 0) cells of waiting tasks.
     #[cold]
     #[inline(never)]
-    fn decide_behind(&self, coarse: Instant, ahead: u64, cells: u32) -> Result<(), Refusal> {
+    fn take_behind(&self, coarse: Instant, ahead: u64, cells: u32) -> Result<(), Refusal> {
         let mut tat = self.tat.load(Ordering::SeqCst);
         loop {
             match self.gcra.step(tat, coarse.as_nanos(), ahead, cells) {
@@ -270,41 +266,44 @@ impl<C: Clock> RateLimiter<C> {
                         Ordering::SeqCst,
                         Ordering::SeqCst,
                     ) {
-                        Ok(_) => return Ok(()),
+                        Ok(_) => {
+                            self.tally.admitted(cells);
+                            return Ok(());
+                        }
                         Err(actual) => tat = actual,
                     }
                 }
-                Decision::Wait { earliest } => return self.refused_on_coarse(coarse, earliest, cells),
+                // Final beyond the coarse lag, as in `take`.
+                Decision::Wait { earliest }
+                    if earliest > coarse.as_nanos().saturating_add(self.lag) =>
+                {
+                    return Err(Refusal::counted(self, earliest, coarse));
+                }
+                Decision::Wait { .. } => return self.take_precisely(cells),
             }
-        }
-    }
-
-    /// A refusal on the coarse reading: final if `earliest` lies beyond the coarse lag
-    /// (the precise time cannot have reached it), otherwise decided again on the precise
-    /// clock.
-    #[inline(always)]
-    fn refused_on_coarse(
-        &self,
-        coarse: Instant,
-        earliest: u64,
-        cells: u32,
-    ) -> Result<(), Refusal> {
-        if earliest > coarse.as_nanos().saturating_add(self.lag) {
-            Err(Refusal::new(earliest, coarse))
-        } else {
-            self.decide_precisely(cells)
         }
     }
 
     /// A refusal near its edge on the coarse reading: decided again on the precise clock.
     #[cold]
     #[inline(never)]
-    fn decide_precisely(&self, cells: u32) -> Result<(), Refusal> {
+    fn take_precisely(&self, cells: u32) -> Result<(), Refusal> {
         let now = self.clock.now();
         match self.decide_at(now, self.queued.load(Ordering::SeqCst), cells) {
-            Ok(_) => Ok(()),
-            Err(limited) => Err(Refusal::new(limited.earliest.as_nanos(), now)),
+            Ok(_) => {
+                self.tally.admitted(cells);
+                Ok(())
+            }
+            Err(limited) => Err(Refusal::counted(self, limited.earliest.as_nanos(), now)),
         }
+    }
+
+    /// Counts and reports a refusal.
+    #[inline(always)]
+    fn refused(&self, limited: RateLimited) -> RateLimited {
+        self.tally.rejected();
+        super::report_refusal(&self.name, limited);
+        limited
     }
 
     /// Decides at `now` behind `ahead` queued cells; admits by compare-exchange. Returns
@@ -357,11 +356,12 @@ impl<C: Clock> RateLimiter<C> {
     }
 }
 
-/// A refusal as the decision returns it: the instant the cells would conform and the
-/// reading it was decided on. Sixteen bytes with a niche (a refusal's `earliest` lies after
-/// its reading, so it is never 0), so that `Result<(), Refusal>` travels in two registers
-/// even out of the rare paths' calls; the caller makes the [`RateLimited`] (its wait is a
-/// division) once, in place.
+/// A refusal, counted and reported, as the rare paths of [`RateLimiter::take`] return
+/// it: the instant the cells would conform and the reading it was decided on. Sixteen
+/// bytes with a niche (a refusal's `earliest` lies after its reading, so it is never 0),
+/// so that `Result<(), Refusal>` travels in two registers: a 24-byte [`RateLimited`]
+/// returned through memory and merged with the inlined paths' would be copied in the
+/// caller with wider loads than its stores, stalling on store forwarding.
 #[derive(Clone, Copy)]
 struct Refusal {
     earliest: NonZeroU64,
@@ -369,8 +369,9 @@ struct Refusal {
 }
 
 impl Refusal {
-    #[inline(always)]
-    fn new(earliest: u64, at: Instant) -> Refusal {
+    /// Counts and reports the refusal of `limiter`'s cells until `earliest`, decided at `at`.
+    fn counted<C: Clock>(limiter: &RateLimiter<C>, earliest: u64, at: Instant) -> Refusal {
+        limiter.refused(RateLimited::at(earliest, at));
         debug_assert!(earliest > at.as_nanos() || earliest == u64::MAX);
         // `earliest > at >= 0`, or the end of time: never 0.
         Refusal { earliest: NonZeroU64::new(earliest).unwrap_or(NonZeroU64::MAX), at }

@@ -77,12 +77,11 @@ impl Tally {
         {
             let id = known_thread_id();
             let shard = &self.shards[id % OWNED];
-            // 0 (no id yet) is never an owner.
-            if id != 0 && shard.owner.load(Ordering::Relaxed) == id {
+            // `NO_ID` is never an owner: a thread without an id yet goes out of line.
+            if shard.owner.load(Ordering::Relaxed) == id {
                 let counter = counter.of(shard);
                 // Sole writer: a plain load and store cannot lose an update.
-                counter
-                    .store(counter.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
+                counter.store(counter.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
                 return;
             }
             self.bump_unowned(counter, by);
@@ -109,8 +108,7 @@ impl Tally {
                         .is_ok())
             {
                 let counter = counter.of(shard);
-                counter
-                    .store(counter.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
+                counter.store(counter.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
                 return;
             }
         }
@@ -140,33 +138,45 @@ impl Tally {
     }
 }
 
+/// A thread without an id yet: never a shard's owner (ids count up from 1, and an owner
+/// of 0 means unclaimed), so the inlined test `owner == id` fails for it without a
+/// separate test.
+#[cfg(all(feature = "std", not(loom)))]
+const NO_ID: usize = usize::MAX;
+
 #[cfg(all(feature = "std", not(loom)))]
 std::thread_local! {
-    /// The calling thread's id (0: none yet).
-    static ID: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    /// The calling thread's id ([`NO_ID`]: none yet).
+    static ID: core::cell::Cell<usize> = const { core::cell::Cell::new(NO_ID) };
 }
 
-/// The calling thread's id if it has one, else 0: a plain thread-local read.
+/// The calling thread's id if it has one, else [`NO_ID`]: a plain thread-local read.
 #[cfg(all(feature = "std", not(loom)))]
 #[inline(always)]
 fn known_thread_id() -> usize {
-    ID.try_with(core::cell::Cell::get).unwrap_or(0)
+    ID.try_with(core::cell::Cell::get).unwrap_or(NO_ID)
 }
 
 /// A small, nonzero id for the calling thread, fixed for its lifetime (given on first
-/// use); `None` while the thread is being torn down.
+/// use); `None` while the thread is being torn down, or once ids have run out (after
+/// `usize::MAX / 2` threads: ids are never reused, so two threads never share one; the
+/// threads after that count on the shared shard).
 #[cfg(all(feature = "std", not(loom)))]
 fn thread_id() -> Option<usize> {
-    static NEXT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(1);
+    use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
     ID.try_with(|id| match id.get() {
-        0 => {
-            let fresh = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        NO_ID => {
+            let fresh =
+                NEXT.fetch_update(Relaxed, Relaxed, |n| (n < usize::MAX / 2).then(|| n + 1));
+            let fresh = fresh.ok()?;
             id.set(fresh);
-            fresh
+            Some(fresh)
         }
-        known => known,
+        known => Some(known),
     })
     .ok()
+    .flatten()
 }
 
 #[cfg(all(test, feature = "std", not(loom)))]
