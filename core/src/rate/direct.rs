@@ -4,6 +4,7 @@
 use alloc::borrow::Cow;
 use alloc::boxed::Box;
 use core::fmt;
+use core::num::NonZeroU64;
 
 use super::machine::{Decision, Gcra};
 use super::queue::Line;
@@ -119,19 +120,13 @@ impl<C: Clock> RateLimiter<C> {
     /// Decided on [`Clock::now_coarse`] (see the [module documentation](super) for what
     /// that means for precision); a cell is refused while tasks wait in line unless it
     /// conforms after all of theirs.
-    #[inline]
+    ///
+    /// Inlined whole into the caller (the rare paths, a line of waiting tasks or a
+    /// refusal near its edge, are calls out of line): the decision and the rejection stay
+    /// in registers instead of travelling through memory.
+    #[inline(always)]
     pub fn check(&self) -> Result<(), RateLimited> {
-        match self.decide(self.clock.now_coarse(), 1) {
-            Ok(()) => {
-                self.tally.admitted(1);
-                Ok(())
-            }
-            Err(limited) => {
-                self.tally.rejected();
-                super::report_refusal(&self.name, limited);
-                Err(limited)
-            }
-        }
+        self.take(self.clock.now_coarse(), 1)
     }
 
     /// Admits `cells` cells now, all or none, or says why not. A batch larger than the
@@ -160,17 +155,7 @@ impl<C: Clock> RateLimiter<C> {
         if cells == 0 {
             return Ok(());
         }
-        match self.decide(self.clock.now_coarse(), cells) {
-            Ok(()) => {
-                self.tally.admitted(cells);
-                Ok(())
-            }
-            Err(limited) => {
-                self.tally.rejected();
-                super::report_refusal(&self.name, limited);
-                Err(limited.into())
-            }
-        }
+        Ok(self.take(self.clock.now_coarse(), cells)?)
     }
 
     /// A snapshot of the counters, the line of waiting tasks, and the wait a one-cell
@@ -218,10 +203,59 @@ impl<C: Clock> RateLimiter<C> {
     }
 
     /// Decides on the coarse reading `coarse` for `cells` (1 to `burst`) cells, behind
-    /// the waiting tasks; admits by compare-exchange. Counts nothing.
-    #[inline]
-    pub(super) fn decide(&self, coarse: Instant, cells: u32) -> Result<(), RateLimited> {
+    /// the waiting tasks; admits by compare-exchange. Counts the admission or the refusal
+    /// (and reports the refusal).
+    ///
+    /// The common cases, nobody waiting and a refusal beyond the coarse lag, are inlined:
+    /// one load of the line's cells, one of the TAT, the 64-bit GCRA step, then either
+    /// the compare-exchange or the rejection, and the count. The rest are calls out of
+    /// line that return a [`Refusal`] in registers.
+    #[inline(always)]
+    fn take(&self, coarse: Instant, cells: u32) -> Result<(), RateLimited> {
+        // The line first, then the TAT (see `queued`).
         let ahead = self.queued.load(Ordering::SeqCst);
+        let slow = 'fast: {
+            if ahead != 0 {
+                break 'fast self.take_behind(coarse, ahead, cells);
+            }
+            let now = coarse.as_nanos();
+            let mut tat = self.tat.load(Ordering::SeqCst);
+            loop {
+                match self.gcra.step_alone(tat, now, cells) {
+                    Decision::Conform { tat: next } => {
+                        match self.tat.compare_exchange_weak(
+                            tat,
+                            next,
+                            Ordering::SeqCst,
+                            Ordering::SeqCst,
+                        ) {
+                            Ok(_) => {
+                                self.tally.admitted(cells);
+                                return Ok(());
+                            }
+                            Err(actual) => tat = actual,
+                        }
+                    }
+                    Decision::Wait { earliest } => {
+                        // A refusal's `earliest` lies after the reading it was decided on.
+                        let wait = earliest - now;
+                        // Final beyond the coarse lag: the precise time cannot have
+                        // reached it.
+                        if wait > self.lag {
+                            return Err(self.refused(RateLimited::after(earliest, wait)));
+                        }
+                        break 'fast self.take_precisely(cells);
+                    }
+                }
+            }
+        };
+        slow.map_err(Refusal::limited)
+    }
+
+    /// [`take`](RateLimiter::take) behind `ahead` (> 0) cells of waiting tasks.
+    #[cold]
+    #[inline(never)]
+    fn take_behind(&self, coarse: Instant, ahead: u64, cells: u32) -> Result<(), Refusal> {
         let mut tat = self.tat.load(Ordering::SeqCst);
         loop {
             match self.gcra.step(tat, coarse.as_nanos(), ahead, cells) {
@@ -232,26 +266,44 @@ impl<C: Clock> RateLimiter<C> {
                         Ordering::SeqCst,
                         Ordering::SeqCst,
                     ) {
-                        Ok(_) => return Ok(()),
+                        Ok(_) => {
+                            self.tally.admitted(cells);
+                            return Ok(());
+                        }
                         Err(actual) => tat = actual,
                     }
                 }
-                // A refusal on the coarse reading is final if `earliest` lies beyond the
-                // coarse lag: the precise time cannot have reached it.
+                // Final beyond the coarse lag, as in `take`.
                 Decision::Wait { earliest }
                     if earliest > coarse.as_nanos().saturating_add(self.lag) =>
                 {
-                    return Err(RateLimited::at(earliest, coarse));
+                    return Err(Refusal::counted(self, earliest, coarse));
                 }
-                Decision::Wait { .. } => return self.decide_precisely(cells),
+                Decision::Wait { .. } => return self.take_precisely(cells),
             }
         }
     }
 
     /// A refusal near its edge on the coarse reading: decided again on the precise clock.
     #[cold]
-    fn decide_precisely(&self, cells: u32) -> Result<(), RateLimited> {
-        self.decide_at(self.clock.now(), self.queued.load(Ordering::SeqCst), cells).map(|_| ())
+    #[inline(never)]
+    fn take_precisely(&self, cells: u32) -> Result<(), Refusal> {
+        let now = self.clock.now();
+        match self.decide_at(now, self.queued.load(Ordering::SeqCst), cells) {
+            Ok(_) => {
+                self.tally.admitted(cells);
+                Ok(())
+            }
+            Err(limited) => Err(Refusal::counted(self, limited.earliest.as_nanos(), now)),
+        }
+    }
+
+    /// Counts and reports a refusal.
+    #[inline(always)]
+    fn refused(&self, limited: RateLimited) -> RateLimited {
+        self.tally.rejected();
+        super::report_refusal(&self.name, limited);
+        limited
     }
 
     /// Decides at `now` behind `ahead` queued cells; admits by compare-exchange. Returns
@@ -301,6 +353,33 @@ impl<C: Clock> RateLimiter<C> {
 
     pub(super) fn tat(&self) -> u64 {
         self.tat.load(Ordering::Acquire)
+    }
+}
+
+/// A refusal, counted and reported, as the rare paths of [`RateLimiter::take`] return
+/// it: the instant the cells would conform and the reading it was decided on. Sixteen
+/// bytes with a niche (a refusal's `earliest` lies after its reading, so it is never 0),
+/// so that `Result<(), Refusal>` travels in two registers: a 24-byte [`RateLimited`]
+/// returned through memory and merged with the inlined paths' would be copied in the
+/// caller with wider loads than its stores, stalling on store forwarding.
+#[derive(Clone, Copy)]
+struct Refusal {
+    earliest: NonZeroU64,
+    at: Instant,
+}
+
+impl Refusal {
+    /// Counts and reports the refusal of `limiter`'s cells until `earliest`, decided at `at`.
+    fn counted<C: Clock>(limiter: &RateLimiter<C>, earliest: u64, at: Instant) -> Refusal {
+        limiter.refused(RateLimited::at(earliest, at));
+        debug_assert!(earliest > at.as_nanos() || earliest == u64::MAX);
+        // `earliest > at >= 0`, or the end of time: never 0.
+        Refusal { earliest: NonZeroU64::new(earliest).unwrap_or(NonZeroU64::MAX), at }
+    }
+
+    #[inline(always)]
+    fn limited(self) -> RateLimited {
+        RateLimited::at(self.earliest.get(), self.at)
     }
 }
 

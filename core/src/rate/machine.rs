@@ -60,18 +60,10 @@ impl Gcra {
     /// handles `cells == 0` (nothing to admit).
     #[inline]
     pub(crate) fn step(&self, tat: u64, now: u64, ahead: u64, cells: u32) -> Decision {
-        let base = if tat > now { tat } else { now };
         if ahead == 0 && cells <= self.burst {
-            // The common case in 64 bits: `cells × T <= τ` fits, and `own >= now`.
-            let Some(own) = base.checked_add(cells as u64 * self.interval) else {
-                return Decision::Wait { earliest: u64::MAX };
-            };
-            return if own - now <= self.tolerance {
-                Decision::Conform { tat: own }
-            } else {
-                Decision::Wait { earliest: own - self.tolerance }
-            };
+            return self.step_alone(tat, now, cells);
         }
+        let base = if tat > now { tat } else { now };
         let interval = self.interval as u128;
         let own = base as u128 + cells as u128 * interval;
         if own > u64::MAX as u128 {
@@ -84,6 +76,24 @@ impl Gcra {
         } else {
             let earliest = total - self.tolerance as u128;
             Decision::Wait { earliest: u64::try_from(earliest).unwrap_or(u64::MAX) }
+        }
+    }
+
+    /// [`step`](Gcra::step) with nobody ahead, for `cells <= burst`: the common case, in
+    /// 64 bits (`cells × T <= τ` fits, and `own >= now`). It is what a direct `check`
+    /// inlines.
+    #[inline(always)]
+    pub(crate) fn step_alone(&self, tat: u64, now: u64, cells: u32) -> Decision {
+        debug_assert!(cells <= self.burst);
+        let base = if tat > now { tat } else { now };
+        // `cells × T <= burst × T = τ`, which the quota checked fits.
+        let Some(own) = base.checked_add(cells as u64 * self.interval) else {
+            return Decision::Wait { earliest: u64::MAX };
+        };
+        if own - now <= self.tolerance {
+            Decision::Conform { tat: own }
+        } else {
+            Decision::Wait { earliest: own - self.tolerance }
         }
     }
 

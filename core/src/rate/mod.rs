@@ -148,6 +148,12 @@ impl RateLimited {
         let earliest = Instant::from_nanos(earliest);
         RateLimited { earliest, wait: earliest.saturating_duration_since(now) }
     }
+
+    /// The refusal until `earliest`, `wait` nanoseconds after the reading.
+    #[inline(always)]
+    pub(crate) fn after(earliest: u64, wait: u64) -> RateLimited {
+        RateLimited { earliest: Instant::from_nanos(earliest), wait: Duration::from_nanos(wait) }
+    }
 }
 
 impl fmt::Display for RateLimited {

@@ -6,6 +6,10 @@
 //! and store, no read-modify-write. Threads that find their shard claimed by another share
 //! one more shard with atomic adds; without `std` (no thread identity) everyone does.
 //! Readers sum the shards; the counters only grow, so each sum is a valid snapshot.
+//!
+//! The counting inlined into every check is the owner's: a thread-local read, one
+//! comparison and a store. Claiming a shard, and counting on the shared one, are out of
+//! line.
 
 use alloc::boxed::Box;
 
@@ -37,20 +41,62 @@ impl Shard {
     }
 }
 
+/// Which counter to bump.
+#[derive(Clone, Copy)]
+enum Counter {
+    Admitted,
+    Rejected,
+}
+
+impl Counter {
+    #[inline(always)]
+    fn of(self, shard: &Shard) -> &AtomicU64 {
+        match self {
+            Counter::Admitted => &shard.admitted,
+            Counter::Rejected => &shard.rejected,
+        }
+    }
+}
+
 /// The counters of one limiter. The last shard is the shared one.
 pub(crate) struct Tally {
-    shards: Box<[Shard]>,
+    /// A fixed-size array (behind one allocation, to keep the limiter small): indexing it
+    /// by `id % OWNED` needs no bounds check.
+    shards: Box<[Shard; OWNED + 1]>,
 }
 
 impl Tally {
     pub(crate) fn new() -> Tally {
-        Tally { shards: (0..=OWNED).map(|_| Shard::new()).collect() }
+        Tally { shards: Box::new(core::array::from_fn(|_| Shard::new())) }
     }
 
-    /// The calling thread's shard, and whether it is that shard's only writer.
-    #[inline]
-    fn writer(&self) -> (&Shard, bool) {
+    /// Adds `by` to the calling thread's `counter`: inline when the thread owns its shard.
+    #[inline(always)]
+    fn bump(&self, counter: Counter, by: u64) {
         #[cfg(all(feature = "std", not(loom)))]
+        {
+            let id = known_thread_id();
+            let shard = &self.shards[id % OWNED];
+            // `NO_ID` is never an owner: a thread without an id yet goes out of line.
+            if shard.owner.load(Ordering::Relaxed) == id {
+                let counter = counter.of(shard);
+                // Sole writer: a plain load and store cannot lose an update.
+                counter.store(counter.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
+                return;
+            }
+            self.bump_unowned(counter, by);
+        }
+        // No thread identity: everyone shares the one shard.
+        #[cfg(not(all(feature = "std", not(loom))))]
+        counter.of(&self.shards[OWNED]).fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// [`bump`](Tally::bump) for a thread that does not own its shard (yet): it claims
+    /// the shard if it is free, and otherwise counts on the shared one.
+    #[cfg(all(feature = "std", not(loom)))]
+    #[cold]
+    #[inline(never)]
+    fn bump_unowned(&self, counter: Counter, by: u64) {
         if let Some(id) = thread_id() {
             let shard = &self.shards[id % OWNED];
             let owner = shard.owner.load(Ordering::Relaxed);
@@ -61,34 +107,24 @@ impl Tally {
                         .compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed)
                         .is_ok())
             {
-                return (shard, true);
+                let counter = counter.of(shard);
+                counter.store(counter.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
+                return;
             }
         }
-        (&self.shards[OWNED], false)
-    }
-
-    #[inline]
-    fn bump(&self, pick: impl Fn(&Shard) -> &AtomicU64, by: u64) {
-        let (shard, exclusive) = self.writer();
-        let counter = pick(shard);
-        if exclusive {
-            // Sole writer: a plain load and store cannot lose an update.
-            counter.store(counter.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
-        } else {
-            counter.fetch_add(by, Ordering::Relaxed);
-        }
+        counter.of(&self.shards[OWNED]).fetch_add(by, Ordering::Relaxed);
     }
 
     /// Counts `cells` admitted cells.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn admitted(&self, cells: u32) {
-        self.bump(|shard| &shard.admitted, u64::from(cells));
+        self.bump(Counter::Admitted, u64::from(cells));
     }
 
     /// Counts one refused request.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn rejected(&self) {
-        self.bump(|shard| &shard.rejected, 1);
+        self.bump(Counter::Rejected, 1);
     }
 
     /// (admitted cells, refused requests) so far.
@@ -102,26 +138,45 @@ impl Tally {
     }
 }
 
-/// A small, nonzero id for the calling thread, fixed for its lifetime; `None` while the
-/// thread is being torn down.
+/// A thread without an id yet: never a shard's owner (ids count up from 1, and an owner
+/// of 0 means unclaimed), so the inlined test `owner == id` fails for it without a
+/// separate test.
 #[cfg(all(feature = "std", not(loom)))]
-#[inline]
-fn thread_id() -> Option<usize> {
-    use core::cell::Cell;
+const NO_ID: usize = usize::MAX;
 
-    static NEXT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(1);
-    std::thread_local! {
-        static ID: Cell<usize> = const { Cell::new(0) };
-    }
+#[cfg(all(feature = "std", not(loom)))]
+std::thread_local! {
+    /// The calling thread's id ([`NO_ID`]: none yet).
+    static ID: core::cell::Cell<usize> = const { core::cell::Cell::new(NO_ID) };
+}
+
+/// The calling thread's id if it has one, else [`NO_ID`]: a plain thread-local read.
+#[cfg(all(feature = "std", not(loom)))]
+#[inline(always)]
+fn known_thread_id() -> usize {
+    ID.try_with(core::cell::Cell::get).unwrap_or(NO_ID)
+}
+
+/// A small, nonzero id for the calling thread, fixed for its lifetime (given on first
+/// use); `None` while the thread is being torn down, or once ids have run out (after
+/// `usize::MAX / 2` threads: ids are never reused, so two threads never share one; the
+/// threads after that count on the shared shard).
+#[cfg(all(feature = "std", not(loom)))]
+fn thread_id() -> Option<usize> {
+    use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
     ID.try_with(|id| match id.get() {
-        0 => {
-            let fresh = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        NO_ID => {
+            let fresh =
+                NEXT.fetch_update(Relaxed, Relaxed, |n| (n < usize::MAX / 2).then(|| n + 1));
+            let fresh = fresh.ok()?;
             id.set(fresh);
-            fresh
+            Some(fresh)
         }
-        known => known,
+        known => Some(known),
     })
     .ok()
+    .flatten()
 }
 
 #[cfg(all(test, feature = "std", not(loom)))]
