@@ -1,11 +1,14 @@
 //! `profile`: runs exactly `N` operations of one contender of one case, for a profiler.
 //!
 //! ```sh
-//! cargo build --release -p kompoz-benches --bin profile
+//! # rustix through libc: valgrind 3.19 crashes on rustix's direct vDSO call, and with
+//! # this flag StdClock reads its coarse clock under valgrind as it does in production
+//! RUSTFLAGS="--cfg rustix_use_libc" CARGO_TARGET_DIR=target/cg \
+//!     cargo build --release -p kompoz-benches --bin profile
 //! # instructions per operation, repeatable on a noisy machine: run twice with different
 //! # N and divide the difference in instructions by the difference in N
-//! valgrind --tool=callgrind target/release/profile breaker_closed_1t kompoz 100000
-//! perf record -g target/release/profile breaker_open kompoz 50000000
+//! valgrind --tool=callgrind target/cg/release/profile breaker_closed_1t kompoz 100000
+//! perf record -g target/cg/release/profile breaker_open kompoz 50000000
 //! ```
 //!
 //! With no arguments it lists the cases and their contenders.

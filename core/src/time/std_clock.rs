@@ -69,11 +69,14 @@ fn epoch() -> &'static Epoch {
 /// it from the auxiliary vector, and valgrind 3.19 does not map it where rustix looks: the
 /// process dies with SIGSEGV in `rustix::backend::param::auxv::check_elf_base` (rustix
 /// issue #1559). So under valgrind (and callgrind, cachegrind, ...) the coarse reading is
-/// the precise one, through `std`. (Building with `RUSTFLAGS="--cfg rustix_use_libc"` makes
-/// rustix go through libc instead, which valgrind handles, if the coarse clock itself is
-/// what you profile.)
+/// the precise one, through `std`, unless the program is built with
+/// `RUSTFLAGS="--cfg rustix_use_libc"`: then rustix reads the clock through libc, which
+/// valgrind handles, and the coarse clock is read (and profiled) as it is in production.
 #[cfg(all(feature = "std", any(target_os = "linux", target_os = "android")))]
 fn under_valgrind() -> bool {
+    if cfg!(rustix_use_libc) {
+        return false;
+    }
     std::env::var_os("LD_PRELOAD").is_some_and(|preload| {
         preload.as_encoded_bytes().windows(b"vgpreload".len()).any(|w| w == b"vgpreload")
     })
