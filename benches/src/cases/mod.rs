@@ -5,6 +5,7 @@
 //! listing it in the case's `contenders` function.
 
 pub mod breaker;
+pub mod breaker_mixed;
 pub mod breaker_policies;
 pub mod pipeline;
 pub mod rate;
@@ -94,6 +95,8 @@ pub fn all_cases() -> Vec<Case> {
         breaker_policies::cheapest_closed_two_threads(),
         breaker_policies::count_window_one_thread(),
         breaker_policies::count_window_two_threads(),
+        breaker_mixed::one_thread(),
+        breaker_mixed::two_threads(),
         breaker_policies::time_window_one_thread(),
         breaker_policies::time_window_two_threads(),
         breaker_policies::thirty_two_threads(),

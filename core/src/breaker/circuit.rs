@@ -594,13 +594,17 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// A success of an ordinary call that is not a no-op, or under a failure-rate policy.
-    /// A count window full of fast successes, with untimed calls, is settled here in a
-    /// load; everything else a window does is out of line.
+    /// With untimed calls, a count window settles a success here: in a load while the
+    /// window is full of fast successes, else under its lock with nothing summed;
+    /// everything else a window does is out of line.
     #[inline(never)]
     fn success_slow(&self, pass: Pass, word: u64) {
         match &self.cold.window {
             Some(window) if word & EXTERNAL != 0 => {
-                if word & TIMED == 0 && window.skip_success(pass.ticket.generation()) {
+                if word & TIMED == 0
+                    && (window.skip_success(pass.ticket.generation())
+                        || window.count_success(pass.ticket.generation()))
+                {
                     return;
                 }
                 self.window_success(window, pass, word);

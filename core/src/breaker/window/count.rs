@@ -41,9 +41,21 @@ impl CountWindow {
     /// Records `outcome` for `generation`: `None` if that generation is older than the
     /// window's (late), else what the window holds after it.
     pub(super) fn record(&mut self, generation: u64, outcome: Outcome) -> Option<Tally> {
+        self.push(generation, outcome).then(|| self.tally(generation))
+    }
+
+    /// Whether the window of `generation` is full of fast successes.
+    pub(super) fn is_clean(&self) -> bool {
+        self.is_full() && self.failures == 0 && self.slow == 0
+    }
+
+    /// Records `outcome` for `generation` without summing the window: `false` if that
+    /// generation is older than the window's (late, not recorded).
+    #[inline]
+    pub(super) fn push(&mut self, generation: u64, outcome: Outcome) -> bool {
         if generation != self.generation {
             if generation < self.generation {
-                return None;
+                return false;
             }
             // A newer closed period: its window starts empty (the ring is read only where
             // this generation has written).
@@ -65,7 +77,7 @@ impl CountWindow {
         self.failures += u32::from(outcome.failure);
         self.slow += u32::from(outcome.slow);
         self.recorded += 1;
-        Some(self.tally(generation))
+        true
     }
 
     pub(super) fn tally(&self, generation: u64) -> Tally {

@@ -140,14 +140,40 @@ impl RateWindow {
         }
     }
 
+    /// A fast success of a call admitted in `generation`, recorded in a count window under
+    /// its lock with nothing summed (a success never trips): the path every success takes
+    /// while the window holds a failed or slow call. `false` for a time window (nothing
+    /// recorded).
+    #[inline]
+    pub(crate) fn count_success(&self, generation: u64) -> bool {
+        let Kind::Count(window) = &self.kind else {
+            return false;
+        };
+        window.with(|w| {
+            if w.push(generation, Outcome { failure: false, slow: false }) {
+                self.mark_clean(generation, w.is_clean());
+            }
+        });
+        true
+    }
+
+    /// Publishes whether the count window of `generation` is full of fast successes (under
+    /// its lock), writing the shared word only when that changes.
+    #[inline]
+    fn mark_clean(&self, generation: u64, clean: bool) {
+        let mark = generation << 1 | u64::from(clean);
+        if self.clean.load(Ordering::Relaxed) != mark {
+            self.clean.store(mark, Ordering::Release);
+        }
+    }
+
     /// Records `outcome` of a call admitted in `generation`, ending at `now` (nanoseconds,
     /// for a time window); returns whether it trips the circuit.
     pub(crate) fn record(&self, generation: u64, outcome: Outcome, now: u64) -> bool {
         let tally = match &self.kind {
             Kind::Count(window) => window.with(|w| {
                 let tally = w.record(generation, outcome)?;
-                let clean = w.is_full() && tally.failures == 0 && tally.slow == 0;
-                self.clean.store(generation << 1 | u64::from(clean), Ordering::Release);
+                self.mark_clean(generation, w.is_clean());
                 Some(tally)
             }),
             Kind::Time { window, shared } => {
@@ -245,6 +271,24 @@ mod tests {
             w.record(0, OK, 0);
         }
         assert!(w.skip_success(0), "the slow call left");
+    }
+
+    #[test]
+    fn a_count_windows_locked_success_path_records_without_summing() {
+        let w = window(FailureRate::over_calls(3).threshold(1.0));
+        w.record(4, FAILED, 0);
+        assert!(w.count_success(4) && w.count_success(4));
+        assert_eq!(w.tally(4, 0), Tally { calls: 3, failures: 1, slow: 0 });
+        assert!(!w.skip_success(4), "the failure is still in the window");
+        assert!(w.count_success(4), "pushes the failure out");
+        assert!(w.skip_success(4), "full of fast successes again");
+        assert!(w.count_success(3), "a late success: handled, not recorded");
+        assert_eq!(w.tally(4, 0), Tally { calls: 3, failures: 0, slow: 0 });
+        assert!(w.count_success(5), "a newer generation's window starts with it");
+        assert_eq!(w.tally(5, 0), Tally { calls: 1, failures: 0, slow: 0 });
+        let time = window(FailureRate::over_time(Duration::from_secs(10)));
+        assert!(!time.count_success(0), "a time window records its successes elsewhere");
+        assert_eq!(time.tally(0, 0), Tally::default());
     }
 
     #[test]
