@@ -594,18 +594,28 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// A success of an ordinary call that is not a no-op, or under a failure-rate policy.
-    /// With untimed calls, a count window settles a success here: in a load while the
-    /// window is full of fast successes, else under its lock with nothing summed;
-    /// everything else a window does is out of line.
+    /// With untimed calls, the windows settle a success here: a count window in a load
+    /// while it is full of fast successes, else under its lock with nothing summed; a time
+    /// window on the thread's tally, after a coarse clock reading. Everything else a window
+    /// does is out of line.
     #[inline(never)]
     fn success_slow(&self, pass: Pass, word: u64) {
         match &self.cold.window {
             Some(window) if word & EXTERNAL != 0 => {
-                if word & TIMED == 0
-                    && (window.skip_success(pass.ticket.generation())
-                        || window.count_success(pass.ticket.generation()))
-                {
-                    return;
+                if word & TIMED == 0 {
+                    let generation = pass.ticket.generation();
+                    if window.skip_success(generation) || window.count_success(generation) {
+                        return;
+                    }
+                    // A time window's tally, looked up before the clock is read: the
+                    // lookup's loads overlap the reading.
+                    if let Some(ready) = window.ready_tally(generation) {
+                        let now = self.clock.now_coarse().as_nanos();
+                        if !ready.count(now) {
+                            self.record(window, pass.ticket, Outcome::SUCCESS, now);
+                        }
+                        return;
+                    }
                 }
                 self.window_success(window, pass, word);
             }
@@ -613,22 +623,12 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
-    /// A success under a failure-rate policy: timed if calls are, then skipped (a count
-    /// window full of fast successes), counted on the thread's tally (a time window), or
-    /// recorded.
+    /// A success under a failure-rate policy that `success_slow` did not settle: a timed
+    /// call (slow or not), or a fast success of a time window on a thread without a tally
+    /// for it. Skipped (a count window full of fast successes), counted on the thread's
+    /// tally (a time window), or recorded.
     #[inline(never)]
     fn window_success(&self, window: &RateWindow, pass: Pass, word: u64) {
-        if word & TIMED == 0 {
-            // A time window's tally, looked up before the clock is read: the lookup's loads
-            // overlap the reading.
-            if let Some(ready) = window.ready_tally(pass.ticket.generation()) {
-                let now = self.clock.now_coarse().as_nanos();
-                if !ready.count(now) {
-                    self.record(window, pass.ticket, Outcome { failure: false, slow: false }, now);
-                }
-                return;
-            }
-        }
         let now = self.window_now(window, word);
         let slow = word & TIMED != 0 && window.is_slow(pass.started, now);
         if !slow && window.success_unlocked(pass.ticket.generation(), now) {

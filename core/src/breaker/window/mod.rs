@@ -45,6 +45,9 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
+    /// A fast success.
+    pub(crate) const SUCCESS: Outcome = Outcome { failure: false, slow: false };
+
     fn bad(self) -> bool {
         self.failure || self.slow
     }
@@ -150,7 +153,7 @@ impl RateWindow {
             return false;
         };
         window.with(|w| {
-            if w.push(generation, Outcome { failure: false, slow: false }) {
+            if w.push(generation, Outcome::SUCCESS) {
                 self.mark_clean(generation, w.is_clean());
             }
         });
