@@ -1,5 +1,8 @@
 //! [`Error`]: the one flat error a caller of a [`Pipeline`](crate::pipeline::Pipeline)
 //! sees, and [`RetryAfter`], the "try again after" hint any error can carry.
+//!
+//! Every error of kompoz follows the chain convention written down on [`Error`] (under
+//! "Messages and sources"): a message either in `Display` or in `source()`, never both.
 
 use core::fmt;
 use core::time::Duration;
@@ -31,6 +34,39 @@ use crate::timeout::Elapsed;
 /// let open = Rejection::Circuit(CircuitOpen { state: CircuitState::Open });
 /// assert_eq!(describe(Err(Error::Rejected(open))), "the circuit is open");
 /// assert_eq!(describe(Err(Error::Inner("refused"))), "the call failed: refused");
+/// ```
+///
+/// # Messages and sources
+///
+/// kompoz's errors follow Rust's error-chain convention: an error either says its
+/// source's message in its own `Display`, or returns it from `source()`, never both, so
+/// that reporters walking the chain (anyhow's `{:#}`, eyre, tracing's error fields,
+/// `std::error::Report`) print each message once. The wrappers over a call's own error
+/// ([`Error`] and the breaker's [`CallError`](crate::breaker::CallError) here, the tower
+/// layers' errors in kompoz-tower) are *transparent* for it: their `Display` is the call's
+/// error's, and their `source()` is that error's own source, so however many wrappers are
+/// stacked the call's error is one entry of the chain. A refusal or a time limit says in
+/// a few words what refused (`rejected by a circuit breaker`, `the call timed out`), and
+/// its `source()` is the refusal's own error ([`CircuitOpen`](crate::breaker::CircuitOpen),
+/// [`AcquireError`](crate::limit::AcquireError), [`RateLimited`](crate::rate::RateLimited),
+/// [`Elapsed`]), which says why: the whole chain then reads
+/// `rejected by a circuit breaker: call rejected: the circuit is open`, and a caller that
+/// only has a `&dyn Error` finds the refusal by downcasting the chain's entries.
+///
+/// ```
+/// use std::error::Error as _;
+/// use kompoz::Error;
+/// use kompoz::limit::AcquireError;
+///
+/// let failed: Error<std::io::Error> = Error::Inner(std::io::Error::other("connection reset"));
+/// assert_eq!(failed.to_string(), "connection reset");
+/// assert!(failed.source().is_none(), "the I/O error is this entry, not the next");
+///
+/// let shed: Error<std::io::Error> = kompoz::Rejection::Limit(AcquireError::NoPermits).into();
+/// assert_eq!(shed.to_string(), "rejected by a concurrency limit");
+/// let why = shed.source().unwrap();
+/// assert_eq!(why.to_string(), "no permit is free");
+/// assert_eq!(why.downcast_ref::<AcquireError>(), Some(&AcquireError::NoPermits));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -103,22 +139,46 @@ impl<E> From<Rejection> for Error<E> {
     }
 }
 
+/// The call's own error's message; or what refused, whose details are the source's.
 impl<E: fmt::Display> fmt::Display for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Inner(error) => error.fmt(f),
-            Error::TimedOut(elapsed) => elapsed.fmt(f),
-            Error::Rejected(rejection) => rejection.fmt(f),
+            Error::TimedOut(_) => f.write_str("the call timed out"),
+            Error::Rejected(rejection) => f.write_str(rejection.refused_by()),
         }
     }
 }
 
+/// The call's own error's source (the call's error itself is this entry of the chain), or
+/// the refusal's own error.
 impl<E: core::error::Error + 'static> core::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
-            Error::Inner(error) => Some(error),
+            Error::Inner(error) => error.source(),
             Error::TimedOut(elapsed) => Some(elapsed),
-            Error::Rejected(_) => None,
+            Error::Rejected(rejection) => Some(rejection.cause()),
+        }
+    }
+}
+
+impl Rejection {
+    /// What refused, in a few words: the message of an [`Error::Rejected`] (and the start of
+    /// the rejection's own message, which goes on with the refusal's).
+    pub(crate) const fn refused_by(&self) -> &'static str {
+        match self {
+            Rejection::Limit(_) => "rejected by a concurrency limit",
+            Rejection::Circuit(_) => "rejected by a circuit breaker",
+            Rejection::Rate(_) => "rejected by a rate limit",
+        }
+    }
+
+    /// The refusal's own error, which says why: the source of an [`Error::Rejected`].
+    pub(crate) fn cause(&self) -> &(dyn core::error::Error + 'static) {
+        match self {
+            Rejection::Limit(error) => error,
+            Rejection::Circuit(open) => open,
+            Rejection::Rate(limited) => limited,
         }
     }
 }
@@ -197,16 +257,19 @@ mod tests {
 
     #[test]
     fn messages_and_sources() {
+        use core::error::Error as _;
         let open = Rejection::Circuit(CircuitOpen { state: CircuitState::Open });
         let e: Error<Elapsed> = Error::Rejected(open);
-        assert_eq!(
-            e.to_string(),
-            "rejected by a circuit breaker: call rejected: the circuit is open"
-        );
-        assert!(core::error::Error::source(&e).is_none());
+        assert_eq!(e.to_string(), "rejected by a circuit breaker");
+        let cause = e.source().expect("the refusal is the source");
+        assert_eq!(cause.to_string(), "call rejected: the circuit is open");
+        assert!(cause.is::<CircuitOpen>() && cause.source().is_none());
         let t: Error<Elapsed> = Error::from(Elapsed::new());
-        assert!(t.is_timeout() && core::error::Error::source(&t).is_some());
-        assert_eq!(Error::Inner(Elapsed::new()).to_string(), Elapsed::new().to_string());
+        assert_eq!(t.to_string(), "the call timed out");
+        assert!(t.is_timeout() && t.source().is_some_and(|cause| cause.is::<Elapsed>()));
+        let inner = Error::Inner(Elapsed::new());
+        assert_eq!(inner.to_string(), Elapsed::new().to_string());
+        assert!(inner.source().is_none(), "transparent: the inner error's own source");
     }
 
     #[test]

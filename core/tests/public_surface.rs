@@ -24,9 +24,11 @@ fn breaker_messages_name_the_state_and_the_cause() {
     );
     let inner: CallError<std::io::Error> = CallError::Inner(std::io::Error::other("refused"));
     assert_eq!(inner.to_string(), "refused");
-    assert!(inner.source().is_some() && !inner.is_rejected());
+    // Transparent: the I/O error is this entry of the chain, and it has no source.
+    assert!(inner.source().is_none() && !inner.is_rejected());
     assert_eq!(inner.into_inner().map(|e| e.to_string()), Some("refused".to_string()));
     let rejected: CallError<std::io::Error> = CallError::Rejected(half_open);
+    assert_eq!(rejected.to_string(), "rejected by a circuit breaker");
     assert!(rejected.source().unwrap().to_string().contains("half-open"));
     assert!(rejected.into_inner().is_none());
     let error: &dyn Error = &BreakerError::Zero { field: "success_threshold" };

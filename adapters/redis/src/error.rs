@@ -78,6 +78,22 @@ impl std::error::Error for ConfigError {}
 
 /// Why a call to Redis gave no answer: the link is known to be down, the call timed out,
 /// or Redis answered with an error.
+///
+/// Like every error of kompoz-redis, its message says everything and it has no `source()`
+/// (so a reporter that walks the chain prints each message once): a failed call's message
+/// includes Redis's own, and the [`redis::RedisError`] is kept in the variant for matching.
+/// (It is not a source: `redis` says an I/O error's message in its own and returns it as
+/// its source too, which would print it twice.)
+///
+/// ```
+/// use std::error::Error as _;
+/// use kompoz_redis::Unreachable;
+///
+/// let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset");
+/// let failed = Unreachable::Redis(reset.into());
+/// assert_eq!(failed.to_string(), "Redis call failed: connection reset");
+/// assert!(failed.source().is_none());
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Unreachable {
@@ -100,11 +116,5 @@ impl fmt::Display for Unreachable {
     }
 }
 
-impl std::error::Error for Unreachable {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Unreachable::Redis(error) => Some(error),
-            _ => None,
-        }
-    }
-}
+/// No source: the message says Redis's error already.
+impl std::error::Error for Unreachable {}

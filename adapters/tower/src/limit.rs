@@ -434,15 +434,19 @@ impl<F> fmt::Debug for LimitFuture<F> {
 ///
 /// It implements [`std::error::Error`] when the inner error does, so it converts into
 /// [`tower::BoxError`](https://docs.rs/tower/0.5/tower/type.BoxError.html); [`rejection`](crate::rejection) finds the rejection again in a
-/// boxed error.
+/// boxed error. Like all kompoz errors it [says each message once in a chain](kompoz::Error#messages-and-sources):
+/// transparent for the inner service's error; a refusal says `rejected by a concurrency
+/// limit`, and its source, the [`AcquireError`], says why.
 ///
 /// ```
+/// use std::error::Error as _;
 /// use kompoz::limit::AcquireError;
 /// use kompoz_tower::ConcurrencyError;
 ///
 /// let shed: ConcurrencyError<std::io::Error> = ConcurrencyError::Rejected(AcquireError::NoPermits);
 /// assert!(shed.is_rejected());
-/// assert_eq!(shed.to_string(), "no permit is free");
+/// assert_eq!(shed.to_string(), "rejected by a concurrency limit");
+/// assert_eq!(shed.source().unwrap().to_string(), "no permit is free");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConcurrencyError<E> {
@@ -467,20 +471,23 @@ impl<E> ConcurrencyError<E> {
     }
 }
 
+/// The inner service's error's message; or what refused, whose details are the source's.
 impl<E: fmt::Display> fmt::Display for ConcurrencyError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConcurrencyError::Rejected(rejection) => rejection.fmt(f),
+            ConcurrencyError::Rejected(_) => f.write_str("rejected by a concurrency limit"),
             ConcurrencyError::Inner(error) => error.fmt(f),
         }
     }
 }
 
+/// The refusal's [`AcquireError`], or the inner service's error's own source (that error
+/// itself is this entry of the chain).
 impl<E: std::error::Error + 'static> std::error::Error for ConcurrencyError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ConcurrencyError::Rejected(rejection) => Some(rejection),
-            ConcurrencyError::Inner(error) => Some(error),
+            ConcurrencyError::Inner(error) => error.source(),
         }
     }
 }

@@ -356,12 +356,15 @@ fn lock<S>(slot: &Mutex<S>) -> std::sync::MutexGuard<'_, S> {
 /// inner service's error, a time limit that passed, or which guard refused the request).
 ///
 /// It implements [`std::error::Error`] when the inner error does, so it converts into
-/// [`tower::BoxError`](https://docs.rs/tower/0.5/tower/type.BoxError.html); its `source()`
-/// is the inner error, the [`Elapsed`](kompoz::Elapsed), or the refusal's own error (an
-/// [`AcquireError`](kompoz::limit::AcquireError), a
-/// [`CircuitOpen`](kompoz::breaker::CircuitOpen), a
-/// [`RateLimited`](kompoz::rate::RateLimited)), so [`rejection`](crate::rejection) finds
-/// the rejection in a boxed one.
+/// [`tower::BoxError`](https://docs.rs/tower/0.5/tower/type.BoxError.html). It is
+/// transparent over kompoz's error, which [says each message once in a
+/// chain](kompoz::Error#messages-and-sources): the inner service's error is this entry of
+/// the chain (its message, then its own source); a time limit or a refusal says what
+/// refused (`rejected by a concurrency limit`), and its `source()` is the refusal's own
+/// error (the [`Elapsed`](kompoz::Elapsed), an [`AcquireError`](kompoz::limit::AcquireError),
+/// a [`CircuitOpen`](kompoz::breaker::CircuitOpen), a
+/// [`RateLimited`](kompoz::rate::RateLimited)), which says why, and which
+/// [`rejection`](crate::rejection) finds in a boxed one.
 ///
 /// ```
 /// use kompoz::limit::AcquireError;
@@ -413,22 +416,18 @@ impl<E> From<kompoz::Error<E>> for PipelineError<E> {
     }
 }
 
+/// kompoz's [`Error`](kompoz::Error)'s message: the inner service's error's, or what refused.
 impl<E: fmt::Display> fmt::Display for PipelineError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
 }
 
+/// kompoz's [`Error`](kompoz::Error)'s source: the refusal's own error, or the inner
+/// service's error's own source. `PipelineError` is transparent over kompoz's error, so
+/// the two are one entry of the chain.
 impl<E: std::error::Error + 'static> std::error::Error for PipelineError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.0 {
-            kompoz::Error::Inner(error) => Some(error),
-            kompoz::Error::TimedOut(elapsed) => Some(elapsed),
-            kompoz::Error::Rejected(kompoz::Rejection::Limit(error)) => Some(error),
-            kompoz::Error::Rejected(kompoz::Rejection::Circuit(open)) => Some(open),
-            kompoz::Error::Rejected(kompoz::Rejection::Rate(limited)) => Some(limited),
-            // `kompoz::Error` is non-exhaustive.
-            _ => None,
-        }
+        std::error::Error::source(&self.0)
     }
 }

@@ -261,12 +261,20 @@ impl<F> fmt::Debug for RateLimitFuture<F> {
 /// The error of the rate limit services: refused by the rate limit (with the wait after
 /// which it would be admitted), or the inner service failed.
 ///
+/// Like all kompoz errors it [says each message once in a
+/// chain](kompoz::Error#messages-and-sources): transparent for the inner service's error
+/// (its message, and its source); a refusal says `rejected by a rate limit`, and its
+/// source, the [`KeyedError`], says why (the wait, or the full key table).
+///
 /// ```
+/// use std::error::Error as _;
 /// use kompoz_tower::{RateLimitError, rejection};
 ///
 /// let failed: RateLimitError<std::io::Error> = RateLimitError::Inner(std::io::Error::other("reset"));
 /// assert!(!failed.is_rejected());
 /// assert_eq!(rejection(&failed), None);
+/// assert_eq!(failed.to_string(), "reset");
+/// assert!(failed.source().is_none(), "the I/O error is this entry of the chain");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RateLimitError<E> {
@@ -299,20 +307,24 @@ impl<E> RateLimitError<E> {
     }
 }
 
+/// The inner service's error's message; or what refused, whose details (the wait) are the
+/// source's.
 impl<E: fmt::Display> fmt::Display for RateLimitError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RateLimitError::Rejected(refused) => refused.fmt(f),
+            RateLimitError::Rejected(_) => f.write_str("rejected by a rate limit"),
             RateLimitError::Inner(error) => error.fmt(f),
         }
     }
 }
 
+/// The refusal's [`KeyedError`], or the inner service's error's own source (that error
+/// itself is this entry of the chain).
 impl<E: std::error::Error + 'static> std::error::Error for RateLimitError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RateLimitError::Rejected(refused) => Some(refused),
-            RateLimitError::Inner(error) => Some(error),
+            RateLimitError::Inner(error) => error.source(),
         }
     }
 }

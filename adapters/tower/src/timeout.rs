@@ -182,14 +182,19 @@ impl<T: Sleep, F> fmt::Debug for TimeoutFuture<T, F> {
 ///
 /// It implements [`std::error::Error`] when the inner error does, so it converts into
 /// [`tower::BoxError`](https://docs.rs/tower/0.5/tower/type.BoxError.html) with `?` or `.into()`; [`rejection`](crate::rejection) finds the
-/// timeout again in a boxed error.
+/// timeout again in a boxed error. Like all kompoz errors it [says each message once in a
+/// chain](kompoz::Error#messages-and-sources): transparent for the inner service's error; a
+/// timeout says `the request timed out`, with the [`Elapsed`] as source.
 ///
 /// ```
+/// use std::error::Error as _;
 /// use kompoz::Elapsed;
 /// use kompoz_tower::TimeoutError;
 ///
 /// let timed_out: TimeoutError<std::io::Error> = TimeoutError::Elapsed(Elapsed::new());
 /// assert!(timed_out.is_elapsed());
+/// assert_eq!(timed_out.to_string(), "the request timed out");
+/// assert!(timed_out.source().is_some_and(|cause| cause.is::<Elapsed>()));
 /// let boxed: tower::BoxError = timed_out.into();
 /// assert!(kompoz_tower::rejection(&*boxed).is_some());
 /// ```
@@ -216,20 +221,24 @@ impl<E> TimeoutError<E> {
     }
 }
 
+/// The inner service's error's message; or that the request timed out, the details
+/// being the source's.
 impl<E: fmt::Display> fmt::Display for TimeoutError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TimeoutError::Elapsed(elapsed) => elapsed.fmt(f),
+            TimeoutError::Elapsed(_) => f.write_str("the request timed out"),
             TimeoutError::Inner(error) => error.fmt(f),
         }
     }
 }
 
+/// The [`Elapsed`], or the inner service's error's own source (that error itself is this
+/// entry of the chain).
 impl<E: std::error::Error + 'static> std::error::Error for TimeoutError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             TimeoutError::Elapsed(elapsed) => Some(elapsed),
-            TimeoutError::Inner(error) => Some(error),
+            TimeoutError::Inner(error) => error.source(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! rejections from `call`, errors that box and can be told apart. Deterministic: requests
 //! are held open by hand and time is a `ManualClock`.
 
+use std::error::Error as _;
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -351,20 +352,22 @@ fn every_rejection_boxes_and_is_told_apart_from_the_inner_error() {
         error.into()
     };
 
-    // The inner service's own error: no rejection, and it is found by downcasting.
+    // The inner service's own error: no rejection, and it is found by downcasting to the
+    // stack's error (the layers are transparent for it: its message, once, then its own
+    // source, of which this one has none).
     assert!(poll_ready(&mut service).is_ready());
     let (release, request) = held_request();
     drop(release);
     let Poll::Ready(Err(failed)) = poll(pin!(service.call(request))) else { panic!("failed") };
     let failed = boxed(failed);
     assert_eq!(rejection(&*failed), None);
-    assert!(
-        failed
-            .source()
-            .and_then(|e| e.source())
-            .and_then(|e| e.source())
-            .is_some_and(|inner| inner.downcast_ref::<std::io::Error>().is_some())
-    );
+    let Some(CallError::Inner(TimeoutError::Inner(ConcurrencyError::Inner(io)))) =
+        failed.downcast_ref::<CallError<TimeoutError<ConcurrencyError<std::io::Error>>>>()
+    else {
+        panic!("the stack's error, with the service's inside: {failed:?}")
+    };
+    assert_eq!(failed.to_string(), io.to_string());
+    assert_eq!(failed.source().map(|e| e.to_string()), io.source().map(|e| e.to_string()));
     breaker.reset();
 
     // Shed by the limit.

@@ -105,7 +105,7 @@ async fn above_the_per_client_rate_requests_get_429_until_the_rate_allows_again(
     let reached = upstream.requests.load(Ordering::SeqCst);
     let (code, body) = app::get_path(front.addr, "/work").await?;
     assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{body}");
-    assert!(body.starts_with("rate limited: retry after"), "{body}");
+    assert!(body.starts_with("rejected by a rate limit: rate limited: retry after"), "{body}");
     assert_eq!(upstream.requests.load(Ordering::SeqCst), reached, "refused before upstream");
     // The rate's clock moves on by one interval: one more request is admitted, not two.
     clock.advance(Duration::from_millis(250));

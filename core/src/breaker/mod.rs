@@ -147,6 +147,11 @@ impl core::error::Error for CircuitOpen {}
 /// The error of [`CircuitBreaker::call`]: the breaker refused the call, or the call
 /// itself failed.
 ///
+/// It follows kompoz's [chain convention](crate::Error#messages-and-sources): transparent for the call's own
+/// error (its message, and its source); a refusal says `rejected by a circuit breaker`,
+/// with the [`CircuitOpen`] as source, which says why (and which
+/// `kompoz_tower::rejection` finds in a boxed one).
+///
 /// ```
 /// use kompoz::breaker::{CallError, CircuitBreaker};
 ///
@@ -195,20 +200,23 @@ impl<E> CallError<E> {
     }
 }
 
+/// The call's own error's message; or what refused, whose details are the source's.
 impl<E: fmt::Display> fmt::Display for CallError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CallError::Rejected(open) => open.fmt(f),
+            CallError::Rejected(_) => f.write_str("rejected by a circuit breaker"),
             CallError::Inner(error) => error.fmt(f),
         }
     }
 }
 
+/// The refusal's [`CircuitOpen`], or the call's own error's source (the call's error itself
+/// is this entry of the chain).
 impl<E: core::error::Error + 'static> core::error::Error for CallError<E> {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             CallError::Rejected(open) => Some(open),
-            CallError::Inner(error) => Some(error),
+            CallError::Inner(error) => error.source(),
         }
     }
 }

@@ -16,6 +16,7 @@
 #![allow(dead_code, unreachable_pub)] // each user of this file uses part of it
 
 use std::convert::Infallible;
+use std::error::Error;
 use std::future::pending;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -255,7 +256,7 @@ fn client_address(request: &Request<Body>) -> Option<IpAddr> {
 async fn refused(error: RateLimitError<ConcurrencyError<Infallible>>) -> Response<Body> {
     let status = rejection(&error).map_or(500, |rejection| rejection.http_status());
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, error.to_string()).into_response();
+    let mut response = (status, report(&error)).into_response();
     if let Some(wait) = error.retry_after() {
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -286,7 +287,21 @@ where
 /// 503 for an open circuit, 504 for a time limit, 502 for anything else.
 pub fn answer_for(error: &UpstreamError) -> (StatusCode, String) {
     let status = rejection(error).map_or(502, |rejection| rejection.http_status());
-    (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), error.to_string())
+    (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), report(error))
+}
+
+/// The error's message and its sources', joined as anyhow's `{:#}` does: `rejected by a
+/// rate limit: rate limited: retry after 250ms`. kompoz's errors say each message once in
+/// the chain (a refusal says what refused, its source why), so walking it repeats nothing.
+pub fn report(error: &(dyn Error + 'static)) -> String {
+    let mut said = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        said.push_str(": ");
+        said.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    said
 }
 
 async fn work<T, C>(State(state): State<Arc<FrontState<T, C>>>) -> (StatusCode, String)
