@@ -73,7 +73,11 @@
 //! inner error does, and so converts into [`tower::BoxError`](https://docs.rs/tower/0.5/tower/type.BoxError.html). Stacked layers nest their
 //! errors (`CallError<TimeoutError<ConcurrencyError<E>>>`); [`rejection`] walks an error's
 //! `source()` chain, boxed or not, and says which kompoz layer refused the request, if any,
-//! and [`Rejection::http_status`] maps that to 503, 429 or 504.
+//! and [`Rejection::http_status`] maps that to 503, 429 or 504. Each error is transparent
+//! for the inner service's error (its message, its own source) and a refusal says what
+//! refused, with the refusal's own error as its source, so a reporter that walks the
+//! chain (anyhow's `{:#}`, tracing) prints each message once:
+//! `rejected by a concurrency limit: no permit is free`, however many layers are stacked.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(html_root_url = "https://docs.rs/kompoz-tower/0.1.0")]
 

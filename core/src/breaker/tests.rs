@@ -269,13 +269,11 @@ fn call_tells_rejections_from_failures() {
     let rejected = run(b.call(async { Ok::<u8, &str>(1) }));
     assert_eq!(rejected, Err(CallError::Rejected(CircuitOpen { state: CircuitState::Open })));
     assert!(rejected.unwrap_err().is_rejected());
-    assert_eq!(
-        alloc::format!(
-            "{}",
-            CallError::<&str>::Rejected(CircuitOpen { state: CircuitState::Open })
-        ),
-        "call rejected: the circuit is open"
-    );
+    // What refused, then (as the source, for chain reporters) why.
+    let open = CallError::<crate::Elapsed>::Rejected(CircuitOpen { state: CircuitState::Open });
+    assert_eq!(alloc::format!("{open}"), "rejected by a circuit breaker");
+    let cause = core::error::Error::source(&open).map(|why| alloc::format!("{why}"));
+    assert_eq!(cause.as_deref(), Some("call rejected: the circuit is open"));
 }
 
 #[test]
