@@ -89,6 +89,12 @@ pub fn cost(metric: Metric, measured: &Measured, baseline: Option<f64>) -> Optio
     }
 }
 
+/// The smallest overhead over the bare call that a ratio is formed against, in ns: the
+/// bare call's own median moves by 0.3 to 1.1 ns between runs on the shared 2-CPU machine,
+/// so a peer that adds less than this is not told apart from adding nothing (tower's
+/// `Retry` around a ready service measures +0.0 to +0.1 ns).
+pub const OVERHEAD_NOISE_NS: f64 = 1.0;
+
 /// Judges a case from its contenders' medians.
 pub fn evaluate(
     metric: Metric,
@@ -109,8 +115,10 @@ pub fn evaluate(
         Metric::Throughput => reference / kompoz,
         _ => kompoz / reference,
     };
+    // The least cost a ratio is formed against: overheads within noise of zero give none.
+    let floor = if metric == Metric::OverheadOverBaseline { OVERHEAD_NOISE_NS } else { 0.0 };
     let vs_best = match (kompoz, best_peer) {
-        (Some(k), Some((b, name))) if b > 0.0 && k > 0.0 => Some((ratio(k, b), name)),
+        (Some(k), Some((b, name))) if b > floor && k > 0.0 => Some((ratio(k, b), name)),
         _ => None,
     };
     let Some(kompoz) = kompoz else {
@@ -130,8 +138,9 @@ pub fn evaluate(
     };
     let verdict = match reference {
         None => Verdict::Undefined("the reference peer was not measured".into()),
-        Some((reference, name)) if reference <= 0.0 => Verdict::Undefined(format!(
-            "{name}'s cost ({reference:.1} ns) is within noise of zero: no ratio"
+        Some((reference, name)) if reference <= floor => Verdict::Undefined(format!(
+            "{name}'s cost ({reference:+.1} ns) is within noise of zero (under \
+             {OVERHEAD_NOISE_NS} ns): no ratio"
         )),
         Some((reference, _)) => {
             let r = ratio(kompoz, reference);
@@ -221,6 +230,10 @@ mod tests {
         let results = [results[0], results[1], m("kompoz", Role::Kompoz, 3.0)];
         let e = evaluate(Metric::OverheadOverBaseline, target, None, &results);
         assert!(matches!(e.verdict, Verdict::Undefined(_)));
+        // A peer that adds less than the noise floor gives no ratio either.
+        let results = [results[0], m("tower", Role::Peer, 2.05), results[2]];
+        let e = evaluate(Metric::OverheadOverBaseline, target, None, &results);
+        assert!(matches!(e.verdict, Verdict::Undefined(_)) && e.vs_best.is_none());
     }
 
     #[test]
