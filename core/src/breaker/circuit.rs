@@ -594,28 +594,15 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// A success of an ordinary call that is not a no-op, or under a failure-rate policy.
-    /// With untimed calls, the windows settle a success here: a count window in a load
-    /// while it is full of fast successes, else under its lock with nothing summed; a time
-    /// window on the thread's tally, after a coarse clock reading. Everything else a window
-    /// does is out of line.
+    /// A count window full of fast successes, with untimed calls, is settled here in a
+    /// load; everything else a window does is out of line (so that this path stays a load
+    /// and a return, without the spills of the paths below).
     #[inline(never)]
     fn success_slow(&self, pass: Pass, word: u64) {
         match &self.cold.window {
             Some(window) if word & EXTERNAL != 0 => {
-                if word & TIMED == 0 {
-                    let generation = pass.ticket.generation();
-                    if window.skip_success(generation) || window.count_success(generation) {
-                        return;
-                    }
-                    // A time window's tally, looked up before the clock is read: the
-                    // lookup's loads overlap the reading.
-                    if let Some(ready) = window.ready_tally(generation) {
-                        let now = self.clock.now_coarse().as_nanos();
-                        if !ready.count(now) {
-                            self.record(window, pass.ticket, Outcome::SUCCESS, now);
-                        }
-                        return;
-                    }
+                if word & TIMED == 0 && window.skip_success(pass.ticket.generation()) {
+                    return;
                 }
                 self.window_success(window, pass, word);
             }
@@ -623,12 +610,34 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
-    /// A success under a failure-rate policy that `success_slow` did not settle: a timed
-    /// call (slow or not), or a fast success of a time window on a thread without a tally
-    /// for it. Skipped (a count window full of fast successes), counted on the thread's
-    /// tally (a time window), or recorded.
+    /// A success under a failure-rate policy that is not skipped. With untimed calls, the
+    /// windows settle a fast success here: a count window under its lock with nothing
+    /// summed, a time window on the thread's tally after a coarse clock reading. Timed
+    /// calls, and a time window's success that misses its tally, are recorded out of line.
     #[inline(never)]
     fn window_success(&self, window: &RateWindow, pass: Pass, word: u64) {
+        if word & TIMED == 0 {
+            let generation = pass.ticket.generation();
+            if window.count_success(generation) {
+                return;
+            }
+            // A time window's tally, looked up before the clock is read: the lookup's
+            // loads overlap the reading.
+            if let Some(ready) = window.ready_tally(generation) {
+                let now = self.clock.now_coarse().as_nanos();
+                if !ready.count(now) {
+                    self.record(window, pass.ticket, Outcome::SUCCESS, now);
+                }
+                return;
+            }
+        }
+        self.window_success_recorded(window, pass, word);
+    }
+
+    /// A timed success (slow or not), or a time window's fast success on a thread without a
+    /// tally for it: counted on the thread's tally if it can be, else recorded.
+    #[inline(never)]
+    fn window_success_recorded(&self, window: &RateWindow, pass: Pass, word: u64) {
         let now = self.window_now(window, word);
         let slow = word & TIMED != 0 && window.is_slow(pass.started, now);
         if !slow && window.success_unlocked(pass.ticket.generation(), now) {
