@@ -346,7 +346,7 @@ fn main_table(out: &mut String, results: &[CaseResult]) {
                     let mark = if busy { "*" } else { "" };
                     match (r.metric, m.role, baseline) {
                         (Metric::OverheadOverBaseline, Role::Kompoz | Role::Peer, Some(base)) => {
-                            format!("{:.1} (+{:.1}){mark}", m.ns_per_op, m.ns_per_op - base)
+                            format!("{:.1} ({:+.1}){mark}", m.ns_per_op, m.ns_per_op - base)
                         }
                         _ => format!("{:.1}{mark}", m.ns_per_op),
                     }
