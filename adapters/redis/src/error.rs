@@ -81,7 +81,9 @@ impl std::error::Error for ConfigError {}
 ///
 /// Like every error of kompoz-redis, its message says everything and it has no `source()`
 /// (so a reporter that walks the chain prints each message once): a failed call's message
-/// includes Redis's own, and the [`redis::RedisError`] is kept in the variant for matching.
+/// includes Redis's own, and the
+/// [`redis::RedisError`](https://docs.rs/redis/1/redis/struct.RedisError.html) is kept in
+/// the variant for matching.
 /// (It is not a source: `redis` says an I/O error's message in its own and returns it as
 /// its source too, which would print it twice.)
 ///
