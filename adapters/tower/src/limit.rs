@@ -434,9 +434,10 @@ impl<F> fmt::Debug for LimitFuture<F> {
 ///
 /// It implements [`std::error::Error`] when the inner error does, so it converts into
 /// [`tower::BoxError`](https://docs.rs/tower/0.5/tower/type.BoxError.html); [`rejection`](crate::rejection) finds the rejection again in a
-/// boxed error. Like all kompoz errors it [says each message once in a chain](kompoz::Error#messages-and-sources):
-/// transparent for the inner service's error; a refusal says `rejected by a concurrency
-/// limit`, and its source, the [`AcquireError`], says why.
+/// boxed error. Like all kompoz errors it [says each message once in a
+/// chain](kompoz::Error#messages-and-sources): transparent for the inner service's error;
+/// a refusal says `rejected by a concurrency limit`, and its source, the [`AcquireError`],
+/// says why.
 ///
 /// ```
 /// use std::error::Error as _;

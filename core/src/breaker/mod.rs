@@ -147,9 +147,9 @@ impl core::error::Error for CircuitOpen {}
 /// The error of [`CircuitBreaker::call`]: the breaker refused the call, or the call
 /// itself failed.
 ///
-/// It follows kompoz's [chain convention](crate::Error#messages-and-sources): transparent for the call's own
-/// error (its message, and its source); a refusal says `rejected by a circuit breaker`,
-/// with the [`CircuitOpen`] as source, which says why (and which
+/// It follows kompoz's [chain convention](crate::Error#messages-and-sources): transparent
+/// for the call's own error (its message, and its source); a refusal says `rejected by a
+/// circuit breaker`, with the [`CircuitOpen`] as source, which says why (and which
 /// `kompoz_tower::rejection` finds in a boxed one).
 ///
 /// ```
