@@ -125,6 +125,12 @@ pub fn on_threads(threads: usize, op: impl Fn() + Send + Sync + 'static) -> Runn
     Box::new(move |n| pool.run(n))
 }
 
+/// Runs `op` on one thread ([`single`]), or on `threads` threads at once, pinned to
+/// distinct CPUs ([`on_pinned_threads`]).
+pub fn single_or_pinned(threads: usize, op: impl Fn() + Send + Sync + 'static) -> Runner {
+    if threads == 1 { single(op) } else { on_pinned_threads(threads, op) }
+}
+
 /// [`on_threads`] with thread `i` pinned to CPU `i` (modulo the CPUs this process may use),
 /// so that a row of two threads measures two CPUs working at once and not one CPU taking
 /// turns; samples in which a thread waited for its CPU are set aside as with every runner.

@@ -28,7 +28,7 @@ use failsafe::{backoff, failure_policy};
 use kompoz::breaker::{CallError, CircuitBreaker, CircuitState};
 
 use super::{Case, Metric, Reference, Target};
-use crate::harness::{Contender, Role, on_pinned_threads, poll_ready, single};
+use crate::harness::{Contender, Role, poll_ready, single, single_or_pinned};
 
 /// The error of the guarded call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,17 +121,12 @@ pub fn open_guard() -> Case {
     }
 }
 
-/// Runs `op` on one thread, or on `threads` threads at once, pinned to distinct CPUs.
-fn runner(threads: usize, op: impl Fn() + Send + Sync + 'static) -> crate::Runner {
-    if threads == 1 { single(op) } else { on_pinned_threads(threads, op) }
-}
-
 /// The call without a breaker.
 fn bare(threads: usize) -> Contender {
     Contender::new(
         "bare",
         Role::Baseline,
-        runner(threads, || {
+        single_or_pinned(threads, || {
             black_box(poll_ready(ready_ok()).expect("succeeds"));
         }),
     )
@@ -151,7 +146,7 @@ fn kompoz_closed(threads: usize) -> Contender {
     Contender::new(
         "kompoz",
         Role::Kompoz,
-        runner(threads, move || {
+        single_or_pinned(threads, move || {
             black_box(poll_ready(black_box(&breaker).call(ready_ok())).expect("closed"));
         }),
     )
@@ -179,7 +174,7 @@ fn kompoz_guard_closed(threads: usize) -> Contender {
     Contender::new(
         "kompoz",
         Role::Kompoz,
-        runner(threads, move || {
+        single_or_pinned(threads, move || {
             let guard = black_box(&breaker).try_acquire().expect("closed");
             black_box(poll_ready(ready_ok()).expect("succeeds"));
             guard.success();
@@ -202,7 +197,7 @@ fn kompoz_guard_open() -> Contender {
 }
 
 /// failsafe with its consecutive-failures policy: `failures` in a row open it for `open_for`.
-fn failsafe_breaker(
+pub(super) fn failsafe_breaker(
     failures: u32,
     open_for: Duration,
 ) -> failsafe::StateMachine<failure_policy::ConsecutiveFailures<backoff::Constant>, ()> {
@@ -216,7 +211,7 @@ fn failsafe_closed(threads: usize) -> Contender {
     Contender::new(
         "failsafe",
         Role::Peer,
-        runner(threads, move || {
+        single_or_pinned(threads, move || {
             black_box(poll_ready(black_box(&breaker).call(ready_ok())).expect("closed"));
         }),
     )
@@ -243,7 +238,7 @@ fn recloser_closed(threads: usize) -> Contender {
     Contender::new(
         "recloser",
         Role::Peer,
-        runner(threads, move || {
+        single_or_pinned(threads, move || {
             black_box(poll_ready(black_box(&breaker).call(ready_ok())).expect("closed"));
         }),
     )
@@ -277,7 +272,7 @@ fn bare_sync(threads: usize) -> Contender {
     Contender::new(
         "bare",
         Role::Baseline,
-        runner(threads, || {
+        single_or_pinned(threads, || {
             black_box(sync_ok().expect("succeeds"));
         }),
     )
@@ -295,7 +290,7 @@ fn failsafe_sync_closed(threads: usize) -> Contender {
     Contender::new(
         "failsafe",
         Role::Peer,
-        runner(threads, move || {
+        single_or_pinned(threads, move || {
             black_box(
                 failsafe::CircuitBreaker::call(black_box(&breaker), sync_ok).expect("closed"),
             );
@@ -323,7 +318,7 @@ fn recloser_sync_closed(threads: usize) -> Contender {
     Contender::new(
         "recloser",
         Role::Peer,
-        runner(threads, move || {
+        single_or_pinned(threads, move || {
             black_box(black_box(&breaker).call(sync_ok).expect("closed"));
         }),
     )
@@ -353,7 +348,7 @@ fn kompoz_sync_closed(threads: usize) -> Contender {
     Contender::new(
         "kompoz",
         Role::Kompoz,
-        runner(threads, move || {
+        single_or_pinned(threads, move || {
             let guard = black_box(&breaker).try_acquire().expect("closed");
             black_box(sync_ok().expect("succeeds"));
             guard.success();

@@ -12,12 +12,11 @@ use std::cell::Cell;
 use std::hint::black_box;
 use std::time::Duration;
 
-use failsafe::{backoff, failure_policy};
 use kompoz::breaker::{CircuitBreaker, FailureRate};
 
-use super::breaker::{Call, Failure};
+use super::breaker::{Call, Failure, failsafe_breaker};
 use super::{Case, Metric, Reference, Target};
-use crate::harness::{Contender, Role, on_pinned_threads, single};
+use crate::harness::{Contender, Role, single_or_pinned};
 
 /// One call in this many fails.
 const FAIL_EVERY: u32 = 100;
@@ -37,15 +36,11 @@ fn next_call() -> Call {
     black_box(if n % FAIL_EVERY == 0 { Err(Failure) } else { Ok(7) })
 }
 
-fn runner(threads: usize, op: impl Fn() + Send + Sync + 'static) -> crate::Runner {
-    if threads == 1 { single(op) } else { on_pinned_threads(threads, op) }
-}
-
 fn bare(threads: usize) -> Contender {
     Contender::new(
         "bare",
         Role::Baseline,
-        runner(threads, || {
+        single_or_pinned(threads, || {
             let _ = black_box(next_call());
         }),
     )
@@ -59,7 +54,7 @@ fn kompoz(threads: usize) -> Contender {
     Contender::new(
         "kompoz",
         Role::Kompoz,
-        runner(threads, move || {
+        single_or_pinned(threads, move || {
             let guard = black_box(&breaker).try_acquire().expect("closed");
             match next_call() {
                 Ok(value) => {
@@ -73,16 +68,11 @@ fn kompoz(threads: usize) -> Contender {
 }
 
 fn failsafe(threads: usize) -> Contender {
-    let breaker = failsafe::Config::new()
-        .failure_policy(failure_policy::consecutive_failures(
-            5,
-            backoff::constant(Duration::from_secs(30)),
-        ))
-        .build();
+    let breaker = failsafe_breaker(5, Duration::from_secs(30));
     Contender::new(
         "failsafe",
         Role::Peer,
-        runner(threads, move || {
+        single_or_pinned(threads, move || {
             match failsafe::CircuitBreaker::call(black_box(&breaker), next_call) {
                 Ok(value) => {
                     black_box(value);
@@ -99,7 +89,7 @@ fn recloser(threads: usize) -> Contender {
     Contender::new(
         "recloser",
         Role::Peer,
-        runner(threads, move || match black_box(&breaker).call(next_call) {
+        single_or_pinned(threads, move || match black_box(&breaker).call(next_call) {
             Ok(value) => {
                 black_box(value);
             }

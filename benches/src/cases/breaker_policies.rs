@@ -21,9 +21,9 @@ use std::time::Duration;
 use failsafe::{backoff, failure_policy};
 use kompoz::breaker::{CircuitBreaker, FailureRate};
 
-use super::breaker::Call;
+use super::breaker::{Call, failsafe_breaker};
 use super::{Case, Metric, Reference, Target};
-use crate::harness::{Contender, Role, on_pinned_threads, per_call_on_threads, single};
+use crate::harness::{Contender, Role, per_call_on_threads, single_or_pinned};
 
 /// A synchronous call that succeeds at once.
 #[inline(always)]
@@ -31,16 +31,11 @@ fn sync_ok() -> Call {
     Ok(black_box(7))
 }
 
-/// Runs `op` on one thread, or on `threads` pinned threads.
-fn runner(threads: usize, op: impl Fn() + Send + Sync + 'static) -> crate::Runner {
-    if threads == 1 { single(op) } else { on_pinned_threads(threads, op) }
-}
-
 fn bare(threads: usize) -> Contender {
     Contender::new(
         "bare",
         Role::Baseline,
-        runner(threads, || {
+        single_or_pinned(threads, || {
             black_box(sync_ok().expect("succeeds"));
         }),
     )
@@ -50,7 +45,7 @@ fn kompoz(threads: usize, breaker: CircuitBreaker<kompoz::StdClock>) -> Contende
     Contender::new(
         "kompoz",
         Role::Kompoz,
-        runner(threads, move || {
+        single_or_pinned(threads, move || {
             let guard = black_box(&breaker).try_acquire().expect("closed");
             black_box(sync_ok().expect("succeeds"));
             guard.success();
@@ -77,16 +72,11 @@ fn default_policy() -> CircuitBreaker<kompoz::StdClock> {
 }
 
 fn failsafe_consecutive(threads: usize) -> Contender {
-    let breaker = failsafe::Config::new()
-        .failure_policy(failure_policy::consecutive_failures(
-            5,
-            backoff::constant(Duration::from_secs(30)),
-        ))
-        .build();
+    let breaker = failsafe_breaker(5, Duration::from_secs(30));
     Contender::new(
         "failsafe",
         Role::Peer,
-        runner(threads, move || {
+        single_or_pinned(threads, move || {
             black_box(
                 failsafe::CircuitBreaker::call(black_box(&breaker), sync_ok).expect("closed"),
             );
@@ -106,7 +96,7 @@ fn failsafe_time_window(threads: usize) -> Contender {
     Contender::new(
         "failsafe",
         Role::Peer,
-        runner(threads, move || {
+        single_or_pinned(threads, move || {
             black_box(
                 failsafe::CircuitBreaker::call(black_box(&breaker), sync_ok).expect("closed"),
             );
@@ -119,7 +109,7 @@ fn recloser(threads: usize) -> Contender {
     Contender::new(
         "recloser",
         Role::Peer,
-        runner(threads, move || {
+        single_or_pinned(threads, move || {
             black_box(black_box(&breaker).call(sync_ok).expect("closed"));
         }),
     )
